@@ -1,0 +1,5 @@
+"""``python -m geobatch``."""
+
+from geobatch.cli import app
+
+app()

@@ -1,0 +1,41 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from geobatch import __version__
+from geobatch.api import problems
+from geobatch.api.routes import jobs, ops
+from geobatch.config import Settings
+from geobatch.jobs import Platform, open_platform
+
+
+def create_app(
+    settings: Settings, *, platform: Platform | None = None, run_scheduler: bool = True
+) -> FastAPI:
+    """Build the app. It opens the job platform on start-up unless one is passed in."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = platform is None
+        app.state.platform = platform or open_platform(settings, run_scheduler=run_scheduler)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.platform.close()
+
+    app = FastAPI(
+        title="geobatch",
+        version=__version__,
+        summary="Bulk geospatial jobs: geocoding, reverse geocoding, lookup, road matching.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(jobs.router)
+    app.include_router(ops.router)
+    return app

@@ -1,0 +1,46 @@
+"""Request dependencies: the platform, the job service and the caller's tenant."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from geobatch.errors import Unauthorized
+from geobatch.jobs import JobService, Platform
+
+DEFAULT_TENANT = "default"
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def get_service(request: Request) -> JobService:
+    return get_platform(request).service
+
+
+def get_tenant(
+    request: Request,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The tenant of the caller's API key; with no keys configured, everyone is one tenant."""
+    keys = get_platform(request).settings.api_keys
+    if not keys:
+        return DEFAULT_TENANT
+    presented = x_api_key
+    if presented is None and authorization and authorization.lower().startswith("bearer "):
+        presented = authorization[7:].strip()
+    if presented:
+        for key, tenant in keys.items():
+            if secrets.compare_digest(key.encode(), presented.encode()):
+                return tenant
+    raise Unauthorized("API key is missing or invalid.")
+
+
+ServiceDep = Annotated[JobService, Depends(get_service)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+TenantDep = Annotated[str, Depends(get_tenant)]

@@ -1,0 +1,367 @@
+"""``/v1/jobs``: create, find, control and download jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from geobatch.api.deps import ServiceDep, TenantDep
+from geobatch.api.schemas import (
+    JobCreate,
+    JobList,
+    JobPublic,
+    JobStatusItem,
+    StatusesRequest,
+    StatusesResponse,
+    Summary,
+)
+from geobatch.errors import InvalidInput, PayloadTooLarge
+from geobatch.io.outputs import OutputFormat
+from geobatch.jobs import InputSource, JobFilter, JobRequest, JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+UPLOAD_PIECE_BYTES = 1024 * 1024
+
+_CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": JobCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+            },
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            "application/geo+json": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "type"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "type": {"type": "string"},
+                        "options": {"type": "string", "description": "JSON object"},
+                        "metadata": {"type": "string", "description": "JSON object"},
+                        "inputColumns": {"type": "string"},
+                        "delimiter": {"type": "string"},
+                        "bulk_id": {"type": "string"},
+                        "priority": {"type": "integer"},
+                        "start": {"type": "boolean"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _json_object(raw: str | None, name: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{name} is not valid JSON: {exc.msg}", field=name) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name} must be a JSON object", field=name)
+    return value
+
+
+def _bool(raw: str | None, name: str, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise InvalidInput(f"{name} must be true or false", field=name)
+
+
+def _int(raw: str | None, name: str) -> int:
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer", field=name) from None
+    if not -100 <= value <= 100:
+        raise InvalidInput(f"{name} must be between -100 and 100", field=name)
+    return value
+
+
+def _upload_request(
+    params: dict[str, str], media_type: str | None, file_name: str | None, gzip: bool
+) -> JobRequest:
+    job_type = params.get("type")
+    if not job_type:
+        raise InvalidInput("type is required (e.g. ?type=validate)", field="type")
+    columns = params.get("inputColumns") or params.get("input_columns")
+    delimiter = params.get("delimiter") or None
+    if delimiter is not None and len(delimiter) != 1:
+        raise InvalidInput("delimiter must be one character", field="delimiter")
+    metadata = _json_object(params.get("metadata"), "metadata")
+    if not all(isinstance(v, str) for v in metadata.values()):
+        raise InvalidInput("metadata values must be strings", field="metadata")
+    return JobRequest(
+        type=job_type,
+        input=InputSource(
+            media_type=media_type,
+            file_name=file_name,
+            gzip=gzip,
+            delimiter=delimiter,
+            input_columns=tuple(c.strip() for c in columns.split(",")) if columns else None,
+        ),
+        options=_json_object(params.get("options"), "options"),
+        metadata=metadata,
+        bulk_id=params.get("bulk_id") or params.get("bulkId") or None,
+        priority=_int(params.get("priority"), "priority"),
+        start=_bool(params.get("start"), "start", True),
+    )
+
+
+async def _file_pieces(upload: UploadFile) -> AsyncIterator[bytes]:
+    while piece := await upload.read(UPLOAD_PIECE_BYTES):
+        yield piece
+
+
+def _json_request(body: JobCreate) -> JobRequest:
+    ref = body.input
+    if (ref.url is None) == (ref.file_name is None):
+        raise InvalidInput("input needs exactly one of url or file_name", field="input")
+    return JobRequest(
+        type=body.type,
+        input=InputSource(
+            format=ref.format,
+            gzip=ref.compression == "gzip",
+            delimiter=ref.delimiter,
+            input_columns=tuple(ref.input_columns) if ref.input_columns else None,
+            url=str(ref.url) if ref.url else None,
+            file_name=ref.file_name,
+        ),
+        options=body.options,
+        metadata=body.metadata,
+        bulk_id=body.bulk_id,
+        priority=body.priority,
+        start=body.start,
+    )
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=JobPublic, openapi_extra=_CREATE_BODY
+)
+async def create_job(
+    request: Request,
+    response: Response,
+    service: ServiceDep,
+    tenant: TenantDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JobPublic:
+    """Create a job from an upload (raw body or multipart) or from JSON naming its input."""
+    limit = service.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"The upload of {declared} bytes exceeds the limit of {limit} bytes.", limit=limit
+        )
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    gzip = request.headers.get("content-encoding", "").lower() == "gzip"
+    if media_type == "application/json":
+        try:
+            body = JobCreate.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        job, created = await service.create(
+            tenant, _json_request(body), idempotency_key=idempotency_key
+        )
+    elif media_type == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=20)
+        try:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("multipart upload needs a file field named 'file'", field="file")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            part_type = (upload.content_type or "").split(";")[0].strip().lower() or None
+            job_request = _upload_request(fields, part_type, upload.filename, gzip=False)
+            job, created = await service.create(
+                tenant, job_request, _file_pieces(upload), idempotency_key=idempotency_key
+            )
+        finally:
+            await form.close()
+    else:
+        params = dict(request.query_params)
+        job_request = _upload_request(params, media_type or None, params.get("file_name"), gzip)
+        job, created = await service.create(
+            tenant, job_request, request.stream(), idempotency_key=idempotency_key
+        )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobPublic.of(job, str(request.base_url))
+
+
+def _filter(
+    tenant: str,
+    type: str | None,
+    status_: list[str] | None,
+    bulk_id: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    metadata: list[str] | None,
+) -> JobFilter:
+    statuses = []
+    for value in status_ or []:
+        for item in value.split(","):
+            try:
+                statuses.append(JobStatus(item.strip()))
+            except ValueError:
+                raise InvalidInput(
+                    f"unknown status {item!r}; one of {', '.join(s.value for s in JobStatus)}",
+                    field="status",
+                ) from None
+    pairs = {}
+    for item in metadata or []:
+        key, sep, value = item.partition(":")
+        if not sep:
+            raise InvalidInput("metadata filters look like key:value", field="metadata")
+        pairs[key] = value
+    return JobFilter(
+        tenant=tenant,
+        type=type,
+        status=tuple(statuses),
+        bulk_id=bulk_id,
+        created_after=created_after,
+        created_before=created_before,
+        metadata=pairs,
+    )
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    request: Request,
+    service: ServiceDep,
+    tenant: TenantDep,
+    type: str | None = None,
+    status_: Annotated[list[str] | None, Query(alias="status")] = None,
+    bulk_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    metadata: Annotated[list[str] | None, Query(description="key:value, repeatable")] = None,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: str | None = None,
+) -> JobList:
+    """Jobs, newest first, filtered; follow ``next_page_token`` for the next page."""
+    flt = _filter(tenant, type, status_, bulk_id, created_after, created_before, metadata)
+    found, token = service.list_jobs(flt, page_size=page_size, page_token=page_token)
+    base = str(request.base_url)
+    return JobList(jobs=[JobPublic.of(job, base) for job in found], next_page_token=token)
+
+
+@router.get("/summary", response_model=Summary)
+def summary(
+    service: ServiceDep,
+    tenant: TenantDep,
+    type: str | None = None,
+    bulk_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    metadata: Annotated[list[str] | None, Query()] = None,
+) -> Summary:
+    """How many jobs of each type are in each state."""
+    counts = service.summary(
+        _filter(tenant, type, None, bulk_id, created_after, created_before, metadata)
+    )
+    return Summary(types=counts, total=sum(sum(v.values()) for v in counts.values()))
+
+
+@router.post("/statuses", response_model=StatusesResponse)
+async def statuses(
+    request: Request, body: StatusesRequest, service: ServiceDep, tenant: TenantDep
+) -> StatusesResponse:
+    """Status of many jobs; with ``wait``, answers as soon as all have ended (long poll)."""
+    wait = service.settings.long_poll_max_seconds if body.wait < 0 else body.wait
+    found = await service.statuses(
+        tenant, body.job_ids, wait=wait, poll_interval=body.poll_interval
+    )
+    base = str(request.base_url)
+    items = []
+    for job in found:
+        public = JobPublic.of(job, base)
+        items.append(
+            JobStatusItem(
+                id=job.id,
+                status=public.status,
+                progress=public.progress,
+                output=public.output,
+                error=job.error,
+            )
+        )
+    seen = {job.id for job in found}
+    return StatusesResponse(jobs=items, not_found=[i for i in body.job_ids if i not in seen])
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+    return JobPublic.of(service.get(tenant, job_id), str(request.base_url))
+
+
+@router.post("/{job_id}/start", response_model=JobPublic)
+def start_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+    """Start a created job, or resume a paused one where it stopped."""
+    return JobPublic.of(service.start(tenant, job_id), str(request.base_url))
+
+
+@router.post("/{job_id}/stop", response_model=JobPublic)
+def stop_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+    """Pause: no new chunks are dispatched; committed work is kept."""
+    return JobPublic.of(service.stop(tenant, job_id), str(request.base_url))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+    """Stop for good and discard unfinished work."""
+    return JobPublic.of(service.cancel(tenant, job_id), str(request.base_url))
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job_id: str, service: ServiceDep, tenant: TenantDep) -> Response:
+    """Cancel the job if needed and delete it and its files."""
+    service.delete(tenant, job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _download(
+    service: ServiceDep, tenant: str, job_id: str, fmt: OutputFormat, *, errors: bool
+) -> StreamingResponse:
+    result = service.download(tenant, job_id, errors=errors, fmt=fmt)
+    name = f"{job_id}-{'errors' if errors else 'results'}.{fmt.value}"
+    headers = {
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Geobatch-Partial": "true" if result.partial else "false",
+        "X-Geobatch-Job-Status": result.job.status.value,
+    }
+    return StreamingResponse(result.chunks, media_type=result.media_type, headers=headers)
+
+
+@router.get("/{job_id}/results", response_class=StreamingResponse)
+def results(
+    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat = OutputFormat.CSV
+) -> StreamingResponse:
+    """The results so far, streamed; ``X-Geobatch-Partial: true`` until the job has succeeded."""
+    return _download(service, tenant, job_id, format, errors=False)
+
+
+@router.get("/{job_id}/errors", response_class=StreamingResponse)
+def errors(
+    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat = OutputFormat.CSV
+) -> StreamingResponse:
+    """The error report: one row per record that could not be processed, with a reason."""
+    return _download(service, tenant, job_id, format, errors=True)

@@ -1,0 +1,174 @@
+"""Request and response bodies of the HTTP API (pydantic models, snake_case JSON)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from geobatch.io.inputs import InputFormat
+from geobatch.jobs import Job, progress
+
+
+class InputRef(BaseModel):
+    """A job's input when it is not uploaded with the request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl | None = None
+    storage_id: Literal["default"] | None = None
+    file_name: str | None = Field(default=None, min_length=1, max_length=1024)
+    format: InputFormat | None = None
+    compression: Literal["gzip", "none"] | None = None
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    input_columns: list[str] | None = None
+
+
+class JobCreate(BaseModel):
+    """Create a job whose input is a URL or a stored file (uploads go as the request body)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=40)
+    input: InputRef
+    options: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+    bulk_id: str | None = Field(default=None, max_length=200)
+    priority: int = Field(default=0, ge=-100, le=100)
+    start: bool = True
+
+
+class Statistics(BaseModel):
+    total_records: int | None
+    processed_records: int
+    successful_records: int
+    failed_records: int
+    no_match_records: int
+    last_record_id: str | None
+    records_per_second: float | None
+    extra: dict[str, float] = Field(default_factory=dict)
+
+
+class Progress(BaseModel):
+    percent: float
+    records_per_second: float | None
+    eta_seconds: float | None
+
+
+class Output(BaseModel):
+    results_url: str
+    errors_url: str
+    formats: list[str]
+    partial: bool
+    expires_at: datetime | None
+
+
+class JobPublic(BaseModel):
+    id: str
+    type: str
+    status: str
+    priority: int
+    bulk_id: str | None
+    metadata: dict[str, str]
+    options: dict[str, Any]
+    input: dict[str, Any]
+    error: dict[str, str] | None
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    statistics: Statistics
+    progress: Progress
+    output: Output | None
+
+    @classmethod
+    def of(cls, job: Job, base_url: str) -> JobPublic:
+        now = datetime.now(UTC)
+        moving = progress(job, now)
+        stats = job.statistics
+        job_input = {k: v for k, v in job.input.items() if k != "key" and v is not None}
+        if "gzip" in job_input:
+            job_input["compression"] = "gzip" if job_input.pop("gzip") else None
+        output = None
+        if job.started_at is not None and job.status.value not in (
+            "failed",
+            "cancelled",
+            "expired",
+        ):
+            url = f"{base_url.rstrip('/')}/v1/jobs/{job.id}"
+            output = Output(
+                results_url=f"{url}/results",
+                errors_url=f"{url}/errors",
+                formats=["csv", "geojson", "parquet"],
+                partial=job.status.value != "succeeded",
+                expires_at=job.expires_at,
+            )
+        return cls(
+            id=job.id,
+            type=job.type,
+            status=job.status.value,
+            priority=job.priority,
+            bulk_id=job.bulk_id,
+            metadata=job.metadata,
+            options=job.options,
+            input=job_input,
+            error=job.error,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            queued_at=job.queued_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            expires_at=job.expires_at,
+            statistics=Statistics(
+                total_records=stats.total_records,
+                processed_records=stats.processed_records,
+                successful_records=stats.successful_records,
+                failed_records=stats.failed_records,
+                no_match_records=stats.no_match_records,
+                last_record_id=stats.last_record_id,
+                records_per_second=moving["records_per_second"],
+                extra=stats.extra,
+            ),
+            progress=Progress(
+                percent=moving["percent"] or 0.0,
+                records_per_second=moving["records_per_second"],
+                eta_seconds=moving["eta_seconds"],
+            ),
+            output=output,
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobPublic]
+    next_page_token: str | None
+
+
+class StatusesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    job_ids: list[str] = Field(min_length=1, max_length=1000)
+    wait: float = Field(
+        default=0, ge=-1, description="seconds to wait for all to end; -1 = the maximum"
+    )
+    poll_interval: float = Field(default=1.0, ge=0.05, le=60)
+
+
+class JobStatusItem(BaseModel):
+    id: str
+    status: str
+    progress: Progress
+    output: Output | None
+    error: dict[str, str] | None
+
+
+class StatusesResponse(BaseModel):
+    jobs: list[JobStatusItem]
+    not_found: list[str]
+
+
+class Summary(BaseModel):
+    types: dict[str, dict[str, int]]
+    total: int

@@ -1,0 +1,389 @@
+"""The ``geobatch`` command: run the service, submit and manage jobs, or run a job in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from geobatch.client import Client, media_type_for
+from geobatch.errors import GeobatchError
+
+app = typer.Typer(
+    help="geobatch: bulk geospatial jobs.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+jobs_app = typer.Typer(help="Inspect and manage jobs on a server.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err = Console(stderr=True)
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="GEOBATCH_SERVER", help="API base URL")]
+ApiKeyOpt = Annotated[
+    str | None, typer.Option("--api-key", envvar="GEOBATCH_API_KEY", help="API key")
+]
+OptionOpt = Annotated[
+    list[str] | None, typer.Option("--option", "-O", help="job option key=value (repeatable)")
+]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+T = TypeVar("T")
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run ``action``; any geobatch error becomes one line on stderr and exit code 1."""
+    try:
+        return action()
+    except GeobatchError as exc:
+        raise _fail(exc.detail) from None
+    except OSError as exc:
+        raise _fail(
+            f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": ")
+        ) from None
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _fail(f"--option takes key=value, not {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+
+
+def _follow(client: Client, job_id: str) -> dict[str, Any]:
+    with _progress() as bar:
+        task = bar.add_task("queued", total=100, detail="")
+        job: dict[str, Any] = {}
+        for job in client.wait(job_id):
+            stats = job["statistics"]
+            rate = stats.get("records_per_second")
+            detail = f"{stats['processed_records']:,}/{stats['total_records'] or 0:,} records"
+            if rate:
+                detail += f" · {rate:,.0f}/s"
+            bar.update(
+                task, completed=job["progress"]["percent"], description=job["status"], detail=detail
+            )
+    return job
+
+
+def _summary(job: dict[str, Any]) -> None:
+    stats = job["statistics"]
+    table = Table(show_header=False, box=None)
+    for key in ("id", "type", "status"):
+        table.add_row(key, str(job[key]))
+    for key in ("total_records", "processed_records", "successful_records", "failed_records"):
+        table.add_row(key, f"{stats[key]:,}" if stats[key] is not None else "-")
+    for key, value in stats.get("extra", {}).items():
+        table.add_row(key, f"{value:,.0f}")
+    if job.get("error"):
+        table.add_row("error", job["error"]["message"])
+    err.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the API, the scheduler and a local worker pool (SQLite and a local folder by default)."""
+    import uvicorn
+
+    from geobatch.api import create_app
+    from geobatch.config import Settings
+
+    settings = _guard(Settings)
+    if not settings.api_keys and not _is_loopback(host):
+        raise _fail(
+            "without GEOBATCH_API_KEYS the server listens on loopback only; set API keys to use "
+            + host
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def submit(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="input file (csv, geojson, parquet; .gz ok)"
+        ),
+    ],
+    type: Annotated[str, typer.Option("--type", "-t", help="job type")],
+    option: OptionOpt = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until the job ends")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the results here (implies --wait)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, geojson or parquet")] = "csv",
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Upload FILE as a new job on a server."""
+    params = {"options": json.dumps(_options(option))}
+    with Client(server, api_key) as client:
+        job = _guard(lambda: client.submit(file, type, params))
+        err.print(f"job [bold]{job['id']}[/bold] {job['status']}")
+        if not (wait or output):
+            console.print(job["id"])
+            return
+        job = _guard(lambda: _follow(client, job["id"]))
+        _summary(job)
+        if job["status"] != "succeeded":
+            raise _fail(f"job {job['id']} ended {job['status']}")
+        if output is not None:
+            with output.open("wb") as sink:
+                _guard(lambda: client.download(job["id"], sink, fmt=fmt))
+            err.print(f"results written to {output}")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="filter by status")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="filter by job type")] = None,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """List jobs, newest first."""
+    params: dict[str, Any] = {"page_size": limit}
+    if status:
+        params["status"] = status
+    if type:
+        params["type"] = type
+    with Client(server, api_key) as client:
+        page = _guard(lambda: client.request("GET", "/v1/jobs", params=params))
+    table = Table("id", "type", "status", "records", "created")
+    for job in page["jobs"]:
+        table.add_row(
+            job["id"],
+            job["type"],
+            job["status"],
+            str(job["statistics"]["total_records"] or "-"),
+            job["created_at"],
+        )
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, server: ServerOpt = DEFAULT_SERVER, api_key: ApiKeyOpt = None) -> None:
+    """Print one job as JSON."""
+    with Client(server, api_key) as client:
+        console.print_json(data=_guard(lambda: client.job(job_id)))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, server: ServerOpt = DEFAULT_SERVER, api_key: ApiKeyOpt = None) -> None:
+    """Cancel a job."""
+    with Client(server, api_key) as client:
+        job = _guard(lambda: client.request("POST", f"/v1/jobs/{job_id}/cancel"))
+    err.print(f"job {job['id']} {job['status']}")
+
+
+@jobs_app.command("results")
+def jobs_results(
+    job_id: str,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write")],
+    errors: Annotated[
+        bool, typer.Option("--errors", help="the error report instead of the results")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="csv, geojson or parquet")] = "csv",
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Download a job's results (or error report)."""
+    with Client(server, api_key) as client, output.open("wb") as sink:
+        size = _guard(lambda: client.download(job_id, sink, errors=errors, fmt=fmt))
+    err.print(f"{size:,} bytes written to {output}")
+
+
+async def _file_body(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while piece := handle.read(1024 * 1024):
+            yield piece
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="input file")],
+    type: Annotated[str, typer.Option("--type", "-t", help="job type")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="results file")],
+    errors_output: Annotated[
+        Path | None, typer.Option("--errors-output", help="error report file")
+    ] = None,
+    option: OptionOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, geojson or parquet")] = "csv",
+) -> None:
+    """Run one job in this process, with no server: FILE in, results out."""
+    _guard(lambda: _run_local(file, type, output, errors_output, _options(option), fmt))
+
+
+def _run_local(
+    file: Path,
+    job_type: str,
+    output: Path,
+    errors_output: Path | None,
+    options: dict[str, Any],
+    fmt: str,
+) -> None:
+    import tempfile
+
+    from geobatch.config import Settings
+    from geobatch.io.outputs import OutputFormat
+    from geobatch.jobs import InputSource, JobRequest, open_platform
+
+    media, gzipped = media_type_for(file)
+    with tempfile.TemporaryDirectory(prefix="geobatch-run-") as scratch:
+        platform = open_platform(Settings(data_dir=Path(scratch)))
+        try:
+            request = JobRequest(
+                type=job_type,
+                input=InputSource(media_type=media, file_name=file.name, gzip=gzipped),
+                options=options,
+            )
+            job, _ = asyncio.run(platform.service.create("local", request, _file_body(file)))
+            with _progress() as bar:
+                task = bar.add_task("running", total=100, detail="")
+                while not job.status.is_terminal:
+                    time.sleep(0.1)
+                    job = platform.service.get("local", job.id)
+                    stats = job.statistics
+                    done = (
+                        100.0 * stats.processed_records / stats.total_records
+                        if stats.total_records
+                        else 0.0
+                    )
+                    bar.update(
+                        task,
+                        completed=done,
+                        description=job.status.value,
+                        detail=f"{stats.processed_records:,} records",
+                    )
+            if job.error:
+                raise GeobatchError(f"job failed: {job.error['message']}")
+            for path, is_errors in ((output, False), (errors_output, True)):
+                if path is None:
+                    continue
+                result = platform.service.download(
+                    "local", job.id, errors=is_errors, fmt=OutputFormat(fmt)
+                )
+                with path.open("wb") as sink:
+                    for piece in result.chunks:
+                        sink.write(piece)
+            stats = job.statistics
+            err.print(
+                f"{stats.processed_records:,} records: {stats.successful_records:,} successful, "
+                f"{stats.failed_records:,} in the error report; results in {output}"
+            )
+        finally:
+            platform.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _background_server(data_dir: Path) -> Any:
+    import os
+
+    port = _free_port()
+    env = {**os.environ, "GEOBATCH_DATA_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "geobatch", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        with Client(url) as client:
+            while True:
+                try:
+                    client.request("GET", "/readyz")
+                    break
+                except GeobatchError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise GeobatchError("the demo server did not start") from None
+                    time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="results file")] = Path(
+        "demo-results.csv"
+    ),
+    data_dir: Annotated[Path, typer.Option(help="where the demo server keeps its data")] = Path(
+        "geobatch-data"
+    ),
+) -> None:
+    """Start a server, submit the bundled sample job over HTTP, follow it, and save its results."""
+    sample = resources.files("geobatch") / "samples" / "points.csv"
+    with resources.as_file(sample) as path, _background_server(data_dir) as url:
+        err.print(f"server running at {url}; submitting {path.name}")
+        with Client(url) as client:
+            job = _guard(
+                lambda: client.submit(
+                    path, "validate", {"options": json.dumps({"target_type": "reverse_geocode"})}
+                )
+            )
+            job = _guard(lambda: _follow(client, job["id"]))
+            _summary(job)
+            with output.open("wb") as sink:
+                _guard(lambda: client.download(job["id"], sink))
+            with (output.parent / f"{output.stem}-errors.csv").open("wb") as sink:
+                _guard(lambda: client.download(job["id"], sink, errors=True))
+    err.print(
+        f"results in {output}, error report in {output.parent / (output.stem + '-errors.csv')}"
+    )
+    if job["status"] != "succeeded":
+        raise _fail(f"the sample job ended {job['status']}")

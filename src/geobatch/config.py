@@ -1,0 +1,85 @@
+"""The one settings object: every field is also a ``GEOBATCH_*`` environment variable."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    """Configuration for the API, scheduler and workers.
+
+    Built once at start-up (``Settings()`` reads the environment) and passed down explicitly.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GEOBATCH_", extra="ignore")
+
+    data_dir: Path = Path("./geobatch-data")
+    database_url: str = ""
+    storage_url: str = ""
+    releases_dir: Path | None = None
+    executor: str = "local"
+    workers: int = Field(default=0, ge=0, description="local worker processes; 0 = one per core")
+    url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_upload_bytes: int = Field(default=5 * GIB, gt=0)
+    redis_url: str = ""
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="API key -> tenant; empty = no authentication"
+    )
+
+    chunk_size: int = Field(default=5000, gt=0, description="records per chunk")
+    lease_seconds: float = Field(default=60.0, gt=0, description="a chunk lease lasts this long")
+    max_chunk_attempts: int = Field(default=3, gt=0)
+    scheduler_tick_seconds: float = Field(default=0.05, gt=0)
+    retention_days: float = Field(default=7.0, gt=0, description="results kept after a job ends")
+    long_poll_max_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("url_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("url_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if "/" in item:
+                ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        """``key1:tenant-a,key2:tenant-b``; a key with no tenant is its own tenant."""
+        if isinstance(value, str):
+            keys: dict[str, str] = {}
+            for item in value.split(","):
+                key, _, tenant = item.strip().partition(":")
+                if key:
+                    keys[key] = tenant or key
+            return keys
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'geobatch.db'}"
+        if not self.storage_url:
+            self.storage_url = str(self.data_dir / "storage")
+        if self.releases_dir is None:
+            self.releases_dir = self.data_dir / "releases"
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        import os
+
+        return self.workers or (os.cpu_count() or 1)

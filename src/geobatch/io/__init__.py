@@ -1,0 +1,1 @@
+"""Formats and storage: reading inputs, writing outputs, blob storage."""

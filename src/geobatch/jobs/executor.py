@@ -1,0 +1,46 @@
+"""Executors that run chunk work: a local process pool, or a Dask cluster for scale-out.
+
+Both sit behind ``concurrent.futures.Executor``, so the scheduler does not care which.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+from geobatch.config import Settings
+from geobatch.errors import InvalidInput
+
+
+def _warm_up() -> None:
+    """Import the heavy modules once per worker, not on its first chunk."""
+    import geobatch.jobs.tasks  # noqa: F401
+
+
+def make_executor(settings: Settings) -> Executor:
+    if settings.executor == "local":
+        # forkserver: workers never inherit the server's threads, sockets or database pool.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["geobatch.jobs.tasks"])
+        return ProcessPoolExecutor(
+            max_workers=settings.worker_count, mp_context=context, initializer=_warm_up
+        )
+    if settings.executor.startswith(("dask://", "tcp://")):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise InvalidInput(
+                "GEOBATCH_EXECUTOR names a Dask scheduler but dask.distributed is not installed"
+            ) from None
+        address = settings.executor.replace("dask://", "tcp://", 1)
+        return Client(address).get_executor()  # type: ignore[no-any-return]
+    raise InvalidInput(
+        f"GEOBATCH_EXECUTOR must be 'local' or dask://host:port, not {settings.executor!r}"
+    )
+
+
+def worker_pids(executor: Executor) -> list[int]:
+    """Process ids of a local pool's workers (for operations and crash tests)."""
+    if isinstance(executor, ProcessPoolExecutor):
+        return [p.pid for p in executor._processes.values() if p.pid is not None]
+    return []

@@ -1,0 +1,53 @@
+"""Wiring the job platform together from one settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geobatch.config import Settings
+from geobatch.io.storage import BlobStorage
+from geobatch.jobs.changes import ChangeFeed
+from geobatch.jobs.database import Database
+from geobatch.jobs.scheduler import Scheduler
+from geobatch.jobs.service import JobService
+from geobatch.jobs.store import JobStore
+
+
+@dataclass(kw_only=True)
+class Platform:
+    settings: Settings
+    database: Database
+    store: JobStore
+    storage: BlobStorage
+    feed: ChangeFeed
+    service: JobService
+    scheduler: Scheduler | None
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.database.dispose()
+
+
+def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform:
+    """Migrate the store, open storage and (optionally) start the scheduler and its workers."""
+    database = Database(settings.database_url)
+    database.migrate()
+    feed = ChangeFeed()
+    store = JobStore(database, on_change=feed.publish)
+    storage = BlobStorage(settings.storage_url)
+    scheduler = Scheduler(settings, store, storage) if run_scheduler else None
+    service = JobService(
+        settings, store, storage, feed, wake_scheduler=scheduler.wake if scheduler else lambda: None
+    )
+    if scheduler is not None:
+        scheduler.start()
+    return Platform(
+        settings=settings,
+        database=database,
+        store=store,
+        storage=storage,
+        feed=feed,
+        service=service,
+        scheduler=scheduler,
+    )

@@ -1,0 +1,295 @@
+"""The scheduler: splits started jobs into chunks, leases chunks to the executor, commits them.
+
+It runs on its own thread beside the API (or alone, for scale-out). All state is in the job
+store, so a restarted scheduler picks up where the old one stopped: chunks it had leased come
+back when their leases expire, and a split that never finished is done again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from datetime import timedelta
+from typing import Any
+
+from geobatch.config import Settings
+from geobatch.errors import GeobatchError, InvalidTransition, NotFound
+from geobatch.io.storage import BlobStorage
+from geobatch.jobs import layout
+from geobatch.jobs.executor import make_executor
+from geobatch.jobs.models import ChunkCounts, Job
+from geobatch.jobs.states import JobStatus
+from geobatch.jobs.store import JobStore, LeasedChunk, utcnow
+from geobatch.jobs.tasks import ChunkTask, SplitOutcome, SplitTask, process_chunk, split_input
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.5
+MAX_SPLIT_ATTEMPTS = 3
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, store: JobStore, storage: BlobStorage) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.executor: Executor | None = None
+        self._chunks: dict[Future[ChunkCounts], LeasedChunk] = {}
+        self._splits: dict[Future[SplitOutcome], str] = {}
+        self._split_attempts: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_housekeeping = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.executor = make_executor(self.settings)
+        self._thread = threading.Thread(target=self._run, name="geobatch-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll (a job was just started)."""
+        self._wake.set()
+
+    @property
+    def capacity(self) -> int:
+        return 2 * self.settings.worker_count
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+                time.sleep(1)
+            self._idle()
+
+    def _idle(self) -> None:
+        pending: list[Future[Any]] = [*self._chunks, *self._splits]
+        if pending:
+            wait(pending, timeout=self.settings.scheduler_tick_seconds, return_when=FIRST_COMPLETED)
+        else:
+            self._wake.wait(IDLE_POLL_SECONDS)
+        self._wake.clear()
+
+    def tick(self) -> None:
+        """One round: housekeeping when due, collect finished work, start jobs, dispatch chunks."""
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._housekeeping()
+            self._next_housekeeping = now + min(1.0, self.settings.lease_seconds / 3)
+        self._collect()
+        self._start_queued()
+        self._dispatch()
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        in_flight = [(c.job_id, c.seq) for c in self._chunks.values()]
+        self.store.renew_leases(self.owner, in_flight, self.settings.lease_seconds)
+        self.store.touch(list(self._splits.values()))
+        if self.store.reclaim_expired_leases():
+            log.info("re-queued chunks whose leases expired")
+        stale = utcnow() - timedelta(seconds=self.settings.lease_seconds)
+        for job in self.store.jobs_in([JobStatus.RUNNING]):
+            if (
+                not job.split_done
+                and job.id not in self._splits.values()
+                and job.updated_at < stale
+            ):
+                log.info("job %s: its split was interrupted; splitting again", job.id)
+                self._submit_split(job)
+        for job in self.store.expired_jobs(utcnow()):
+            self.storage.delete_prefix(layout.job_prefix(job.id))
+            try:
+                self.store.transition(job.id, JobStatus.EXPIRED)
+            except (InvalidTransition, NotFound):
+                continue
+
+    # -- starting jobs ----------------------------------------------------------------------
+
+    def _start_queued(self) -> None:
+        for job in self.store.jobs_in([JobStatus.QUEUED]):
+            try:
+                job = self.store.transition(job.id, JobStatus.RUNNING)
+            except (InvalidTransition, NotFound):
+                continue  # paused, cancelled or deleted meanwhile
+            if job.split_done:
+                self._finish_if_done(job.id)
+            else:
+                self._submit_split(job)
+
+    def _submit_split(self, job: Job) -> None:
+        assert self.executor is not None
+        self.store.touch([job.id])
+        task = SplitTask(
+            job_id=job.id,
+            job_type=job.type,
+            options=job.options,
+            input=job.input,
+            storage_url=self.settings.storage_url,
+            chunk_size=self.settings.chunk_size,
+            url_allowlist=tuple(self.settings.url_allowlist),
+            max_download_bytes=self.settings.max_upload_bytes,
+        )
+        self._splits[self.executor.submit(split_input, task)] = job.id
+
+    # -- dispatching chunks -----------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        assert self.executor is not None
+        room = self.capacity - len(self._chunks)
+        if room <= 0:
+            return
+        jobs: dict[str, Job] = {}
+        for leased in self.store.lease_chunks(self.owner, room, self.settings.lease_seconds):
+            job = jobs.get(leased.job_id) or self.store.get(leased.job_id)
+            jobs[job.id] = job
+            exhausted = leased.attempts > self.settings.max_chunk_attempts
+            task = ChunkTask(
+                job_id=job.id,
+                seq=leased.seq,
+                job_type=job.type,
+                options=job.options,
+                storage_url=self.settings.storage_url,
+                give_up_after=leased.attempts - 1 if exhausted else None,
+            )
+            try:
+                future = self.executor.submit(process_chunk, task)
+            except BrokenProcessPool:
+                self.store.release_chunk(leased.job_id, leased.seq, self.owner)
+                self._replace_executor()
+                return
+            self._chunks[future] = leased
+
+    # -- collecting results -----------------------------------------------------------------
+
+    def _collect(self) -> None:
+        broken = False
+        retry_splits: list[str] = []
+        for split in [f for f in self._splits if f.done()]:
+            job_id = self._splits.pop(split)
+            try:
+                outcome = split.result()
+            except BrokenProcessPool:
+                broken = True
+                retry_splits.append(job_id)
+                continue
+            except Exception as exc:
+                log.exception("job %s: split failed", job_id)
+                self._fail(job_id, "internal_error", f"splitting the input failed: {exc}")
+                continue
+            self._split_done(job_id, outcome)
+        for future in [f for f in self._chunks if f.done()]:
+            leased = self._chunks.pop(future)
+            try:
+                counts = future.result()
+            except BrokenProcessPool:
+                broken = True
+                self.store.release_chunk(leased.job_id, leased.seq, self.owner)
+                continue
+            except Exception:
+                log.exception("job %s chunk %d failed", leased.job_id, leased.seq)
+                self.store.release_chunk(leased.job_id, leased.seq, self.owner)
+                continue
+            if self.store.commit_chunk(leased.job_id, leased.seq, self.owner, counts):
+                self._finish_if_done(leased.job_id)
+            else:
+                self._discard_if_gone(leased)
+        if broken:
+            self._replace_executor()
+        for job_id in retry_splits:
+            self._retry_split(job_id)
+
+    def _retry_split(self, job_id: str) -> None:
+        attempts = self._split_attempts.get(job_id, 0) + 1
+        self._split_attempts[job_id] = attempts
+        if attempts >= MAX_SPLIT_ATTEMPTS:
+            self._fail(job_id, "internal_error", "the worker splitting the input died repeatedly")
+            return
+        try:
+            job = self.store.get(job_id)
+        except NotFound:
+            return
+        if job.status is JobStatus.RUNNING and not job.split_done:
+            self._submit_split(job)
+
+    def _split_done(self, job_id: str, outcome: SplitOutcome) -> None:
+        self._split_attempts.pop(job_id, None)
+        if outcome.error_code is not None:
+            self._fail(job_id, outcome.error_code, outcome.error_message or outcome.error_code)
+            return
+        try:
+            self.store.add_chunks(job_id, outcome.sizes)
+        except GeobatchError:
+            return
+        self._finish_if_done(job_id)
+
+    def _fail(self, job_id: str, code: str, message: str) -> None:
+        with contextlib.suppress(InvalidTransition, NotFound):
+            self.store.transition(
+                job_id,
+                JobStatus.FAILED,
+                error={"code": code, "message": message},
+                expires_at=utcnow() + timedelta(days=self.settings.retention_days),
+            )
+
+    def _finish_if_done(self, job_id: str) -> None:
+        done, total = self.store.chunk_progress(job_id)
+        if done < total:
+            return
+        try:
+            job = self.store.get(job_id)
+            if job.status is JobStatus.RUNNING and job.split_done:
+                self.store.transition(
+                    job_id,
+                    JobStatus.SUCCEEDED,
+                    expires_at=utcnow() + timedelta(days=self.settings.retention_days),
+                )
+        except (InvalidTransition, NotFound):
+            pass
+
+    def _discard_if_gone(self, leased: LeasedChunk) -> None:
+        """A commit was refused: if the job is cancelled or deleted, drop what the chunk wrote."""
+        try:
+            job = self.store.get(leased.job_id)
+        except NotFound:
+            job = None
+        if job is None or job.status is JobStatus.CANCELLED:
+            self.storage.delete(layout.result_key(leased.job_id, leased.seq))
+            self.storage.delete(layout.error_key(leased.job_id, leased.seq))
+
+    def _replace_executor(self) -> None:
+        """A worker died (killed, out of memory): the pool is unusable; start a fresh one."""
+        log.warning("executor broke; starting a new one")
+        old = self.executor
+        for future, leased in list(self._chunks.items()):
+            if not future.done():
+                continue
+            self._chunks.pop(future)
+            self.store.release_chunk(leased.job_id, leased.seq, self.owner)
+        self.executor = make_executor(self.settings)
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
