@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_upload_bytes: int = Field(default=5 * GIB, gt=0)
     redis_url: str = ""
+    rate_limit: str = Field(
+        default="", description="per-API-key request limit, e.g. '50/second'; empty = none"
+    )
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API key -> tenant; empty = no authentication"
     )
@@ -53,6 +56,15 @@ class Settings(BaseSettings):
         for item in value:
             if "/" in item:
                 ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value:
+            from limits import parse
+
+            parse(value)
         return value
 
     @field_validator("api_keys", mode="before")

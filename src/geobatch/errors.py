@@ -80,6 +80,13 @@ class Unauthorized(GeobatchError):
     slug = "unauthorized"
 
 
+class TooManyRequests(GeobatchError):
+    """Too many requests."""
+
+    status = 429
+    slug = "too-many-requests"
+
+
 class Gone(GeobatchError):
     """Gone."""
 

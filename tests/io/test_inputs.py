@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -249,6 +250,12 @@ def test_bad_utf8_late_fails_while_streaming() -> None:
 def test_utf8_cut_at_the_end() -> None:
     assert input_error(b"a\n\xc3").code == "bad_encoding"
     assert "ends inside a UTF-8 character" in input_error(b"a\n\xc3").message
+
+
+@pytest.mark.parametrize("delimiter", ["", ";;", '"', "\n"])
+def test_bad_delimiter(delimiter: str) -> None:
+    spec = InputSpec(format=InputFormat.CSV, delimiter=delimiter)
+    assert input_error(b"a\n", spec, use_preview=True).code == "unsupported_format"
 
 
 def test_only_utf8_is_accepted() -> None:
@@ -513,3 +520,17 @@ def test_parquet_without_recid_and_bad_parquet(tmp_path: Path) -> None:
     assert input_error(b"not parquet at all", PARQUET).code == "bad_parquet"
     zipped = gzip.compress(path.read_bytes())
     assert input_error(zipped, PARQUET, use_preview=True).code == "unsupported_format"
+
+
+@pytest.mark.parametrize("spec", [CSV, PARQUET])
+def test_fsspec_file_objects(tmp_path: Path, spec: InputSpec) -> None:
+    path = tmp_path / "in.bin"
+    if spec.format is InputFormat.PARQUET:
+        pq.write_table(pa.table({"a": ["x", "y"]}), path)
+    else:
+        path.write_bytes(gzip.compress(b"a\nx\ny\n"))
+    with fsspec.open(f"file://{path}", "rb") as handle:
+        assert preview(handle, spec).columns == ("a",)
+    with fsspec.open(f"file://{path}", "rb") as handle:
+        rows = [r for b in iter_batches(handle, spec, 1) for r in b.records.to_pylist()]
+    assert [r["a"] for r in rows] == ["x", "y"]

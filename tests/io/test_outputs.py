@@ -234,8 +234,8 @@ def test_csv_renders_nested_and_binary_columns(parts: Parts) -> None:
     )
     lines = read_output(output(parts, OutputFormat.CSV), OutputFormat.CSV)
     assert lines == [
-        {"tags": '["a", "b"]', "blob": "01ff", "s": '{"k": 1}'},
-        {"tags": "", "blob": "", "s": '{"k": null}'},
+        {"tags": '["a","b"]', "blob": "Af8=", "s": '{"k":1}'},
+        {"tags": "", "blob": "", "s": '{"k":null}'},
     ]
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from geobatch import __version__
 from geobatch.api import problems
+from geobatch.api.ratelimit import RateLimiter
 from geobatch.api.routes import jobs, ops
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
@@ -35,7 +38,19 @@ def create_app(
         summary="Bulk geospatial jobs: geocoding, reverse geocoding, lookup, road matching.",
         lifespan=lifespan,
     )
+    app.state.rate_limiter = RateLimiter(settings)
     problems.install(app)
     app.include_router(jobs.router)
     app.include_router(ops.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(jobs.EXTRA_SCHEMAS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

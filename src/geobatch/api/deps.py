@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from geobatch.api.ratelimit import RateLimiter
 from geobatch.errors import Unauthorized
 from geobatch.jobs import JobService, Platform
 
@@ -29,7 +31,9 @@ def get_tenant(
 ) -> str:
     """The tenant of the caller's API key; with no keys configured, everyone is one tenant."""
     keys = get_platform(request).settings.api_keys
+    limiter: RateLimiter = request.app.state.rate_limiter
     if not keys:
+        limiter.hit(request.client.host if request.client else DEFAULT_TENANT)
         return DEFAULT_TENANT
     presented = x_api_key
     if presented is None and authorization and authorization.lower().startswith("bearer "):
@@ -37,6 +41,7 @@ def get_tenant(
     if presented:
         for key, tenant in keys.items():
             if secrets.compare_digest(key.encode(), presented.encode()):
+                limiter.hit(f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}")
                 return tenant
     raise Unauthorized("API key is missing or invalid.")
 

@@ -11,6 +11,7 @@ record, good or bad, gets a 1-based ``_ordinal`` that is stable across re-runs.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -45,6 +46,7 @@ _CHUNK_ROWS: Final = 8192
 _DELIMITERS: Final = (",", ";", "\t", "|")
 _RESERVED: Final = "_ordinal"
 _WS: Final = re.compile(r"[ \t\n\r]*")
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 # The default 128 KiB cap rejects legitimate large fields (long WKT polygons); 16 MiB still
 # bounds the memory an unterminated quote can swallow before the row is reported malformed.
@@ -168,9 +170,10 @@ def sniff_gzip(first_bytes: bytes) -> bool:
 class _GzipReader(gzip.GzipFile):
     """A gzip stream whose damage surfaces as InputError, not as zlib or EOF errors."""
 
-    def read(self, size: int | None = -1) -> bytes:
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
         try:
-            return super().read(size)
+            yield
         except EOFError:
             raise InputError(
                 "truncated_gzip",
@@ -179,6 +182,18 @@ class _GzipReader(gzip.GzipFile):
             ) from None
         except (gzip.BadGzipFile, zlib.error) as exc:
             raise InputError("bad_gzip", f"gzip input is corrupt ({exc})") from None
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._errors():
+            return super().read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        with self._errors():
+            return super().read1(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        with self._errors():
+            return super().readline(size)
 
 
 def open_decompressed(source: BinaryIO, spec: InputSpec) -> BinaryIO:
@@ -195,13 +210,17 @@ def open_decompressed(source: BinaryIO, spec: InputSpec) -> BinaryIO:
     return source
 
 
-def _check_encoding(spec: InputSpec) -> None:
+def _check_spec(spec: InputSpec) -> None:
     try:
         name = codecs.lookup(spec.encoding).name
     except LookupError:
         name = spec.encoding
     if name not in ("utf-8", "utf-8-sig"):
         raise InputError("bad_encoding", f"only UTF-8 input is supported, not {spec.encoding!r}")
+    if spec.delimiter is not None and (len(spec.delimiter) != 1 or spec.delimiter in '"\r\n'):
+        raise InputError(
+            "unsupported_format", f"the CSV delimiter must be one character, not {spec.delimiter!r}"
+        )
 
 
 class _Utf8Blocks:
@@ -544,9 +563,12 @@ class _JsonScanner:
             try:
                 value, end = self._decode(self._buf, self._pos)
             except json.JSONDecodeError as exc:
+                # Text cut by the block end fails near the end (or in an open string);
+                # an error well before it is a real one, whatever follows.
+                cut = exc.pos > len(self._buf) - 16 or exc.msg.startswith("Unterminated")
                 if len(self._buf) - self._pos > _MAX_JSON_VALUE:
                     self.fail(f"a value larger than {_MAX_JSON_VALUE >> 20} MiB or {exc.msg}")
-                if self._fill():
+                if cut and self._fill():
                     continue
                 self.fail(exc.msg, exc.pos)
             # A number that ends the buffer may go on in the next block: decode it again then.
@@ -613,7 +635,7 @@ def _property_text(value: Any) -> str | None:
         return "true" if value else "false"
     if kind is int or (kind is float and math.isfinite(value)):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 _NUMBER: Final = (int, float)
@@ -665,7 +687,7 @@ def _bad_feature(ordinal: int, feature: Any, problem: str) -> tuple[int, str, st
             recid = next((v for k, v in props.items() if k.lower() == "recid"), None)
         if recid is None:
             recid = feature.get("id")
-    text = json.dumps(feature, ensure_ascii=False)[:_MAX_INPUT_TEXT]
+    text = _JSON.encode(feature)[:_MAX_INPUT_TEXT]
     return (ordinal, _property_text(recid) or str(ordinal), "bad_feature", problem, text)
 
 
@@ -811,7 +833,7 @@ def _iter_parquet(source: BinaryIO, spec: InputSpec, batch_size: int) -> Iterato
 
 def preview(source: BinaryIO, spec: InputSpec) -> InputPreview:
     """Check the start of an input and list its columns, so a bad upload fails at once."""
-    _check_encoding(spec)
+    _check_spec(spec)
     if spec.format is InputFormat.PARQUET:
         names = tuple(_open_parquet(source, spec).schema_arrow.names)
         return InputPreview(columns=names, delimiter=None)
@@ -844,7 +866,7 @@ def iter_batches(source: BinaryIO, spec: InputSpec, batch_size: int) -> Iterator
     """Stream the whole input as batches of ``batch_size`` consecutive records (good + bad)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    _check_encoding(spec)
+    _check_spec(spec)
     if spec.format is InputFormat.PARQUET:
         yield from _iter_parquet(source, spec, batch_size)
         return

@@ -136,7 +136,8 @@ def _csv_ready(table: pa.Table) -> pa.Table:
                 text = shapely.to_wkt(shapely.from_wkb(values, on_invalid="ignore"))
                 column = pa.array(text, type=pa.string())
             else:
-                column = pa.array([None if v is None else v.hex() for v in values], pa.string())
+                texts = [None if v is None else _json_default(v) for v in values]
+                column = pa.array(texts, type=pa.string())
         elif pa.types.is_nested(type_) or pa.types.is_null(type_):
             texts = [_json_text(v) for v in table.column(index).to_pylist()]
             column = pa.array(texts, type=pa.string())
@@ -178,10 +179,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def _json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return _JSON.encode(value)
 
 
 def _coordinate(value: Any) -> float | None:
@@ -233,8 +237,7 @@ def _geojson(openers: list[PartOpener], schema: pa.Schema | None) -> Iterator[by
     for table in _tables(openers, schema, _ROWS_PER_PIECE) if schema is not None else ():
         geometries, properties = _geometries(table)
         features = [
-            f'{{"type":"Feature","geometry":{geometry},"properties":'
-            f"{json.dumps(row, ensure_ascii=False, default=_json_default)}}}"
+            f'{{"type":"Feature","geometry":{geometry},"properties":{_JSON.encode(row)}}}'
             for geometry, row in zip(geometries, _without_nan(properties).to_pylist(), strict=True)
         ]
         if features:

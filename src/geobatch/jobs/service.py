@@ -24,7 +24,7 @@ from geobatch.errors import (
     UnsupportedMediaType,
 )
 from geobatch.io.inputs import InputError, InputFormat, format_from_media_type, preview
-from geobatch.io.outputs import OutputFormat, stream_parts
+from geobatch.io.outputs import MEDIA_TYPES, OutputFormat, stream_parts
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
 from geobatch.jobs.changes import ChangeFeed
@@ -83,6 +83,7 @@ class JobRequest:
 @dataclass(frozen=True, kw_only=True)
 class ResultStream:
     chunks: Iterator[bytes]
+    format: OutputFormat
     media_type: str
     partial: bool
     job: Job
@@ -332,13 +333,15 @@ class JobService:
     # -- downloads --------------------------------------------------------------------------
 
     def download(
-        self, tenant: str, job_id: str, *, errors: bool, fmt: OutputFormat
+        self, tenant: str, job_id: str, *, errors: bool, fmt: OutputFormat | None = None
     ) -> ResultStream:
         """Stream the results (or the error report) of every committed chunk, in input order.
 
-        Before a job succeeds this is partial: whatever chunks have committed so far.
+        Before a job succeeds this is partial: whatever chunks have committed so far. The
+        format defaults to the job's ``output_format`` option.
         """
         job = self.store.get(job_id, tenant=tenant)
+        fmt = fmt or OutputFormat(job.options.get("output_format", "csv"))
         if job.status is JobStatus.EXPIRED:
             raise Gone(f"Job {job_id} has expired; its files were deleted.")
         if job.status is JobStatus.CANCELLED:
@@ -354,10 +357,9 @@ class JobService:
             return lambda: storage.open_read(key)
 
         parts = [opener(key_of(job_id, seq)) for seq in self.store.done_seqs(job_id)]
-        from geobatch.io.outputs import MEDIA_TYPES
-
         return ResultStream(
             chunks=stream_parts(parts, fmt),
+            format=fmt,
             media_type=MEDIA_TYPES[fmt],
             partial=job.status is not JobStatus.SUCCEEDED,
             job=job,

@@ -31,13 +31,18 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 UPLOAD_PIECE_BYTES = 1024 * 1024
 
+_JOB_CREATE_SCHEMA = JobCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+EXTRA_SCHEMAS: dict[str, Any] = {
+    "JobCreate": _JOB_CREATE_SCHEMA,
+    **_JOB_CREATE_SCHEMA.pop("$defs", {}),
+}
+"""Schemas the create endpoint's hand-written request body refers to (added to components)."""
+
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": JobCreate.model_json_schema(ref_template="#/components/schemas/{model}")
-            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}},
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
             "application/geo+json": {"schema": {"type": "string", "format": "binary"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
@@ -339,10 +344,10 @@ def delete_job(job_id: str, service: ServiceDep, tenant: TenantDep) -> Response:
 
 
 def _download(
-    service: ServiceDep, tenant: str, job_id: str, fmt: OutputFormat, *, errors: bool
+    service: ServiceDep, tenant: str, job_id: str, fmt: OutputFormat | None, *, errors: bool
 ) -> StreamingResponse:
     result = service.download(tenant, job_id, errors=errors, fmt=fmt)
-    name = f"{job_id}-{'errors' if errors else 'results'}.{fmt.value}"
+    name = f"{job_id}-{'errors' if errors else 'results'}.{result.format.value}"
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Geobatch-Partial": "true" if result.partial else "false",
@@ -353,7 +358,7 @@ def _download(
 
 @router.get("/{job_id}/results", response_class=StreamingResponse)
 def results(
-    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat = OutputFormat.CSV
+    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat | None = None
 ) -> StreamingResponse:
     """The results so far, streamed; ``X-Geobatch-Partial: true`` until the job has succeeded."""
     return _download(service, tenant, job_id, format, errors=False)
@@ -361,7 +366,7 @@ def results(
 
 @router.get("/{job_id}/errors", response_class=StreamingResponse)
 def errors(
-    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat = OutputFormat.CSV
+    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat | None = None
 ) -> StreamingResponse:
     """The error report: one row per record that could not be processed, with a reason."""
     return _download(service, tenant, job_id, format, errors=True)
