@@ -22,6 +22,7 @@ from rich.table import Table
 
 from geobatch.client import Client, media_type_for
 from geobatch.errors import GeobatchError
+from geobatch.io.outputs import OutputFormat
 
 app = typer.Typer(
     help="geobatch: bulk geospatial jobs.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -38,6 +39,10 @@ ApiKeyOpt = Annotated[
 ]
 OptionOpt = Annotated[
     list[str] | None, typer.Option("--option", "-O", help="job option key=value (repeatable)")
+]
+FormatOpt = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="output format; default: from the file name, else csv"),
 ]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 T = TypeVar("T")
@@ -157,7 +162,7 @@ def submit(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write the results here (implies --wait)")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv, geojson or parquet")] = "csv",
+    fmt: FormatOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
 ) -> None:
@@ -175,7 +180,7 @@ def submit(
             raise _fail(f"job {job['id']} ended {job['status']}")
         if output is not None:
             with output.open("wb") as sink:
-                _guard(lambda: client.download(job["id"], sink, fmt=fmt))
+                _guard(lambda: client.download(job["id"], sink, fmt=_format_for(output, fmt)))
             err.print(f"results written to {output}")
 
 
@@ -229,13 +234,15 @@ def jobs_results(
     errors: Annotated[
         bool, typer.Option("--errors", help="the error report instead of the results")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", help="csv, geojson or parquet")] = "csv",
+    fmt: FormatOpt = None,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Download a job's results (or error report)."""
     with Client(server, api_key) as client, output.open("wb") as sink:
-        size = _guard(lambda: client.download(job_id, sink, errors=errors, fmt=fmt))
+        size = _guard(
+            lambda: client.download(job_id, sink, errors=errors, fmt=_format_for(output, fmt))
+        )
     err.print(f"{size:,} bytes written to {output}")
 
 
@@ -254,7 +261,7 @@ def run(
         Path | None, typer.Option("--errors-output", help="error report file")
     ] = None,
     option: OptionOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv, geojson or parquet")] = "csv",
+    fmt: FormatOpt = None,
 ) -> None:
     """Run one job in this process, with no server: FILE in, results out."""
     _guard(lambda: _run_local(file, type, output, errors_output, _options(option), fmt))
@@ -266,12 +273,11 @@ def _run_local(
     output: Path,
     errors_output: Path | None,
     options: dict[str, Any],
-    fmt: str,
+    fmt: OutputFormat | None,
 ) -> None:
     import tempfile
 
     from geobatch.config import Settings
-    from geobatch.io.outputs import OutputFormat
     from geobatch.jobs import InputSource, JobRequest, open_platform
 
     media, gzipped = media_type_for(file)
@@ -306,9 +312,8 @@ def _run_local(
             for path, is_errors in ((output, False), (errors_output, True)):
                 if path is None:
                     continue
-                result = platform.service.download(
-                    "local", job.id, errors=is_errors, fmt=OutputFormat(fmt)
-                )
+                chosen = _format_for(path, None if is_errors else fmt)
+                result = platform.service.download("local", job.id, errors=is_errors, fmt=chosen)
                 with path.open("wb") as sink:
                     for piece in result.chunks:
                         sink.write(piece)
@@ -319,6 +324,15 @@ def _run_local(
             )
         finally:
             platform.close()
+
+
+def _format_for(path: Path, explicit: OutputFormat | None) -> OutputFormat:
+    """The format asked for, else the one the file name says (``.parquet``), else CSV."""
+    if explicit is not None:
+        return explicit
+    suffix = path.suffix.lower().lstrip(".")
+    names = {"csv": "csv", "geojson": "geojson", "json": "geojson", "parquet": "parquet"}
+    return OutputFormat(names.get(suffix, "csv"))
 
 
 def _free_port() -> int:

@@ -103,7 +103,7 @@ class Client:
             time.sleep(0.05)
 
     def download(
-        self, job_id: str, out: BinaryIO, *, errors: bool = False, fmt: str = "csv"
+        self, job_id: str, out: BinaryIO, *, errors: bool = False, fmt: str | None = None
     ) -> int:
         kind = "errors" if errors else "results"
         written = 0
