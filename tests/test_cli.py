@@ -107,3 +107,13 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: cannot reach the server")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_demo_runs_the_sample_job_over_http(tmp_path: Path) -> None:
+    done = geobatch("demo", "-o", "demo.csv", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = read_output((tmp_path / "demo.csv").read_bytes(), OutputFormat.CSV)
+    errors = read_output((tmp_path / "demo-errors.csv").read_bytes(), OutputFormat.CSV)
+    assert len(results) == 1000
+    assert [row["recId"] for row in errors] == ["p-broken"]
+    assert {row["valid"] for row in results} == {"true", "false"}

@@ -107,10 +107,9 @@ class Client:
     ) -> int:
         kind = "errors" if errors else "results"
         written = 0
+        params = {"format": fmt} if fmt else {}
         try:
-            with self.http.stream(
-                "GET", f"/v1/jobs/{job_id}/{kind}", params={"format": fmt}
-            ) as response:
+            with self.http.stream("GET", f"/v1/jobs/{job_id}/{kind}", params=params) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response)
