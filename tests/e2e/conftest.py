@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
+import sqlalchemy as sa
 
 
 def free_port() -> int:
@@ -38,6 +42,8 @@ class ServerProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
+        self.orphans: list[psutil.Process] = []
+        """Descendants of a killed server process, remembered so that teardown can reap them."""
 
     def start(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -61,10 +67,47 @@ class ServerProcess:
         raise RuntimeError(f"server did not become ready:\n{self.log.read_text()[-3000:]}")
 
     def kill(self) -> None:
-        """SIGKILL the server (its worker processes die with it or are orphaned and exit)."""
+        """SIGKILL the server alone, as a crash would; its descendants are left to themselves.
+
+        They are remembered in ``orphans``: the fixture teardown kills any still alive.
+        """
         assert self.process is not None
+        self.orphans.extend(self.descendants())
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every live process below the server: resource tracker, forkserver, pool workers."""
+        assert self.process is not None
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def pool_workers(self) -> list[psutil.Process]:
+        """The worker-pool processes: children of the forkserver, itself a child of the server.
+
+        The forkserver and the workers it forks share one command line, so they are told apart
+        by their parent: the forkserver's parent is the server, a worker's is the forkserver.
+        """
+        assert self.process is not None
+        workers = []
+        for proc in self.descendants():
+            try:
+                if proc.ppid() != self.process.pid and "multiprocessing.forkserver" in " ".join(
+                    proc.cmdline()
+                ):
+                    workers.append(proc)
+            except psutil.NoSuchProcess:
+                continue
+        return workers
+
+    def reap_orphans(self) -> None:
+        alive = [proc for proc in self.orphans if proc.is_running()]
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=10)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -88,6 +131,7 @@ def server_factory(database_url: str, tmp_path: Path) -> Iterator[type[ServerPro
     yield Factory
     for server in started:
         server.stop()
+        server.reap_orphans()
 
 
 @pytest.fixture
@@ -100,4 +144,48 @@ def server(server_factory: type[ServerProcess]) -> ServerProcess:
 @pytest.fixture
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=60) as http:
+        yield http
+
+
+def _module_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """Like the ``database_url`` fixture, for a module-scoped server: a fresh database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{folder / 'geobatch.db'}"
+        return
+    admin: sa.Engine = request.getfixturevalue("postgres_admin")
+    name = f"geobatch_e2e_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server per test module and database, for tests that need no fresh database.
+
+    Starting a server takes seconds; tests that only look at their own jobs (error answers,
+    one job's life) share this one. Environment overrides come from the module's
+    ``SHARED_SERVER_ENV`` dict, if it has one.
+    """
+    folder = tmp_path_factory.mktemp("shared-server")
+    env: dict[str, str] = getattr(request.module, "SHARED_SERVER_ENV", {})
+    for database_url in _module_database(request, folder):
+        instance = ServerProcess(folder / "server", database_url, **env)
+        try:
+            instance.start()
+            yield instance
+        finally:
+            instance.stop()
+            instance.reap_orphans()
+
+
+@pytest.fixture
+def shared_client(shared_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=shared_server.url, timeout=60) as http:
         yield http

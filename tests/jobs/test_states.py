@@ -75,6 +75,19 @@ def test_every_target_state_except_created_has_an_entry() -> None:
     assert set(TRANSITIONS) == set(JobStatus) - {S.CREATED}
 
 
+@pytest.mark.parametrize("source", ALL)
+def test_asking_whether_a_job_can_go_back_to_created_is_a_plain_no(source: JobStatus) -> None:
+    assert can_transition(source, S.CREATED) is False
+
+
+def test_store_refuses_a_move_back_to_created_with_409(sqlite_store: JobStore) -> None:
+    job = create_job(sqlite_store, S.QUEUED)
+    with pytest.raises(InvalidTransition) as refused:
+        sqlite_store.transition(job.id, S.CREATED)
+    assert refused.value.status == 409
+    assert sqlite_store.get(job.id) == job
+
+
 @pytest.mark.parametrize("source", NON_TERMINAL)
 def test_every_non_terminal_state_can_be_cancelled(source: JobStatus) -> None:
     assert can_transition(source, S.CANCELLED)
@@ -148,7 +161,9 @@ def create_job(store: JobStore, status: JobStatus, tenant: str = "tenant-a") -> 
     return store.create(new, status=status)
 
 
-def check_accepted(before: Job, after: Job, target: JobStatus, start: datetime, end: datetime) -> None:
+def check_accepted(
+    before: Job, after: Job, target: JobStatus, start: datetime, end: datetime
+) -> None:
     """The job after an accepted transition: new status, timestamps set as documented."""
     assert after.status is target
     assert start <= after.updated_at <= end
@@ -186,16 +201,12 @@ def test_store_accepts_exactly_the_allowed_transitions(
 ) -> None:
     job = create_job(sqlite_store, initial)
     assert job.status is initial
-    assert job.started_at is None and job.finished_at is None
+    assert job.started_at is None
+    assert job.finished_at is None
     assert (job.queued_at is not None) == (initial is S.QUEUED)
     for target in targets:
         current = sqlite_store.get(job.id)
         assert current == job
-        if target is S.CREATED:
-            # there is no entry for ``created``: nothing may move a job back to it
-            with pytest.raises(KeyError):
-                sqlite_store.transition(job.id, target)
-            continue
         start = utcnow()
         if can_transition(current.status, target):
             after = sqlite_store.transition(job.id, target)
@@ -242,14 +253,15 @@ def test_resume_keeps_first_start_and_requeues(sqlite_store: JobStore) -> None:
     first = sqlite_store.transition(job.id, S.RUNNING)
     paused = sqlite_store.transition(job.id, S.PAUSED)
     requeued = sqlite_store.transition(job.id, S.QUEUED)
-    assert requeued.queued_at is not None and job.queued_at is not None
+    assert requeued.queued_at is not None
+    assert job.queued_at is not None
     assert requeued.queued_at > job.queued_at
     resumed = sqlite_store.transition(job.id, S.RUNNING)
     assert first.started_at is not None
     assert paused.started_at == resumed.started_at == first.started_at
 
 
-def test_only_one_of_two_racing_transitions_wins(sqlite_store: JobStore) -> None:
+def test_a_finished_job_cannot_be_cancelled(sqlite_store: JobStore) -> None:
     job = create_job(sqlite_store, S.QUEUED)
     sqlite_store.transition(job.id, S.RUNNING)
     sqlite_store.transition(job.id, S.SUCCEEDED)

@@ -63,7 +63,8 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 
 
 def can_transition(source: JobStatus, target: JobStatus) -> bool:
-    return source in TRANSITIONS[target]
+    # ``created`` has no entry: no state may return to it.
+    return source in TRANSITIONS.get(target, frozenset())
 
 
 class ChunkStatus(StrEnum):

@@ -94,7 +94,7 @@ class JobStore:
         self, job_id: str, target: JobStatus, *, tenant: str | None = None, **values: Any
     ) -> Job:
         """Move a job to ``target`` if its current state allows it, else ``InvalidTransition``."""
-        allowed = [status.value for status in TRANSITIONS[target]]
+        allowed = [status.value for status in TRANSITIONS.get(target, frozenset())]
         now = utcnow()
         values = {"status": target.value, "updated_at": now, **values}
         if target is JobStatus.QUEUED:

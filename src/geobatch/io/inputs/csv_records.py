@@ -1,0 +1,199 @@
+"""CSV reader: delimiter sniffing, header checks and streaming rows into record batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from geobatch.io.inputs.common import (
+    _CHUNK_ROWS,
+    _MAX_INPUT_TEXT,
+    InputError,
+    InputSpec,
+    RecordBatch,
+)
+from geobatch.io.inputs.decoding import _iter_lines, _Utf8Blocks
+from geobatch.io.inputs.tables import (
+    _check_columns,
+    _errors_table,
+    _fill_ids,
+    _good_ordinals,
+    _recid_index,
+)
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
+
+_DELIMITERS: Final = (",", ";", "\t", "|")
+
+# The default 128 KiB cap rejects legitimate large fields (long WKT polygons); 16 MiB still
+# bounds the memory an unterminated quote can swallow before the row is reported malformed.
+csv.field_size_limit(max(csv.field_size_limit(), 16 << 20))
+
+
+def _sniff_delimiter(line: str, expected: int | None) -> str:
+    """The candidate that splits the line into the most fields (or exactly ``expected``)."""
+    best, best_count = ",", 1
+    for delimiter in _DELIMITERS:
+        try:
+            count = len(next(csv.reader([line], delimiter=delimiter)))
+        except (csv.Error, StopIteration):
+            continue
+        if count == expected:
+            return delimiter
+        if count > best_count:
+            best, best_count = delimiter, count
+    return best
+
+
+@dataclass(frozen=True)
+class _CsvLayout:
+    delimiter: str
+    columns: tuple[str, ...]
+    skipped: int  # blank lines before the first line, to turn reader lines into file lines
+
+
+_BadRow = tuple[int, list[str] | None, str]  # ordinal, fields (None: unparsable), message
+
+
+class _CsvBatcher:
+    """Gathers CSV rows into batches of ``batch_size`` records (good and malformed).
+
+    Good rows become Arrow arrays every _CHUNK_ROWS rows: a batch of 100k live row lists
+    makes every garbage-collector pass slower and halves the parsing speed.
+    """
+
+    def __init__(self, layout: _CsvLayout, batch_size: int) -> None:
+        self.layout = layout
+        self.batch_size = batch_size
+        self.rec = _recid_index(layout.columns)
+        self.start = 1  # ordinal of the batch's first record
+        self.count = 0  # records of the batch in `chunks` or `bad`
+        self.chunks: list[list[pa.Array]] = []
+        self.bad: list[_BadRow] = []
+        self.ready: RecordBatch | None = None
+
+    def add_bad(self, pending: int, row: list[str] | None, message: str) -> None:
+        """Record a malformed row that follows ``pending`` good rows not yet settled."""
+        self.bad.append((self.start + self.count + pending, row, message))
+        self.count += 1
+
+    def settle(self, good: list[list[str]]) -> tuple[list[list[str]], int]:
+        """Convert and close the batch as due; returns the new good list and its size limit."""
+        total = self.count + len(good)
+        if total == self.batch_size or len(good) >= _CHUNK_ROWS:
+            self.chunks.append(self._columns(good))
+            self.count, good = total, []
+        if self.count == self.batch_size:
+            self.ready = self.finish()
+        return good, min(_CHUNK_ROWS, self.batch_size - self.count)
+
+    def finish(self, good: list[list[str]] | None = None) -> RecordBatch | None:
+        """The batch so far (plus ``good``) as a RecordBatch, or None if it is empty."""
+        if good:
+            self.chunks.append(self._columns(good))
+            self.count += len(good)
+        if not self.count:
+            return None
+        ordinals = _good_ordinals(self.start, self.count, [ordinal for ordinal, _, _ in self.bad])
+        names = list(self.layout.columns)
+        arrays = [
+            pa.chunked_array([chunk[i] for chunk in self.chunks], type=pa.string())
+            for i in range(len(names))
+        ]
+        rec = self.rec
+        if rec is None:
+            recids = pc.cast(ordinals, pa.string())
+        else:
+            recids = _fill_ids(arrays.pop(rec), ordinals)
+            del names[rec]
+        records = pa.Table.from_arrays(
+            [ordinals, recids, *arrays], names=["_ordinal", "recId", *names]
+        )
+        errors = []
+        for ordinal, row, message in self.bad:
+            recid = row[rec] if row is not None and rec is not None and rec < len(row) else ""
+            errors.append(
+                (ordinal, recid or str(ordinal), "malformed_row", message, self._text(row))
+            )
+        batch = RecordBatch(records=records, errors=_errors_table(errors))
+        self.start += self.count
+        self.count, self.chunks, self.bad = 0, [], []
+        return batch
+
+    def _columns(self, good: list[list[str]]) -> list[pa.Array]:
+        fields = zip(*good, strict=True) if good else [()] * len(self.layout.columns)
+        return [pa.array(values, type=pa.string()) for values in fields]
+
+    def _text(self, row: list[str] | None) -> str:
+        if row is None:
+            return ""
+        out = io.StringIO()
+        csv.writer(out, delimiter=self.layout.delimiter, lineterminator="").writerow(row)
+        return out.getvalue()[:_MAX_INPUT_TEXT]
+
+
+def _open_csv(lines: Iterator[str], spec: InputSpec) -> tuple[_CsvLayout, _CsvReader]:
+    """Sniff the delimiter, read (or take) the header and check it; returns the row reader."""
+    skipped = 0
+    for first in lines:
+        if first.strip():
+            break
+        skipped += 1
+    else:
+        raise InputError("empty_input", "input is empty (no data, only whitespace)")
+    expected = len(spec.input_columns) if spec.input_columns is not None else None
+    delimiter = spec.delimiter or _sniff_delimiter(first, expected)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=False)
+    if spec.input_columns is not None:
+        columns = tuple(spec.input_columns)
+    else:
+        try:
+            columns = tuple(next(reader))
+        except csv.Error as exc:
+            raise InputError("bad_header", f"cannot parse the header line ({exc})") from None
+    _check_columns(columns)
+    return _CsvLayout(delimiter, columns, skipped), reader
+
+
+def _iter_csv(stream: BinaryIO, spec: InputSpec, batch_size: int) -> Iterator[RecordBatch]:
+    layout, reader = _open_csv(_iter_lines(_Utf8Blocks(stream)), spec)
+    batcher = _CsvBatcher(layout, batch_size)
+    width = len(layout.columns)
+    good: list[list[str]] = []
+    limit = min(_CHUNK_ROWS, batch_size)
+    while True:
+        try:
+            for row in reader:  # the hot loop: keep it to a length check and an append
+                if len(row) == width:
+                    good.append(row)
+                    if len(good) < limit:
+                        continue
+                elif not row:
+                    continue  # a blank line is not a record
+                else:
+                    line = reader.line_num + layout.skipped
+                    message = f"expected {width} fields, found {len(row)} (line {line})"
+                    batcher.add_bad(len(good), row, message)
+                good, limit = batcher.settle(good)
+                if batcher.ready is not None:
+                    yield batcher.ready
+                    batcher.ready = None
+        except csv.Error as exc:  # e.g. an over-long field; the reader resumes on the next line
+            batcher.add_bad(len(good), None, f"{exc} (line {reader.line_num + layout.skipped})")
+            good, limit = batcher.settle(good)
+            if batcher.ready is not None:
+                yield batcher.ready
+                batcher.ready = None
+            continue
+        break
+    last = batcher.finish(good)
+    if last is not None:
+        yield last
