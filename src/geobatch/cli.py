@@ -29,6 +29,11 @@ app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Inspect and manage jobs on a server.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+releases_app = typer.Typer(
+    help="Build and manage reference data releases (in GEOBATCH_RELEASES_DIR).",
+    no_args_is_help=True,
+)
+app.add_typer(releases_app, name="releases")
 
 console = Console()
 err = Console(stderr=True)
@@ -401,3 +406,86 @@ def demo(
     )
     if job["status"] != "succeeded":
         raise _fail(f"the sample job ended {job['status']}")
+
+
+def _release_store() -> Any:
+    from geobatch.config import Settings
+    from geobatch.reference import ReleaseStore
+
+    return ReleaseStore(_guard(Settings).releases_path)
+
+
+@releases_app.command("import")
+def releases_import(
+    paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="source files")],
+    name: Annotated[str | None, typer.Option(help="release name (default: from the file)")] = None,
+    source_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="osm (a .pbf), overture (kind detected from columns) or "
+            "overture-segments|overture-connectors|overture-addresses|overture-places",
+        ),
+    ] = None,
+) -> None:
+    """Build a release from an OSM PBF extract or Overture GeoParquet files."""
+    from geobatch.reference import import_osm
+    from geobatch.reference.overture import import_overture
+
+    store = _release_store()
+    is_osm = source_format == "osm" or (
+        source_format is None and all(p.name.lower().endswith(".pbf") for p in paths)
+    )
+    if is_osm:
+        if len(paths) != 1:
+            raise _fail("an OSM import takes exactly one .pbf file")
+        manifest = _guard(lambda: import_osm(paths[0], store, name=name))
+    elif source_format is None or source_format.startswith("overture"):
+        kind = None if source_format in (None, "overture") else source_format
+        manifest = _guard(lambda: import_overture(paths, store, kind=kind, name=name))
+    else:
+        raise _fail(f"unknown --format {source_format!r}; use osm or overture[-kind]")
+    console.print(manifest.id)
+    _print_manifest(manifest)
+
+
+def _print_manifest(manifest: Any) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("id", manifest.id)
+    table.add_row("created", manifest.created_at.isoformat())
+    for key, count in manifest.counts.items():
+        table.add_row(key, f"{count:,}")
+    if manifest.bbox:
+        table.add_row("bbox", ", ".join(f"{v:.5f}" for v in manifest.bbox))
+    for source in manifest.sources:
+        table.add_row("source", f"{source.kind} {source.path} sha256:{source.sha256[:12]}")
+    err.print(table)
+
+
+@releases_app.command("list")
+def releases_list() -> None:
+    """Releases, newest first."""
+    table = Table("id", "created", "segments", "addresses", "places")
+    for manifest in _release_store().list():
+        counts = manifest.counts
+        table.add_row(
+            manifest.id,
+            manifest.created_at.isoformat(timespec="seconds"),
+            *(f"{counts.get(key, 0):,}" for key in ("segments", "addresses", "places")),
+        )
+    console.print(table)
+
+
+@releases_app.command("show")
+def releases_show(release_id: str) -> None:
+    """Print a release's manifest as JSON."""
+    store = _release_store()
+    console.print_json(data=_guard(lambda: store.get(release_id).to_json()))
+
+
+@releases_app.command("delete")
+def releases_delete(release_id: str) -> None:
+    """Delete a release."""
+    store = _release_store()
+    _guard(lambda: store.delete(release_id))
+    err.print(f"release {release_id} deleted")

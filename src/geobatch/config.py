@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def releases_path(self) -> Path:
+        return self.releases_dir or self.data_dir / "releases"
+
+    @property
     def worker_count(self) -> int:
         import os
 

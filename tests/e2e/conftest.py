@@ -103,11 +103,18 @@ class ServerProcess:
         return workers
 
     def reap_orphans(self) -> None:
-        alive = [proc for proc in self.orphans if proc.is_running()]
-        for proc in alive:
+        """Kill what is left of killed servers' process trees, including processes an orphaned
+        forkserver started after the kill (a worker spawn can be in flight when it happens)."""
+        alive: dict[int, psutil.Process] = {}
+        for proc in self.orphans:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.is_running():
+                    alive[proc.pid] = proc
+                    alive.update((child.pid, child) for child in proc.children(recursive=True))
+        for proc in alive.values():
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        psutil.wait_procs(alive, timeout=10)
+        psutil.wait_procs(list(alive.values()), timeout=10)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -90,7 +90,8 @@ def _check_geometry(records: pa.Table, schema: RecordSchema, reasons: _Reasons) 
         return
     blank = _blank(column)
     reasons.add(blank, "geometry is missing")
-    geoms = _geometries(column, wkt=is_wkt)
+    with np.errstate(invalid="ignore"):  # NaN coordinates: caught by the range rule below
+        geoms = _geometries(column, wkt=is_wkt)
     unreadable = ~blank & _is_none(geoms)
     reasons.add(unreadable, "geometry is not valid " + ("WKT" if is_wkt else "WKB"))
     present = ~_is_none(geoms)
@@ -130,16 +131,22 @@ def _check_geometry(records: pa.Table, schema: RecordSchema, reasons: _Reasons) 
     reasons.add(present & (counts < 2), "geometry has fewer than 2 points")
     bounds = np.full((len(geoms), 4), np.nan)
     bounds[present] = shapely.bounds(geoms[present])
+    # bounds skip NaN coordinates, so a NaN must be looked for in the coordinates themselves
+    coordinates, owners = shapely.get_coordinates(geoms[present], return_index=True)
+    not_finite = np.zeros(len(geoms), dtype=bool)
+    not_finite[np.flatnonzero(present)[owners[~np.isfinite(coordinates).all(axis=1)]]] = True
     with np.errstate(invalid="ignore"):
         outside = present & (
-            (bounds[:, 0] < -180)
+            not_finite
+            | (bounds[:, 0] < -180)
             | (bounds[:, 2] > 180)
             | (bounds[:, 1] < -90)
             | (bounds[:, 3] > 90)
         )
     reasons.add(outside, "geometry coordinates are outside lon -180..180 / lat -90..90")
     crossing = np.zeros(len(geoms), dtype=bool)
-    crossing[present] = ~shapely.is_simple(geoms[present])
+    with np.errstate(invalid="ignore"):
+        crossing[present] = ~shapely.is_simple(geoms[present])
     reasons.add(crossing, "geometry crosses itself")
 
 

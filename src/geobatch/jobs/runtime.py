@@ -11,6 +11,7 @@ from geobatch.jobs.database import Database
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
 from geobatch.jobs.store import JobStore
+from geobatch.reference import ReleaseStore
 
 
 @dataclass(kw_only=True)
@@ -22,6 +23,7 @@ class Platform:
     feed: ChangeFeed
     service: JobService
     scheduler: Scheduler | None
+    releases: ReleaseStore
 
     def close(self) -> None:
         if self.scheduler is not None:
@@ -50,4 +52,5 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
         feed=feed,
         service=service,
         scheduler=scheduler,
+        releases=ReleaseStore(settings.releases_path),
     )

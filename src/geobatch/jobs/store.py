@@ -145,7 +145,13 @@ class JobStore:
         if flt.created_before:
             query = query.where(jobs.c.created_at < flt.created_before)
         for key, value in flt.metadata.items():
-            query = query.where(jobs.c.metadata[key].as_string() == value)
+            if self.db.is_sqlite:
+                # SQLite's JSON paths do not match keys stored escaped (non-ASCII, quotes);
+                # json_each yields every key and value decoded.
+                pairs = sa.func.json_each(jobs.c.metadata).table_valued("key", "value")
+                query = query.where(sa.exists().where(pairs.c.key == key, pairs.c.value == value))
+            else:
+                query = query.where(jobs.c.metadata[key].as_string() == value)
         return query
 
     def list_jobs(
@@ -199,17 +205,22 @@ class JobStore:
     def claim_idempotency_key(self, tenant: str, key: str) -> tuple[str | None, str | None] | None:
         """Reserve ``key`` for a request in flight; if it is taken, return (job_id, request_hash)
         of the earlier request (job_id is None while that request is still in flight)."""
-        with self._write() as connection:
-            row = connection.execute(
-                sa.select(idempotency_keys.c.job_id, idempotency_keys.c.request_hash).where(
-                    idempotency_keys.c.tenant == tenant, idempotency_keys.c.key == key
+        try:
+            with self._write() as connection:
+                row = connection.execute(
+                    sa.select(idempotency_keys.c.job_id, idempotency_keys.c.request_hash).where(
+                        idempotency_keys.c.tenant == tenant, idempotency_keys.c.key == key
+                    )
+                ).first()
+                if row is not None:
+                    return row[0], row[1]
+                connection.execute(
+                    idempotency_keys.insert().values(tenant=tenant, key=key, created_at=utcnow())
                 )
-            ).first()
-            if row is not None:
-                return row[0], row[1]
-            connection.execute(
-                idempotency_keys.insert().values(tenant=tenant, key=key, created_at=utcnow())
-            )
+        except sa.exc.IntegrityError:
+            # A concurrent request inserted the key between our read and insert (PostgreSQL
+            # does not serialise them): it won; look again to report what it holds.
+            return self.claim_idempotency_key(tenant, key)
         return None
 
     def complete_idempotency_key(
