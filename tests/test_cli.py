@@ -66,7 +66,6 @@ def test_run_writes_results_and_error_report(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--type", "nonsense"], "unknown job type 'nonsense'"),
-        (["--type", "geocode"], "not available on this server yet"),
         (["--type", "validate", "-O", "target_type=teleport"], "options.target_type"),
     ],
 )

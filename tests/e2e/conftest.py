@@ -127,11 +127,14 @@ class ServerProcess:
 
 
 @pytest.fixture
-def server_factory(database_url: str, tmp_path: Path) -> Iterator[type[ServerProcess]]:
+def server_factory(
+    database_url: str, tmp_path: Path, releases_root: Path
+) -> Iterator[type[ServerProcess]]:
     started: list[ServerProcess] = []
 
     class Factory(ServerProcess):
         def __init__(self, **env: str) -> None:
+            env = {"GEOBATCH_RELEASES_DIR": str(releases_root), **env}
             super().__init__(tmp_path / "server", database_url, **env)
             started.append(self)
 
@@ -172,7 +175,7 @@ def _module_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[s
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def shared_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, releases_root: Path
 ) -> Iterator[ServerProcess]:
     """One server per test module and database, for tests that need no fresh database.
 
@@ -181,7 +184,10 @@ def shared_server(
     ``SHARED_SERVER_ENV`` dict, if it has one.
     """
     folder = tmp_path_factory.mktemp("shared-server")
-    env: dict[str, str] = getattr(request.module, "SHARED_SERVER_ENV", {})
+    env: dict[str, str] = {
+        "GEOBATCH_RELEASES_DIR": str(releases_root),
+        **getattr(request.module, "SHARED_SERVER_ENV", {}),
+    }
     for database_url in _module_database(request, folder):
         instance = ServerProcess(folder / "server", database_url, **env)
         try:

@@ -120,7 +120,7 @@ class CsvInput:
         }
         actual = {key: stats[key] for key in expected}
         assert actual == expected, f"statistics {actual} != expected {expected}"
-        assert stats["extra"].get("invalid_records") == self.invalid, stats["extra"]
+        assert stats.get("invalid_records") == self.invalid, stats
         # Which record is "last" is checked on its own (test_lifecycle): here only that it is one.
         assert stats["last_record_id"] in self.reasons, stats["last_record_id"]
 

@@ -390,7 +390,7 @@ def test_geojson_input(shared_client: httpx.Client) -> None:
     stats = job["statistics"]
     assert (stats["total_records"], stats["processed_records"]) == (8, 8)
     assert (stats["successful_records"], stats["failed_records"]) == (2, 2)
-    assert stats["extra"]["invalid_records"] == 4
+    assert stats["invalid_records"] == 4
     expected = [
         ("f1", "1", "1", "true", ""),
         ("p2", "1", "1", "false", "lat is outside -90..90"),
@@ -459,7 +459,7 @@ def test_parquet_input(shared_client: httpx.Client) -> None:
     assert job["input"]["columns"] == ["recId", "lat", "lon", "count"]
     job = wait_for_status(shared_client, job["id"], "succeeded")
     assert job["statistics"]["successful_records"] == 3
-    assert job["statistics"]["extra"]["invalid_records"] == 3
+    assert job["statistics"]["invalid_records"] == 3
     expected = [
         ("a", None),
         ("b", "lat is missing"),

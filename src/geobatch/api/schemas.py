@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from geobatch.io.inputs import InputFormat
-from geobatch.jobs import Job, progress
+from geobatch.jobs import Job, progress, type_statistics
 
 
 class InputRef(BaseModel):
@@ -40,6 +40,10 @@ class JobCreate(BaseModel):
 
 
 class Statistics(BaseModel):
+    """The common counts, plus the job type's own statistics as further fields."""
+
+    model_config = ConfigDict(extra="allow")
+
     total_records: int | None
     processed_records: int
     successful_records: int
@@ -47,7 +51,6 @@ class Statistics(BaseModel):
     no_match_records: int
     last_record_id: str | None
     records_per_second: float | None
-    extra: dict[str, float] = Field(default_factory=dict)
 
 
 class Progress(BaseModel):
@@ -72,6 +75,7 @@ class JobPublic(BaseModel):
     bulk_id: str | None
     metadata: dict[str, str]
     options: dict[str, Any]
+    release: str | None = Field(description="The reference release the job matches against.")
     input: dict[str, Any]
     error: dict[str, str] | None
     created_at: datetime
@@ -114,6 +118,7 @@ class JobPublic(BaseModel):
             bulk_id=job.bulk_id,
             metadata=job.metadata,
             options=job.options,
+            release=job.options.get("release"),
             input=job_input,
             error=job.error,
             created_at=job.created_at,
@@ -130,7 +135,7 @@ class JobPublic(BaseModel):
                 no_match_records=stats.no_match_records,
                 last_record_id=stats.last_record_id,
                 records_per_second=moving["records_per_second"],
-                extra=stats.extra,
+                **type_statistics(job.type, stats.extra),
             ),
             progress=Progress(
                 percent=moving["percent"] or 0.0,

@@ -4,7 +4,7 @@ from geobatch.jobs.models import Job, JobFilter, JobStatistics
 from geobatch.jobs.runtime import Platform, open_platform
 from geobatch.jobs.service import InputSource, JobRequest, JobService, ResultStream, progress
 from geobatch.jobs.states import TERMINAL, JobStatus
-from geobatch.jobs.types import JOB_TYPES
+from geobatch.jobs.types import JOB_TYPES, type_statistics
 
 __all__ = [
     "JOB_TYPES",
@@ -20,4 +20,5 @@ __all__ = [
     "ResultStream",
     "open_platform",
     "progress",
+    "type_statistics",
 ]

@@ -8,10 +8,11 @@ from geobatch.config import Settings
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
+from geobatch.jobs.releases import load_release, resolve_release
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
 from geobatch.jobs.store import JobStore
-from geobatch.reference import ReleaseStore
+from geobatch.reference import Release, ReleaseStore
 
 
 @dataclass(kw_only=True)
@@ -24,6 +25,11 @@ class Platform:
     service: JobService
     scheduler: Scheduler | None
     releases: ReleaseStore
+
+    def release(self, release_id: str | None = None) -> Release:
+        """A loaded release for single-shot requests: the one named, else the newest."""
+        manifest = resolve_release(self.releases, release_id)
+        return load_release(str(self.releases.root), manifest.id)
 
     def close(self) -> None:
         if self.scheduler is not None:

@@ -174,6 +174,7 @@ class Scheduler:
                 job_type=job.type,
                 options=job.options,
                 storage_url=self.settings.storage_url,
+                releases_dir=str(self.settings.releases_path),
                 give_up_after=leased.attempts - 1 if exhausted else None,
             )
             try:

@@ -29,11 +29,13 @@ from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.models import Job, JobFilter, NewJob
+from geobatch.jobs.releases import resolve_release
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore
 from geobatch.jobs.tasks import check_header, input_spec
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
+from geobatch.reference import ReleaseStore
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 
@@ -123,6 +125,12 @@ class JobService:
         """Create a job; returns it and whether it is new (False: an idempotent retry)."""
         kind = job_type(request.type)
         options = kind.parse_options(request.options).model_dump()
+        if kind.uses_release:
+            releases = ReleaseStore(self.settings.releases_path)
+            manifest = await anyio.to_thread.run_sync(
+                resolve_release, releases, options.get("release")
+            )
+            options["release"] = manifest.id
         if idempotency_key is None:
             job, _ = await self._create(tenant, request, options, body)
             return job, True

@@ -23,6 +23,7 @@ from geobatch.io.inputs import InputError, InputFormat, InputSpec, iter_batches,
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
 from geobatch.jobs.models import ChunkCounts
+from geobatch.jobs.releases import load_release
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
 
@@ -125,6 +126,7 @@ class ChunkTask:
     job_type: str
     options: dict[str, Any]
     storage_url: str
+    releases_dir: str = ""
     give_up_after: int | None = None
     """Set when earlier attempts all died: report every record as an error instead of running."""
 
@@ -166,7 +168,11 @@ def process_chunk(task: ChunkTask) -> ChunkCounts:
         outcome = _gave_up(records, task.give_up_after)
         successful, no_match, extra = 0, 0, {}
     else:
-        outcome = kind.run(records, kind.parse_options(task.options))
+        options = kind.parse_options(task.options)
+        release = (
+            load_release(task.releases_dir, task.options["release"]) if kind.uses_release else None
+        )
+        outcome = kind.run(records, options, release)
         tally = kind.tally(outcome)
         successful, no_match, extra = tally.successful, tally.no_match, tally.extra
     errors = outcome.errors
