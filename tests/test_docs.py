@@ -37,6 +37,21 @@ def test_every_command_is_in_the_readme(command: str) -> None:
     assert re.search(pattern, README), command
 
 
+def _routes() -> list[str]:
+    from geobatch.api.app import create_app
+
+    paths = create_app(Settings(_env_file=None)).openapi()["paths"]  # type: ignore[call-arg]
+    return sorted(path for path in paths if path.startswith("/v1/"))
+
+
+@pytest.mark.parametrize("path", _routes())
+def test_every_api_route_is_in_the_readme(path: str) -> None:
+    """Each route appears with its placeholders written as shell variables or example values."""
+    pieces = re.split(r"\{[a-z_]+\}", path)
+    pattern = r"[^/\s?\"]+".join(re.escape(piece) for piece in pieces)
+    assert re.search(pattern + r"(?![\w/])", README), path
+
+
 def test_readme_opens_with_the_two_commands() -> None:
     block = README.split("```bash", 1)[1].split("```", 1)[0]
     assert [line.split("#")[0].strip() for line in block.strip().splitlines()] == [

@@ -84,6 +84,13 @@ class BlobStorage:
             self._fs.rm(self.path(key))
 
     def delete_prefix(self, prefix: str) -> None:
+        """Delete every blob under ``prefix``, tolerating writers that add or remove files
+        meanwhile (a worker finishing a chunk of a job being deleted)."""
         base = self.path(prefix)
-        if self._fs.exists(base):
-            self._fs.rm(base, recursive=True)
+        for _ in range(5):
+            if not self._fs.exists(base):
+                return
+            try:
+                self._fs.rm(base, recursive=True)
+            except (FileNotFoundError, OSError):
+                continue

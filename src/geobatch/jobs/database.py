@@ -22,6 +22,8 @@ class Database:
     SQLite's default deferred transactions fail with "database is locked" when a reader later
     tries to write; ``BEGIN IMMEDIATE`` on the write engine avoids that, and WAL mode lets the
     read engine carry on while a write is in progress. PostgreSQL uses one engine for both.
+    ``lookup_engine`` is for single-statement reads (one job by id, the hot path of status
+    polls): on SQLite it skips the explicit ``BEGIN``, as one statement is atomic anyway.
     """
 
     def __init__(self, url: str) -> None:
@@ -31,15 +33,17 @@ class Database:
             database = sa.engine.make_url(self.url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = self._sqlite_engine(immediate=True)
-            self.read_engine = self._sqlite_engine(immediate=False)
+            self.write_engine = self._sqlite_engine(begin="BEGIN IMMEDIATE")
+            self.read_engine = self._sqlite_engine(begin="BEGIN")
+            self.lookup_engine = self._sqlite_engine(begin=None)
         else:
             self.write_engine = sa.create_engine(
                 self.url, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
+            self.lookup_engine = self.write_engine
 
-    def _sqlite_engine(self, *, immediate: bool) -> sa.Engine:
+    def _sqlite_engine(self, *, begin: str | None) -> sa.Engine:
         engine = sa.create_engine(
             self.url,
             connect_args={"check_same_thread": False, "timeout": 60},
@@ -57,9 +61,11 @@ class Database:
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()
 
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(connection: sa.Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if begin is not None:
+
+            @sa.event.listens_for(engine, "begin")
+            def _on_begin(connection: sa.Connection) -> None:
+                connection.exec_driver_sql(begin)
 
         return engine
 
@@ -76,3 +82,4 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
+            self.lookup_engine.dispose()

@@ -6,15 +6,39 @@ Both sit behind ``concurrent.futures.Executor``, so the scheduler does not care 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from geobatch.config import Settings
 from geobatch.errors import InvalidInput
 
 
-def _warm_up() -> None:
-    """Import the heavy modules once per worker, not on its first chunk."""
+def _exit_with(server_pid: int) -> None:
+    """Exit when the server is gone: a killed server must not leave workers behind.
+
+    Workers are children of the forkserver, not of the server, and block forever on the task
+    queue once the server has died; nothing else would end them.
+    """
+    forkserver = os.getppid()
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != forkserver:  # the forkserver ends when the server does
+            os._exit(1)
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            continue
+
+
+def _start_worker(server_pid: int) -> None:
+    """Import the heavy modules once per worker, not on its first chunk; watch the server."""
     import geobatch.jobs.tasks  # noqa: F401
+
+    threading.Thread(target=_exit_with, args=(server_pid,), daemon=True).start()
 
 
 def make_executor(settings: Settings) -> Executor:
@@ -23,7 +47,10 @@ def make_executor(settings: Settings) -> Executor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["geobatch.jobs.tasks"])
         return ProcessPoolExecutor(
-            max_workers=settings.worker_count, mp_context=context, initializer=_warm_up
+            max_workers=settings.worker_count,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
     if settings.executor.startswith(("dask://", "tcp://")):
         try:

@@ -58,6 +58,8 @@ def import_osm(
     path = Path(pbf)
     if not path.is_file():
         raise ReleaseError(f"{path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise ReleaseError(f"{path.name} is empty")
     base = check_release_id(name) if name else default_name(path)
     day = source_timestamp(path).strftime("%Y-%m-%d")
     kind = "osm-xml" if path.name.lower().endswith(XML_SUFFIXES) else "osm-pbf"

@@ -1,0 +1,94 @@
+"""``geobatch releases``: import, list, show and delete, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geobatch.reference import ReleaseStore
+from geobatch.reference.default import helsinki_pbf
+
+
+def geobatch(*args: str, releases: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GEOBATCH_RELEASES_DIR": str(releases)}
+    return subprocess.run(
+        [sys.executable, "-m", "geobatch", "releases", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_import_list_show_delete(tmp_path: Path) -> None:
+    releases = tmp_path / "releases"
+    done = geobatch(
+        "import", str(helsinki_pbf()), "--name", "helsinki", "--no-gazetteer", releases=releases
+    )
+    assert done.returncode == 0, done.stderr
+    release_id = done.stdout.strip()
+    assert release_id.startswith("helsinki")
+    manifest = ReleaseStore(releases).get(release_id)
+    assert manifest.counts["segments"] > 1000
+    assert manifest.counts["gazetteer"] == 0
+
+    listed = geobatch("list", releases=releases)
+    assert listed.returncode == 0 and release_id in listed.stdout
+
+    shown = geobatch("show", release_id, releases=releases)
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["counts"] == manifest.counts
+
+    assert geobatch("delete", release_id, releases=releases).returncode == 0
+    assert ReleaseStore(releases).list() == []
+    assert "does not exist" in one_line_error(geobatch("show", release_id, releases=releases))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"this is not a protocol buffer at all\n" * 20, ""),
+    ],
+)
+def test_a_bad_source_is_one_line_and_leaves_no_release(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    releases = tmp_path / "releases"
+    source = tmp_path / "broken.osm.pbf"
+    source.write_bytes(content)
+    line = one_line_error(geobatch("import", str(source), "--no-gazetteer", releases=releases))
+    assert message in line.lower()
+    assert ReleaseStore(releases).list() == []
+    leftovers = [p.name for p in releases.iterdir()] if releases.exists() else []
+    assert not [name for name in leftovers if not name.startswith(".")], leftovers
+
+
+def test_a_truncated_extract_is_refused(tmp_path: Path) -> None:
+    releases = tmp_path / "releases"
+    whole = helsinki_pbf().read_bytes()
+    source = tmp_path / "truncated.osm.pbf"
+    source.write_bytes(whole[: len(whole) // 2])
+    one_line_error(geobatch("import", str(source), "--no-gazetteer", releases=releases))
+    assert ReleaseStore(releases).list() == []
+
+
+def test_unknown_format_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "roads.parquet"
+    source.write_bytes(b"PAR1")
+    line = one_line_error(
+        geobatch("import", str(source), "--format", "shapefile", releases=tmp_path / "r")
+    )
+    assert "unknown --format" in line
