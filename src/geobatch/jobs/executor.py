@@ -9,10 +9,14 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, TypeVar
 
 from geobatch.config import Settings
 from geobatch.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 def _exit_with(server_pid: int) -> None:
@@ -53,17 +57,36 @@ def make_executor(settings: Settings) -> Executor:
             initargs=(os.getpid(),),
         )
     if settings.executor.startswith(("dask://", "tcp://")):
+        return DaskExecutor(settings.executor.replace("dask://", "tcp://", 1))
+    raise InvalidInput(
+        f"GEOBATCH_EXECUTOR must be 'local' or dask://host:port, not {settings.executor!r}"
+    )
+
+
+class DaskExecutor(Executor):
+    """A Dask cluster behind the ``Executor`` interface; shutting it down closes the client.
+
+    Tasks are submitted as impure, so a chunk that runs again (its lease expired) really runs
+    again instead of returning Dask's cached result of the first run.
+    """
+
+    def __init__(self, address: str) -> None:
         try:
             from distributed import Client
         except ImportError:
             raise InvalidInput(
-                "GEOBATCH_EXECUTOR names a Dask scheduler but dask.distributed is not installed"
+                "GEOBATCH_EXECUTOR names a Dask scheduler but dask.distributed is not installed "
+                "(pip install 'geobatch[dask]')"
             ) from None
-        address = settings.executor.replace("dask://", "tcp://", 1)
-        return Client(address).get_executor()  # type: ignore[no-any-return]
-    raise InvalidInput(
-        f"GEOBATCH_EXECUTOR must be 'local' or dask://host:port, not {settings.executor!r}"
-    )
+        self.client = Client(address)
+        self._executor = self.client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._executor.submit(fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait and not cancel_futures)
+        self.client.close()  # type: ignore[no-untyped-call]
 
 
 def worker_pids(executor: Executor) -> list[int]:
