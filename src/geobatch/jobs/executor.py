@@ -78,8 +78,8 @@ class DaskExecutor(Executor):
                 "GEOBATCH_EXECUTOR names a Dask scheduler but dask.distributed is not installed "
                 "(pip install 'geobatch[dask]')"
             ) from None
-        self.client = Client(address)
-        self._executor = self.client.get_executor(pure=False)
+        self.client = Client(address)  # type: ignore[no-untyped-call]
+        self._executor = self.client.get_executor(pure=False)  # type: ignore[no-untyped-call]
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         return self._executor.submit(fn, *args, **kwargs)  # type: ignore[no-any-return]
