@@ -451,12 +451,32 @@ def test_add_chunks_records_the_split(store: JobStore) -> None:
     assert [c.seq for c in store.chunks_of(job.id)] == [0, 1]
     # an input without records splits into no chunks
     empty = make_job(store)
-    store.add_chunks(empty.id, [])
+    store.transition(empty.id, S.RUNNING)
+    assert store.add_chunks(empty.id, [])
     empty = store.get(empty.id)
     assert empty.split_done
     assert empty.chunk_count == 0
     assert empty.statistics.total_records == 0
     assert store.chunk_progress(empty.id) == (0, 0)
+
+
+@pytest.mark.parametrize("status", [S.CANCELLED, None])
+def test_a_split_of_a_cancelled_or_deleted_job_is_refused(
+    store: JobStore, status: S | None
+) -> None:
+    job = make_job(store)
+    store.transition(job.id, S.RUNNING)
+    if status is None:
+        store.delete(job.id)
+    else:
+        store.transition(job.id, status)
+    assert not store.add_chunks(job.id, [10, 10])
+    with store.db.read_engine.connect() as connection:
+        left = connection.execute(sa.select(sa.func.count()).select_from(chunks)).scalar_one()
+    assert left == 0
+    if status is not None:
+        found = store.get(job.id)
+        assert not found.split_done and found.statistics.total_records is None
 
 
 def test_only_running_split_jobs_are_leased(store: JobStore) -> None:
@@ -531,6 +551,18 @@ def test_commit_adds_counts_exactly_once(store: JobStore) -> None:
     done = store.chunks_of(job.id)[0]
     assert done.lease_owner is None
     assert done.lease_expires_at is None
+
+
+def test_last_record_id_is_of_the_furthest_chunk_whatever_the_commit_order(
+    store: JobStore,
+) -> None:
+    job = running_job(store, 3)
+    store.lease_chunks("owner-1", 3, LONG_LEASE)
+    assert store.commit_chunk(job.id, 2, "owner-1", counts(30))
+    assert store.get(job.id).statistics.last_record_id == "rec-30"
+    assert store.commit_chunk(job.id, 0, "owner-1", counts(10))
+    assert store.commit_chunk(job.id, 1, "owner-1", counts(20))
+    assert store.get(job.id).statistics.last_record_id == "rec-30"
 
 
 def test_concurrent_commits_of_one_chunk_count_once(store: JobStore) -> None:
