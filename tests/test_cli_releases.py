@@ -45,7 +45,8 @@ def test_import_list_show_delete(tmp_path: Path) -> None:
     assert manifest.counts["gazetteer"] == 0
 
     listed = geobatch("list", releases=releases)
-    assert listed.returncode == 0 and release_id in listed.stdout
+    assert listed.returncode == 0
+    assert release_id in listed.stdout
 
     shown = geobatch("show", release_id, releases=releases)
     assert shown.returncode == 0

@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
@@ -141,7 +142,22 @@ def serve(
             "without GEOBATCH_API_KEYS the server listens on loopback only; set API keys to use "
             + host
         )
+    threading.Thread(
+        target=_prepare_default_release, args=(settings,), name="default-release", daemon=True
+    ).start()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _prepare_default_release(settings: Any) -> None:
+    """Build the bundled release now if there is none, so the first job does not wait for it."""
+    from geobatch.reference import ReleaseStore, ensure_default_release
+
+    store = ReleaseStore(settings.releases_path)
+    if store.newest() is None:
+        try:
+            ensure_default_release(store)
+        except GeobatchError as exc:
+            err.print(f"[yellow]warning:[/yellow] the default release was not built: {exc.detail}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -427,6 +443,9 @@ def releases_import(
             "overture-segments|overture-connectors|overture-addresses|overture-places",
         ),
     ] = None,
+    gazetteer: Annotated[
+        bool, typer.Option(help="include the GeoNames world gazetteer (OSM imports)")
+    ] = True,
 ) -> None:
     """Build a release from an OSM PBF extract or Overture GeoParquet files."""
     from geobatch.reference import import_osm
@@ -439,7 +458,7 @@ def releases_import(
     if is_osm:
         if len(paths) != 1:
             raise _fail("an OSM import takes exactly one .pbf file")
-        manifest = _guard(lambda: import_osm(paths[0], store, name=name))
+        manifest = _guard(lambda: import_osm(paths[0], store, name=name, gazetteer=gazetteer))
     elif source_format is None or source_format.startswith("overture"):
         kind = None if source_format in (None, "overture") else source_format
         manifest = _guard(lambda: import_overture(paths, store, kind=kind, name=name))

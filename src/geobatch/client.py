@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
+from httpx_sse import connect_sse
 
 from geobatch.errors import GeobatchError
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 
 MEDIA_TYPES = {
     ".csv": "text/csv",
@@ -90,17 +93,45 @@ class Client:
         result: dict[str, Any] = self.request("GET", f"/v1/jobs/{job_id}")
         return result
 
-    def wait(self, job_id: str, poll_seconds: float = 0.5) -> Iterator[dict[str, Any]]:
-        """Yield the job as it changes until it ends."""
-        while True:
+    def wait(self, job_id: str, reconnect_seconds: float = 1.0) -> Iterator[dict[str, Any]]:
+        """Yield the job as it changes until it ends, following its server-sent events.
+
+        Each event updates the status, progress and counts of the job first fetched; the last
+        item is the job fetched again once it has ended. A dropped stream is resumed where it
+        stopped (``Last-Event-ID``); a server that stays unreachable ends the wait with an error.
+        """
+        job = self.job(job_id)
+        yield job
+        last_id: str | None = None
+        failures = 0
+        while job["status"] not in TERMINAL:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with connect_sse(
+                    self.http,
+                    "GET",
+                    f"/v1/jobs/{job_id}/events",
+                    headers=headers,
+                    timeout=httpx.Timeout(self.http.timeout.connect, read=None),
+                ) as source:
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        self._check(source.response)
+                    for event in source.iter_sse():
+                        failures = 0
+                        if not event.data:
+                            continue  # the opening frame sets only the reconnection delay
+                        last_id = event.id or last_id
+                        job = _merge_event(job, event.json())
+                        yield job
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > 5:
+                    raise GeobatchError(f"lost the event stream of job {job_id}: {exc}") from None
+                time.sleep(reconnect_seconds)
+                continue
             job = self.job(job_id)
-            yield job
-            if job["status"] in ("succeeded", "failed", "cancelled", "expired"):
-                return
-            self.request(
-                "POST", "/v1/jobs/statuses", json={"job_ids": [job_id], "wait": poll_seconds}
-            )
-            time.sleep(0.05)
+        yield job
 
     def download(
         self, job_id: str, out: BinaryIO, *, errors: bool = False, fmt: str | None = None
@@ -119,6 +150,16 @@ class Client:
         except httpx.TransportError as exc:
             raise GeobatchError(f"download from {self.http.base_url} failed: {exc}") from None
         return written
+
+
+def _merge_event(job: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The job as last seen, updated by one event's status, progress and counts."""
+    return {
+        **job,
+        "status": data.get("status", job["status"]),
+        "progress": {**job["progress"], "percent": data.get("progress", 0.0)},
+        "statistics": {**job["statistics"], **data.get("statistics", {})},
+    }
 
 
 def _read_pieces(handle: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:

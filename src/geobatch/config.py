@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=0.05, gt=0)
     retention_days: float = Field(default=7.0, gt=0, description="results kept after a job ends")
     long_poll_max_seconds: float = Field(default=300.0, gt=0)
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="a webhook delivery attempt may take this long"
+    )
+    webhook_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="the most attempts a callback's retry policy may ask"
+    )
 
     @field_validator("url_allowlist", mode="before")
     @classmethod

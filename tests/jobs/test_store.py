@@ -476,7 +476,8 @@ def test_a_split_of_a_cancelled_or_deleted_job_is_refused(
     assert left == 0
     if status is not None:
         found = store.get(job.id)
-        assert not found.split_done and found.statistics.total_records is None
+        assert not found.split_done
+        assert found.statistics.total_records is None
 
 
 def test_only_running_split_jobs_are_leased(store: JobStore) -> None:

@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from geobatch import __version__
 from geobatch.api import problems
 from geobatch.api.ratelimit import RateLimiter
-from geobatch.api.routes import jobs, ops, releases
+from geobatch.api.routes import events, geocode, jobs, ops, releases, reverse, roads
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
 
@@ -41,7 +41,11 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings)
     problems.install(app)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(releases.router)
+    app.include_router(roads.router)
+    app.include_router(reverse.router)
+    app.include_router(geocode.router)
     app.include_router(ops.router)
 
     def openapi() -> dict[str, Any]:

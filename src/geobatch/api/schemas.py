@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from geobatch.io.inputs import InputFormat
 from geobatch.jobs import Job, progress, type_statistics
+from geobatch.jobs.callbacks import CallbackSpec, RetryPolicy, public_callback
 
 
 class InputRef(BaseModel):
@@ -37,6 +38,7 @@ class JobCreate(BaseModel):
     bulk_id: str | None = Field(default=None, max_length=200)
     priority: int = Field(default=0, ge=-100, le=100)
     start: bool = True
+    callback: CallbackSpec | None = None
 
 
 class Statistics(BaseModel):
@@ -67,6 +69,32 @@ class Output(BaseModel):
     expires_at: datetime | None
 
 
+class CallbackPublic(BaseModel):
+    """A job's callback as its owner sees it: the secret only in the creation answer, and
+    only when the server generated it."""
+
+    url: str
+    signature_header: str
+    events: list[str]
+    progress_step_percent: int
+    retry_policy: RetryPolicy
+    secret: str | None = None
+
+
+class DeliveryAttempt(BaseModel):
+    """One try at delivering one event to the job's callback."""
+
+    event_type: str
+    webhook_id: str = Field(description="the webhook-id header, the same on every retry")
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None
+    delivered_at: datetime | None
+    duration_ms: float
+    error: str | None
+    next_attempt_at: datetime | None = Field(description="when the next try is due, if any")
+
+
 class JobPublic(BaseModel):
     id: str
     type: str
@@ -87,9 +115,20 @@ class JobPublic(BaseModel):
     statistics: Statistics
     progress: Progress
     output: Output | None
+    callback: CallbackPublic | None = None
+    delivery_attempts: list[DeliveryAttempt] | None = Field(
+        default=None, description="webhook deliveries so far; on GET of a job with a callback"
+    )
 
     @classmethod
-    def of(cls, job: Job, base_url: str) -> JobPublic:
+    def of(
+        cls,
+        job: Job,
+        base_url: str,
+        *,
+        delivery_attempts: list[dict[str, Any]] | None = None,
+        reveal_secret: bool = False,
+    ) -> JobPublic:
         now = datetime.now(UTC)
         moving = progress(job, now)
         stats = job.statistics
@@ -143,7 +182,29 @@ class JobPublic(BaseModel):
                 eta_seconds=moving["eta_seconds"],
             ),
             output=output,
+            callback=CallbackPublic.model_validate(
+                public_callback(job.callback, reveal_secret=reveal_secret)
+            )
+            if job.callback
+            else None,
+            delivery_attempts=[
+                DeliveryAttempt(webhook_id=a["message_id"], **a) for a in delivery_attempts
+            ]
+            if delivery_attempts is not None
+            else None,
         )
+
+
+class CallbackTestResult(BaseModel):
+    """What the job's callback receiver answered to a signed ``job.test`` event."""
+
+    delivered: bool = Field(description="the receiver answered 2xx")
+    url: str
+    webhook_id: str
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    response_excerpt: str = Field(description="the start of the receiver's answer")
 
 
 class JobList(BaseModel):

@@ -43,6 +43,8 @@ class Job:
     split_done: bool
     chunk_count: int | None
     statistics: JobStatistics
+    callback: dict[str, Any] | None = None
+    """The callback as stored, secret included: never show it as is (see callbacks.py)."""
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -77,6 +79,7 @@ class Job:
                 processing_seconds=m["processing_seconds"],
                 extra=m["extra_statistics"] or {},
             ),
+            callback=m.get("callback"),
         )
 
 
@@ -92,6 +95,7 @@ class NewJob:
     metadata: dict[str, str] = field(default_factory=dict)
     bulk_id: str | None = None
     priority: int = 0
+    callback: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

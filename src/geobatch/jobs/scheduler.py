@@ -23,6 +23,7 @@ from geobatch.config import Settings
 from geobatch.errors import GeobatchError, InvalidTransition, NotFound
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
+from geobatch.jobs.delivery import Deliverer
 from geobatch.jobs.executor import make_executor
 from geobatch.jobs.models import ChunkCounts, Job
 from geobatch.jobs.states import JobStatus
@@ -49,6 +50,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_housekeeping = 0.0
+        self.deliverer = Deliverer(settings, store.db)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -56,8 +58,10 @@ class Scheduler:
         self.executor = make_executor(self.settings)
         self._thread = threading.Thread(target=self._run, name="geobatch-scheduler", daemon=True)
         self._thread.start()
+        self.deliverer.start()
 
     def stop(self) -> None:
+        self.deliverer.stop()
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -243,10 +247,13 @@ class Scheduler:
             self._fail(job_id, outcome.error_code, outcome.error_message or outcome.error_code)
             return
         try:
-            self.store.add_chunks(job_id, outcome.sizes)
+            added = self.store.add_chunks(job_id, outcome.sizes)
         except GeobatchError:
-            return
-        self._finish_if_done(job_id)
+            added = False
+        if added:
+            self._finish_if_done(job_id)
+        else:  # cancelled or deleted while it was split: drop the chunk parts it wrote
+            self._discard_work(job_id)
 
     def _fail(self, job_id: str, code: str, message: str) -> None:
         with contextlib.suppress(InvalidTransition, NotFound):
@@ -274,13 +281,21 @@ class Scheduler:
 
     def _discard_if_gone(self, leased: LeasedChunk) -> None:
         """A commit was refused: if the job is cancelled or deleted, drop what the chunk wrote."""
+        self._discard_work(leased.job_id)
+
+    def _discard_work(self, job_id: str) -> None:
+        """Delete what workers wrote for a job that was cancelled (work files) or deleted (all).
+
+        The API deletes these too, but a worker still running may have written after it did.
+        """
         try:
-            job = self.store.get(leased.job_id)
+            job = self.store.get(job_id)
         except NotFound:
-            job = None
-        if job is None or job.status is JobStatus.CANCELLED:
-            self.storage.delete(layout.result_key(leased.job_id, leased.seq))
-            self.storage.delete(layout.error_key(leased.job_id, leased.seq))
+            self.storage.delete_prefix(layout.job_prefix(job_id))
+            return
+        if job.status is JobStatus.CANCELLED:
+            for prefix in layout.work_prefixes(job_id):
+                self.storage.delete_prefix(prefix)
 
     def _replace_executor(self) -> None:
         """A worker died (killed, out of memory): the pool is unusable; start a fresh one."""

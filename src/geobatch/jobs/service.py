@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 import anyio
@@ -27,11 +27,13 @@ from geobatch.io.inputs import InputError, InputFormat, format_from_media_type, 
 from geobatch.io.outputs import MEDIA_TYPES, OutputFormat, stream_parts
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
+from geobatch.jobs.callbacks import resolve_callback
 from geobatch.jobs.changes import ChangeFeed
+from geobatch.jobs.delivery import attempts_of
 from geobatch.jobs.models import Job, JobFilter, NewJob
 from geobatch.jobs.releases import resolve_release
 from geobatch.jobs.states import JobStatus
-from geobatch.jobs.store import JobStore
+from geobatch.jobs.store import JobStore, utcnow
 from geobatch.jobs.tasks import check_header, input_spec
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
@@ -131,8 +133,13 @@ class JobService:
                 resolve_release, releases, options.get("release")
             )
             options["release"] = manifest.id
+        callback = None
+        if request.callback is not None:
+            callback = await anyio.to_thread.run_sync(
+                resolve_callback, request.callback, self.settings
+            )
         if idempotency_key is None:
-            job, _ = await self._create(tenant, request, options, body)
+            job, _ = await self._create(tenant, request, options, body, callback)
             return job, True
         claimed = await anyio.to_thread.run_sync(
             self.store.claim_idempotency_key, tenant, idempotency_key
@@ -140,7 +147,7 @@ class JobService:
         if claimed is not None:
             return await self._replay(tenant, request, body, idempotency_key, *claimed), False
         try:
-            job, digest = await self._create(tenant, request, options, body)
+            job, digest = await self._create(tenant, request, options, body, callback)
         except BaseException:
             await anyio.to_thread.run_sync(
                 self.store.release_idempotency_key, tenant, idempotency_key
@@ -179,6 +186,7 @@ class JobService:
         request: JobRequest,
         options: dict[str, Any],
         body: AsyncIterator[bytes] | None,
+        callback: dict[str, Any] | None = None,
     ) -> tuple[Job, str]:
         job_id = str(uuid.uuid4())
         source = request.input
@@ -203,6 +211,7 @@ class JobService:
             metadata=request.metadata,
             bulk_id=request.bulk_id,
             priority=request.priority,
+            callback=callback,
         )
         status = JobStatus.QUEUED if request.start else JobStatus.CREATED
         job = await anyio.to_thread.run_sync(lambda: self.store.create(new, status=status))
@@ -289,6 +298,10 @@ class JobService:
     def get(self, tenant: str, job_id: str) -> Job:
         return self.store.get(job_id, tenant=tenant)
 
+    def delivery_attempts(self, job: Job) -> list[dict[str, Any]] | None:
+        """Every webhook delivery attempt for the job's events; None if it has no callback."""
+        return attempts_of(self.store.db, job.id) if job.callback else None
+
     def list_jobs(
         self, flt: JobFilter, *, page_size: int, page_token: str | None
     ) -> tuple[list[Job], str | None]:
@@ -325,7 +338,12 @@ class JobService:
         return self.store.transition(job_id, JobStatus.PAUSED, tenant=tenant)
 
     def cancel(self, tenant: str, job_id: str) -> Job:
-        job = self.store.transition(job_id, JobStatus.CANCELLED, tenant=tenant)
+        job = self.store.transition(
+            job_id,
+            JobStatus.CANCELLED,
+            tenant=tenant,
+            expires_at=utcnow() + timedelta(days=self.settings.retention_days),
+        )
         for prefix in layout.work_prefixes(job_id):
             self.storage.delete_prefix(prefix)
         return job

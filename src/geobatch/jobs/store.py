@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from geobatch.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from geobatch.jobs.database import Database
+from geobatch.jobs.events import record_progress, record_state
 from geobatch.jobs.models import Chunk, ChunkCounts, Job, JobFilter, NewJob
 from geobatch.jobs.states import TRANSITIONS, ChunkStatus, JobStatus
 from geobatch.jobs.tables import chunks, idempotency_keys, jobs
@@ -68,18 +69,26 @@ class JobStore:
             "updated_at": now,
             "queued_at": now if status is JobStatus.QUEUED else None,
             "extra_statistics": {},
+            "callback": new.callback,
         }
         with self._write() as connection:
             connection.execute(jobs.insert().values(**values))
+            record_state(connection, new.id, status)
         self._on_change(new.id)
         return self.get(new.id)
 
+    _GET = jobs.select().where(jobs.c.id == sa.bindparam("job_id"))
+    _GET_OF_TENANT = _GET.where(jobs.c.tenant == sa.bindparam("tenant"))
+
     def get(self, job_id: str, *, tenant: str | None = None) -> Job:
-        query = jobs.select().where(jobs.c.id == job_id)
-        if tenant is not None:
-            query = query.where(jobs.c.tenant == tenant)
-        with self._read() as connection:
-            row = connection.execute(query).first()
+        # Statements built once: building the WHERE clause costs more than running it.
+        query, params = (
+            (self._GET, {"job_id": job_id})
+            if tenant is None
+            else (self._GET_OF_TENANT, {"job_id": job_id, "tenant": tenant})
+        )
+        with self.db.lookup_engine.connect() as connection:
+            row = connection.execute(query, params).first()
         if row is None:
             raise NotFound(f"No job exists with id {job_id}.")
         return Job.from_row(row)
@@ -108,6 +117,8 @@ class JobStore:
             query = query.where(jobs.c.tenant == tenant)
         with self._write() as connection:
             hit = connection.execute(query.values(**values)).rowcount
+            if hit == 1:
+                record_state(connection, job_id, target)
         if hit != 1:
             current = self.get(job_id, tenant=tenant)
             raise InvalidTransition(
@@ -245,9 +256,26 @@ class JobStore:
 
     # -- chunks -----------------------------------------------------------------------------
 
-    def add_chunks(self, job_id: str, sizes: Sequence[int]) -> None:
-        """Record the chunks of a freshly split input and its record count, in one transaction."""
+    def add_chunks(self, job_id: str, sizes: Sequence[int]) -> bool:
+        """Record the chunks of a freshly split input and its record count, in one transaction.
+
+        Refused (returns False) when the job was cancelled or deleted while it was split.
+        """
+        live = [JobStatus.RUNNING.value, JobStatus.PAUSED.value]
         with self._write() as connection:
+            hit = connection.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.status.in_(live))
+                .values(
+                    split_done=True,
+                    chunk_count=len(sizes),
+                    total_records=sum(sizes),
+                    updated_at=utcnow(),
+                )
+            ).rowcount
+            if hit != 1:
+                connection.rollback()
+                return False
             connection.execute(chunks.delete().where(chunks.c.job_id == job_id))
             if sizes:
                 connection.execute(
@@ -262,17 +290,8 @@ class JobStore:
                         for seq, n in enumerate(sizes)
                     ],
                 )
-            connection.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(
-                    split_done=True,
-                    chunk_count=len(sizes),
-                    total_records=sum(sizes),
-                    updated_at=utcnow(),
-                )
-            )
         self._on_change(job_id)
+        return True
 
     def chunks_of(self, job_id: str) -> list[Chunk]:
         with self._read() as connection:
@@ -470,8 +489,16 @@ class JobStore:
                 "updated_at": now,
             }
             if counts.last_record_id is not None:
-                values["last_record_id"] = counts.last_record_id
+                # The last record of the furthest chunk done, whatever order chunks finish in.
+                furthest = connection.execute(
+                    sa.select(sa.func.max(chunks.c.seq)).where(
+                        chunks.c.job_id == job_id, chunks.c.status == ChunkStatus.DONE.value
+                    )
+                ).scalar_one()
+                if furthest == seq:
+                    values["last_record_id"] = counts.last_record_id
             connection.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            record_progress(connection, job_id, counts.processed)
         self._on_change(job_id)
         return True
 

@@ -63,6 +63,7 @@ jobs = sa.Table(
     sa.Column("extra_statistics", sa.JSON, nullable=False),
     sa.Column("last_record_id", sa.String(200)),
     sa.Column("processing_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("callback", sa.JSON),
     sa.Index("ix_jobs_tenant_pk", "tenant", "pk"),
     sa.Index("ix_jobs_status", "status"),
     sa.Index("ix_jobs_bulk_id", "bulk_id"),
@@ -93,4 +94,79 @@ idempotency_keys = sa.Table(
     sa.Column("request_hash", sa.String(64)),
     sa.Column("job_id", sa.String(36)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    # The id increases in commit order within a job (its row lock serialises the writers), so
+    # it serves as the server-sent event id that a client resumes from.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column(
+        "job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_job_events_job_id", "job_id", "id"),
+)
+
+# The webhook outbox. Rows outlive their job (no foreign key), so the event of a deleted job
+# is still delivered; each row carries the callback it is sent to and the exact body.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("callback", sa.JSON, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_job_id", "job_id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column(
+        "delivery_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("attempted_at", UTCDateTime(), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Index("ix_delivery_attempts_job_id", "job_id", "id"),
 )

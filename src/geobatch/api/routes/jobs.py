@@ -55,6 +55,7 @@ _CREATE_BODY: dict[str, Any] = {
                         "type": {"type": "string"},
                         "options": {"type": "string", "description": "JSON object"},
                         "metadata": {"type": "string", "description": "JSON object"},
+                        "callback": {"type": "string", "description": "JSON object"},
                         "inputColumns": {"type": "string"},
                         "delimiter": {"type": "string"},
                         "bulk_id": {"type": "string"},
@@ -129,6 +130,7 @@ def _upload_request(
         bulk_id=params.get("bulk_id") or params.get("bulkId") or None,
         priority=_int(params.get("priority"), "priority"),
         start=_bool(params.get("start"), "start", True),
+        callback=_json_object(params.get("callback"), "callback") or None,
     )
 
 
@@ -156,6 +158,9 @@ def _json_request(body: JobCreate) -> JobRequest:
         bulk_id=body.bulk_id,
         priority=body.priority,
         start=body.start,
+        callback=body.callback.model_dump(mode="json", exclude_none=True)
+        if body.callback
+        else None,
     )
 
 
@@ -210,7 +215,7 @@ async def create_job(
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return JobPublic.of(job, str(request.base_url))
+    return JobPublic.of(job, str(request.base_url), reveal_secret=created)
 
 
 def _filter(
@@ -314,8 +319,13 @@ async def statuses(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
-    return JobPublic.of(service.get(tenant, job_id), str(request.base_url))
+def get_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> Response:
+    # Serialised here: returning the model would have FastAPI validate it a second time, and
+    # this is the endpoint clients poll.
+    found = service.get(tenant, job_id)
+    attempts = service.delivery_attempts(found)
+    job = JobPublic.of(found, str(request.base_url), delivery_attempts=attempts)
+    return Response(job.model_dump_json(), media_type="application/json")
 
 
 @router.post("/{job_id}/start", response_model=JobPublic)

@@ -102,4 +102,10 @@ def job_type(name: str) -> JobType:
         ) from None
 
 
-from geobatch.jobs.types import validate  # noqa: E402, F401  (registers itself)
+from geobatch.jobs.types import (  # noqa: E402, F401  (each registers itself)
+    geocode,
+    lookup,
+    reverse_geocode,
+    road_match,
+    validate,
+)

@@ -1,0 +1,288 @@
+"""Forward-geocoding quality: hit rates per query variant and a confidence calibration table.
+
+Run with ``.venv/bin/python evals/geocode.py [--releases DIR] [--seed N]``.
+
+For each release (Helsinki, the bundled default, always; Monaco, Andorra and Baltimore from
+the shared OSM extracts when they are present) the script builds a test set from the
+release's own address points and uniquely named POIs, writes each one as a user might, and
+geocodes them all through the ``geocode`` engine in one batch:
+
+- ``exact``        "Mikonkatu 18, 00100 Helsinki" (number first where the country does so)
+- ``abbreviated``  street types shortened: "Mikonk. 18", "Av. ...", "Bd ...", "C/ ..."
+- ``no_city``      street and number only
+- ``typo``         one letter swapped, dropped or replaced in the street name
+- ``no_accents``   accents stripped (only addresses that have some)
+- ``reordered``    locality first: "Helsinki, Mikonkatu 18"
+- ``lower``        all lower case
+- ``poi``          a POI's name, alone
+- ``poi_city``     a POI's name and its locality
+
+A query is a hit@50 m (@250 m) when the best candidate lies within 50 m (250 m) of the point
+the query was made from. Addresses whose number and street occur at points more than 50 m
+apart, and POI names shared by several POIs, are left out: no answer could be right for them.
+The calibration table groups every query by the confidence of its best candidate and shows
+how often that candidate was right (hit@50 m): higher confidence should mean more hits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import tempfile
+import time
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from geobatch.engines.geocode import geocode_records
+from geobatch.engines.geocode.forward import NUMBER_FIRST, distance_km
+from geobatch.engines.geocode.index import local_index
+from geobatch.engines.geocode.normalize import house_number_key, street_key
+from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
+
+SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
+EXTRACTS = (("monaco", True), ("andorra", False), ("baltimore", True))
+"""Shared extracts to evaluate, and whether to import the gazetteer with them."""
+
+ABBREVIATE = (
+    (r"\bAvenue\b", "Av."),
+    (r"\bBoulevard\b", "Bd"),
+    (r"\bRue\b", "R."),
+    (r"\bStreet\b", "St"),
+    (r"\bRoad\b", "Rd"),
+    (r"\bDrive\b", "Dr"),
+    (r"\bLane\b", "Ln"),
+    (r"\bPlace\b", "Pl"),
+    (r"\bAvinguda\b", "Av."),
+    (r"\bCarrer\b", "C/"),
+    (r"\bPlaça\b", "Pl."),
+    (r"\bSaint\b", "St"),
+    (r"\bSainte\b", "Ste"),
+    (r"(?<=\w{3})katu\b", "k."),
+    (r"(?<=\w{3})tie\b", "t."),
+    (r"(?<=\w{3})gatan\b", "g."),
+    (r"(?<=\w{3})(straße|strasse)\b", "str."),
+)
+
+CONFIDENCE_BUCKETS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 90), (90, 101))
+
+
+@dataclass(frozen=True)
+class Case:
+    variant: str
+    text: str
+    lon: float
+    lat: float
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def _typo(name: str, rng: random.Random) -> str | None:
+    """One edit inside the longest word of the name (never its first letter)."""
+    words = name.split()
+    longest = max(range(len(words)), key=lambda i: len(words[i]))
+    word = words[longest]
+    if len(word) < 5:
+        return None
+    position = rng.randrange(1, len(word) - 1)
+    edit = rng.choice(("swap", "drop", "replace"))
+    if edit == "swap":
+        word = word[:position] + word[position + 1] + word[position] + word[position + 2 :]
+    elif edit == "drop":
+        word = word[:position] + word[position + 1 :]
+    else:
+        letters = "aeioulnrst".replace(word[position].lower(), "")
+        word = word[:position] + rng.choice(letters) + word[position + 1 :]
+    words[longest] = word
+    return " ".join(words)
+
+
+def _abbreviate(name: str) -> str | None:
+    short = name
+    for pattern, replacement in ABBREVIATE:
+        short = re.sub(pattern, replacement, short, flags=re.IGNORECASE)
+    return short if short != name else None
+
+
+def _variants(
+    street: str,
+    number: str,
+    place: str,
+    city: object,
+    number_first: bool,
+    rng: random.Random,
+) -> list[tuple[str, str]]:
+    """The ways one address is written in the test set."""
+
+    def written(name: str) -> str:
+        line = f"{number} {name}" if number_first else f"{name} {number}"
+        return f"{line}, {place}" if place else line
+
+    line = written(street).split(", ")[0]
+    exact = written(street)
+    short = _abbreviate(street)
+    typo = _typo(street, rng)
+    plain = _strip_accents(exact)
+    found = [
+        ("exact", exact),
+        ("abbreviated", written(short) if short else None),
+        ("no_city", line if place else None),
+        ("typo", written(typo) if typo else None),
+        ("no_accents", plain if plain != exact else None),
+        ("reordered", f"{city}, {line}" if city else f"{street} {number}"),
+        ("lower", exact.lower()),
+    ]
+    return [(variant, text) for variant, text in found if text]
+
+
+def address_cases(release: Release, rng: random.Random) -> list[Case]:
+    index = local_index(release)
+    table = release.table("addresses").to_pylist()
+    points: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
+    for row in table:
+        if row["housenumber"] and row["street"]:
+            points[
+                (street_key(str(row["street"])), house_number_key(str(row["housenumber"])))
+            ].append(row)
+    cases: list[Case] = []
+    for key, rows in points.items():
+        first = rows[0]
+        lon, lat = float(first["lon"]), float(first["lat"])  # type: ignore[arg-type]
+        if any(distance_km(lon, lat, float(r["lon"]), float(r["lat"])) > 0.05 for r in rows):  # type: ignore[arg-type]
+            continue
+        street = str(first["street"])
+        number = str(first["housenumber"])
+        known = index.streets[index.street_by_key[key[0]]]
+        city = first["city"] or known.city
+        place = " ".join(str(p) for p in (first["postcode"], city) if p)
+        variants = _variants(street, number, place, city, known.country in NUMBER_FIRST, rng)
+        cases.extend(Case(variant, text, lon, lat) for variant, text in variants)
+    return cases
+
+
+def poi_cases(release: Release) -> list[Case]:
+    index = local_index(release)
+    places = index.places
+    counts: dict[str, int] = defaultdict(int)
+    for name in places.names:
+        counts[street_key(name)] += 1
+    cases: list[Case] = []
+    for row, (name, kind) in enumerate(zip(places.names, places.kinds, strict=True)):
+        key = street_key(name)
+        if kind != "poi" or counts[key] != 1 or len(places.by_key.get(key, ())) != 1:
+            continue
+        if key in index.street_by_key or key in index.localities or len(key) < 4:
+            continue
+        lon, lat = float(places.lon[row]), float(places.lat[row])
+        cases.append(Case("poi", name, lon, lat))
+        nearest = _nearest_locality(index, lon, lat)
+        if nearest:
+            cases.append(Case("poi_city", f"{name}, {nearest}", lon, lat))
+    return cases
+
+
+def _nearest_locality(index: object, lon: float, lat: float) -> str | None:
+    best, name = float("inf"), None
+    for areas in index.localities.values():  # type: ignore[attr-defined]
+        for area in areas:
+            if area.level == "locality":
+                km = distance_km(lon, lat, area.lon, area.lat)
+                if km < best:
+                    best, name = km, area.name
+    return name if best < 5 else None
+
+
+def evaluate(
+    release: Release, cases: list[Case]
+) -> tuple[dict[str, list[float]], list[tuple[int, bool, str]], float]:
+    records = pa.table(
+        {
+            "_ordinal": pa.array(range(len(cases)), pa.int64()),
+            "recId": [str(i) for i in range(len(cases))],
+            "searchText": [case.text for case in cases],
+        }
+    )
+    started = time.perf_counter()
+    result = geocode_records(records, release)
+    seconds = time.perf_counter() - started
+    rows = result.results.to_pylist()
+    by_ordinal = {row["_ordinal"]: row for row in rows if row["seqNumber"] in (0, 1)}
+    hits: dict[str, list[float]] = defaultdict(list)
+    calibration: list[tuple[int, bool, str]] = []
+    for ordinal, case in enumerate(cases):
+        row = by_ordinal.get(ordinal)
+        if row is None or row["lat"] is None:
+            km = float("inf")
+            conf, level = 0, "none"
+        else:
+            km = distance_km(case.lon, case.lat, row["lon"], row["lat"])
+            conf, level = int(row["confidence"]), str(row["match_level"])
+        hits[case.variant].append(km)
+        calibration.append((conf, km <= 0.05, level))
+    return hits, calibration, len(cases) / seconds
+
+
+def print_hits(name: str, hits: dict[str, list[float]], rate: float) -> None:
+    print(f"\n{name}  ({sum(len(v) for v in hits.values())} queries, {rate:,.0f} queries/s)")
+    print(f"  {'variant':<12} {'n':>5} {'hit@50m':>8} {'hit@250m':>9}")
+    for variant, distances in hits.items():
+        km = np.array(distances)
+        print(
+            f"  {variant:<12} {len(km):>5} {np.mean(km <= 0.05):>8.1%} {np.mean(km <= 0.25):>9.1%}"
+        )
+
+
+def print_calibration(calibration: list[tuple[int, bool, str]]) -> None:
+    print("\nconfidence calibration (all releases; best candidate within 50 m)")
+    print(f"  {'confidence':<11} {'n':>6} {'hit rate':>9}")
+    for low, high in CONFIDENCE_BUCKETS:
+        chosen = [hit for conf, hit, _ in calibration if low <= conf < high]
+        rate = f"{np.mean(chosen):.1%}" if chosen else "-"
+        print(f"  {f'{low}-{min(high, 100)}':<11} {len(chosen):>6} {rate:>9}")
+    print("\nby match level of the best candidate")
+    print(f"  {'level':<12} {'n':>6} {'mean conf':>10} {'hit rate':>9}")
+    for level in sorted({level for _, _, level in calibration}):
+        confidences = [conf for conf, _, found in calibration if found == level]
+        hits = [hit for _, hit, found in calibration if found == level]
+        print(f"  {level:<12} {len(hits):>6} {np.mean(confidences):>10.1f} {np.mean(hits):>9.1%}")
+
+
+def releases(store: ReleaseStore) -> list[tuple[str, Release]]:
+    found = [("helsinki", store.load(ensure_default_release(store).id))]
+    for name, gazetteer in EXTRACTS:
+        path = SHARED_OSM / f"{name}.osm.pbf"
+        if not path.is_file():
+            print(f"(skipping {name}: {path} is absent)", file=sys.stderr)
+            continue
+        found.append((name, store.load(import_osm(path, store, gazetteer=gazetteer).id)))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--releases", type=Path, help="release folder to build into and reuse")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        store = ReleaseStore(args.releases or Path(scratch))
+        calibration: list[tuple[int, bool, str]] = []
+        for name, release in releases(store):
+            rng = random.Random(args.seed)
+            cases = address_cases(release, rng) + poi_cases(release)
+            hits, calibrated, rate = evaluate(release, cases)
+            calibration.extend(calibrated)
+            print_hits(f"{name} ({release.manifest.id})", hits, rate)
+        print_calibration(calibration)
+
+
+if __name__ == "__main__":
+    main()

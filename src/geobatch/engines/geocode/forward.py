@@ -1,0 +1,548 @@
+"""Forward geocoding: address parts to ranked candidates, falling back level by level.
+
+For each reading of a query (``parse``) the matcher looks for the street (exact key, then
+the key without its street type, then rapidfuzz over the release's distinct street names),
+then the house number on it (exact, then its bare number, then interpolated between the
+nearest known numbers on the same side), and for places and POIs by name. When the street is
+unknown it falls back to the locality (the release's own places, then GeoNames cities worldwide,
+ranked by population, country, state and distance to the ``at`` bias), the region and the
+country. Each candidate carries a raw score in 0..1 that ``confidence`` turns into 0..100.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from rapidfuzz import fuzz, process
+
+from geobatch.engines.geocode.index import (
+    Area,
+    GazetteerIndex,
+    LocalIndex,
+    Street,
+    cached,
+    gazetteer_index,
+    local_index,
+)
+from geobatch.engines.geocode.normalize import ABBREVIATIONS, SYNONYMS, house_number_value
+from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
+from geobatch.reference import Release
+
+STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
+    "rue", "via", "calle", "strasse", "straat", "weg", "gatan", "vagen", "katu", "tie", "de",
+    "du", "des", "la", "le", "del", "di", "der", "van",
+}  # fmt: skip
+"""Words dropped to make a street's core name ("Grimaldi" finds "Rue Grimaldi")."""
+
+NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", "BE"})
+"""Countries whose addresses put the house number before the street."""
+
+FUZZY_CUTOFF = 75.0
+CERTAIN = 0.97
+"""A candidate this good (exact street and number, say) ends the search early."""
+EARTH_KM_PER_DEGREE = 111.195
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    lon: float
+    lat: float
+    label: str
+    match_level: str
+    score: float
+    """Raw 0..1 agreement between query and candidate; ``confidence`` calibrates it."""
+    ref_id: str | None = None
+    house_number: str | None = None
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+    @property
+    def confidence(self) -> int:
+        return confidence(self.score, self.match_level)
+
+
+LEVEL_CEILING = {
+    "houseNumber": 100,
+    "interpolated": 85,
+    "street": 90,
+    "poi": 97,
+    "locality": 92,
+    "region": 90,
+    "country": 90,
+}
+"""The confidence a perfect agreement earns at each level (interpolation is an estimate)."""
+
+
+def confidence(score: float, level: str) -> int:
+    """0..100: the raw score stretched so that under about 0.6 agreement confidence is low.
+
+    The ceilings and the cut-off were chosen by checking ``evals/geocode.py``, which prints
+    the observed hit rate per confidence bucket and per match level.
+    """
+    stretched = max(0.0, min(1.0, (score - 0.45) / 0.55))
+    return round(LEVEL_CEILING.get(level, 80) * stretched)
+
+
+def distance_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    dx = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot(dx, lat2 - lat1) * EARTH_KM_PER_DEGREE
+
+
+class ForwardGeocoder:
+    """One release's forward geocoder; the indexes are shared by every geocoder of the process."""
+
+    def __init__(self, release: Release) -> None:
+        self.release = release
+        self.local: LocalIndex = local_index(release)
+        has_gazetteer = release.table("gazetteer").num_rows > 0
+        self.gazetteer: GazetteerIndex | None = gazetteer_index(release) if has_gazetteer else None
+        self.vocabulary = Vocabulary(self.local, self.gazetteer)
+        self._street_cache: dict[str, list[tuple[int, float]]] = {}
+        self._place_cache: dict[str, list[tuple[int, float]]] = {}
+        self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
+        self._core: dict[str, list[int]] = {}
+        for key in self.local.street_keys:
+            core = _core(key)
+            if core and core != key:
+                self._core.setdefault(core, []).append(self.local.street_by_key[key])
+
+    def clear_caches(self) -> None:
+        """Forget remembered street, place and locality answers (they are bounded anyway)."""
+        self._street_cache.clear()
+        self._place_cache.clear()
+        self._locality_cache.clear()
+
+    # -- entry points --------------------------------------------------------------------
+
+    def geocode(
+        self,
+        text: str | None = None,
+        *,
+        fields: Mapping[str, str | None] | None = None,
+        country: str | None = None,
+        at: tuple[float, float] | None = None,
+        limit: int = 1,
+    ) -> list[Candidate]:
+        """Best candidates first, at most ``limit``; free text and fields may be combined."""
+        readings: list[ParsedAddress] = []
+        given = {key: value for key, value in (fields or {}).items() if value and value.strip()}
+        if given:
+            structured = parse_fields(self.vocabulary, **given)
+            if text and text.strip():
+                readings = [_merge(r, structured) for r in parse(text, self.vocabulary)]
+            else:
+                readings = [structured]
+        elif text:
+            readings = parse(text, self.vocabulary)
+        return self.search(readings, country=country, at=at, limit=limit)
+
+    def search(
+        self,
+        readings: list[ParsedAddress],
+        *,
+        country: str | None = None,
+        at: tuple[float, float] | None = None,
+        limit: int = 1,
+    ) -> list[Candidate]:
+        """Candidates of every reading, filtered and biased, best first and deduplicated."""
+        found: dict[tuple[str | None, str, float, float], Candidate] = {}
+        for reading in readings:
+            for candidate in self._candidates(reading, at):
+                if country and candidate.country and candidate.country != country:
+                    continue
+                if reading.country and candidate.country and candidate.country != reading.country:
+                    candidate = _scaled(candidate, 0.6)
+                if at is not None:
+                    km = distance_km(at[1], at[0], candidate.lon, candidate.lat)
+                    candidate = _scaled(candidate, 1.0 - 0.05 * min(1.0, km / 500.0))
+                key = (candidate.ref_id, candidate.match_level, candidate.lon, candidate.lat)
+                if key not in found or found[key].score < candidate.score:
+                    found[key] = candidate
+            if limit == 1 and any(c.score >= CERTAIN for c in found.values()):
+                break  # later readings are less specific: they cannot beat an exact match
+        ranked = sorted(found.values(), key=lambda c: -c.score)
+        return ranked[:limit]
+
+    # -- candidates ----------------------------------------------------------------------
+
+    def _candidates(
+        self, reading: ParsedAddress, at: tuple[float, float] | None
+    ) -> list[Candidate]:
+        out: list[Candidate] = []
+        if reading.street:
+            streets = [] if reading.name_only else self._streets(reading.street)
+            for index, similarity in streets:
+                out.append(self._on_street(self.local.streets[index], similarity, reading))
+            # a close street match makes a fuzzy POI search pointless (only exact names count)
+            fuzzy = not streets or streets[0][1] < (0.85 if reading.house_number else 0.99)
+            # text with a number inside is an address; only a name-only reading may be a POI's
+            fuzzy = fuzzy and (reading.name_only or not any(c.isdigit() for c in reading.street))
+            # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
+            factor = _place_factor(reading) * (
+                0.9 if reading.street in self.local.localities else 1
+            )
+            for row, similarity in self._places(reading.street, fuzzy=fuzzy):
+                out.append(self._place(row, similarity * factor))
+        best = max((c.score for c in out), default=0.0)
+        fallback = 1.0 if not reading.street else 0.62
+        if best < 0.75 and reading.locality:
+            out.extend(self._localities(reading, at, fallback))
+        elif best < 0.75 and reading.postcode and reading.postcode in self.local.postcodes:
+            out.append(self._postcode(reading.postcode, fallback))
+        if best < 0.7 and reading.region and not reading.locality:
+            out.extend(self._regions(reading.region, 0.92 * fallback))
+        if not out and reading.country and self.gazetteer is not None:
+            area = next(
+                (a for a in self.gazetteer.countries.values() if a.country == reading.country),
+                None,
+            )
+            if area is not None and math.isfinite(area.lon):
+                out.append(_area(area, 0.95 * fallback if not reading.street else 0.55))
+        return out
+
+    def _streets(self, key: str) -> list[tuple[int, float]]:
+        cached = self._street_cache.get(key)
+        if cached is not None:
+            return cached
+        exact = self.local.street_by_key.get(key)
+        if exact is not None:
+            found = [(exact, 1.0)]
+        elif (core := self._core.get(_core(key) or key)) is not None:
+            found = [(index, 0.92) for index in core[:3]]
+        else:
+            found = [
+                (self.local.street_by_key[choice], score / 100.0)
+                for choice, score, _ in process.extract(
+                    key,
+                    self.local.street_keys,
+                    scorer=fuzz.ratio,
+                    limit=3,
+                    score_cutoff=FUZZY_CUTOFF,
+                )
+            ]
+        if len(self._street_cache) > 100_000:
+            self._street_cache.clear()
+        self._street_cache[key] = found
+        return found
+
+    def _places(self, key: str, *, fuzzy: bool) -> list[tuple[int, float]]:
+        places = self.local.places
+        rows = places.by_key.get(key)
+        if rows is not None:
+            return [(row, 1.0) for row in rows[:5]]
+        if not fuzzy:
+            return []
+        cached = self._place_cache.get(key)
+        if cached is not None:
+            return cached
+        found = [
+            (row, score / 100.0)
+            for choice, score, _ in process.extract(
+                key, places.keys, scorer=fuzz.ratio, limit=3, score_cutoff=80.0
+            )
+            for row in places.by_key[choice][:2]
+        ]
+        if len(self._place_cache) > 100_000:
+            self._place_cache.clear()
+        self._place_cache[key] = found
+        return found
+
+    def _on_street(self, street: Street, similarity: float, reading: ParsedAddress) -> Candidate:
+        score = similarity * _context_factor(street, reading)
+        number = reading.house_number
+        if number:
+            row = street.numbers.get(number)
+            if row is not None:
+                return self._address(street, row, number, score)
+            value = house_number_value(number)
+            bare = street.numbers.get(str(value)) if value is not None else None
+            if bare is not None:
+                return self._address(street, bare, number, score * 0.9)
+            if value is not None and (point := _interpolate(street, value, self.local)):
+                return self._street_candidate(street, score * 0.88, point, number, "interpolated")
+            return self._street_candidate(street, score * 0.72, None, None, "street")
+        return self._street_candidate(street, score * 0.96, None, None, "street")
+
+    def _address(self, street: Street, row: int, number: str, score: float) -> Candidate:
+        addresses = self.local.addresses
+        postcode = addresses.postcodes[row]
+        city = addresses.cities[row] or street.city
+        display = addresses.numbers[row]
+        return Candidate(
+            lon=float(addresses.lon[row]),
+            lat=float(addresses.lat[row]),
+            label=_label(street.name, display, postcode, city, street.country),
+            match_level="houseNumber",
+            score=score,
+            ref_id=addresses.ids[row],
+            house_number=display,
+            street=street.name,
+            postal_code=postcode,
+            city=city,
+            state=addresses.states[row],
+            country=street.country,
+        )
+
+    def _street_candidate(
+        self,
+        street: Street,
+        score: float,
+        point: tuple[float, float] | None,
+        number: str | None,
+        level: str,
+    ) -> Candidate:
+        lon, lat = point if point is not None else (street.lon, street.lat)
+        postcode = (
+            next(iter(sorted(street.postcodes)), None) if len(street.postcodes) == 1 else None
+        )
+        return Candidate(
+            lon=lon,
+            lat=lat,
+            label=_label(street.name, number, postcode, street.city, street.country),
+            match_level=level,
+            score=score,
+            ref_id=street.ref_id,
+            house_number=number,
+            street=street.name,
+            postal_code=postcode,
+            city=street.city,
+            country=street.country,
+        )
+
+    def _place(self, row: int, score: float) -> Candidate:
+        places = self.local.places
+        kind = places.kinds[row]
+        level = "poi" if kind == "poi" else "locality"
+        return Candidate(
+            lon=float(places.lon[row]),
+            lat=float(places.lat[row]),
+            label=places.names[row],
+            match_level=level,
+            score=score * (0.95 if level == "poi" else 0.92),
+            ref_id=places.ids[row],
+            city=places.names[row] if level == "locality" else None,
+            country=places.countries[row],
+        )
+
+    def _postcode(self, code: str, factor: float) -> Candidate:
+        area = self.local.postcodes[code]
+        return Candidate(
+            lon=area.lon,
+            lat=area.lat,
+            label=" ".join(part for part in (area.name, area.state) if part),
+            match_level="locality",
+            score=0.85 * factor,
+            postal_code=area.name,
+            city=area.state,
+            country=self.local.country,
+        )
+
+    def _localities(
+        self, reading: ParsedAddress, at: tuple[float, float] | None, factor: float
+    ) -> list[Candidate]:
+        cache_key = (reading.locality, reading.region, reading.country, at, factor)
+        found = self._locality_cache.get(cache_key)
+        if found is None:
+            found = self._locality_candidates(reading, at, factor)
+            if len(self._locality_cache) > 100_000:
+                self._locality_cache.clear()
+            self._locality_cache[cache_key] = found
+        return found
+
+    def _locality_candidates(
+        self, reading: ParsedAddress, at: tuple[float, float] | None, factor: float
+    ) -> list[Candidate]:
+        key = reading.locality or ""
+        out = [
+            _area(area, (0.9 if area.level == "locality" else 0.85) * factor)
+            for area in self.local.localities.get(key, ())
+        ]
+        if self.gazetteer is not None and key in self.gazetteer.cities:
+            out.extend(self._cities(self.gazetteer, key, reading, at, factor))
+        return out
+
+    def _cities(
+        self,
+        gazetteer: GazetteerIndex,
+        key: str,
+        reading: ParsedAddress,
+        at: tuple[float, float] | None,
+        factor: float,
+    ) -> list[Candidate]:
+        """GeoNames cities of that name, ranked by population share, state, country and bias."""
+        rows = np.array(gazetteer.cities[key], dtype=np.int64)
+        population = gazetteer.population[rows].astype(np.float64) + 1.0
+        fit = np.ones(len(rows))
+        if reading.region:
+            states = {(a.country, a.state) for a in gazetteer.regions.get(reading.region, ())}
+            codes = {
+                (country, code)
+                for (country, code), name in gazetteer.region_names.items()
+                if (country, name) in states
+            }
+            fit *= [
+                1.0 if (gazetteer.country[r], gazetteer.admin1[r]) in codes else 0.5
+                for r in rows.tolist()
+            ]
+        if reading.country:
+            fit *= [1.0 if gazetteer.country[r] == reading.country else 0.5 for r in rows.tolist()]
+        weight = population * (fit == fit.max())  # a named state or country rules others out
+        if at is not None:
+            km = np.hypot(
+                (gazetteer.lon[rows] - at[1]) * math.cos(math.radians(at[0])),
+                gazetteer.lat[rows] - at[0],
+            )
+            weight = weight / (1.0 + (km * EARTH_KM_PER_DEGREE / 50.0) ** 2)
+        share = weight / weight.sum()
+        order = np.argsort(-share)[:5]
+        out = []
+        for position in order.tolist():
+            row = int(rows[position])
+            score = (0.72 + 0.2 * float(share[position])) * float(fit[position]) * factor
+            state_code = gazetteer.admin1[row]
+            country = gazetteer.country[row]
+            state = gazetteer.region_names.get((country or "", state_code or ""))
+            name = gazetteer.names[row]
+            country_name = gazetteer.country_names.get(country or "", country)
+            out.append(
+                Candidate(
+                    lon=float(gazetteer.lon[row]),
+                    lat=float(gazetteer.lat[row]),
+                    label=", ".join(p for p in (name, state, country_name) if p),
+                    match_level="locality",
+                    score=score,
+                    ref_id=gazetteer.ids[row],
+                    city=name,
+                    state=state or state_code,
+                    country=country,
+                )
+            )
+        return out
+
+    def _regions(self, key: str, factor: float) -> list[Candidate]:
+        areas = [a for a in self.local.localities.get(key, ()) if a.level == "region"]
+        if self.gazetteer is not None:
+            areas.extend(self.gazetteer.regions.get(key, ()))
+        return [_area(area, 0.9 * factor) for area in areas]
+
+
+def forward_geocoder(release: Release) -> ForwardGeocoder:
+    """The release's geocoder, shared by every chunk and request of the process."""
+    return cached("forward", release, ForwardGeocoder)
+
+
+def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
+    """Free text completed by the structured columns given alongside it."""
+    return ParsedAddress(
+        house_number=reading.house_number or fields.house_number,
+        street=reading.street or fields.street,
+        postcode=reading.postcode or fields.postcode,
+        locality=reading.locality or fields.locality,
+        region=reading.region or fields.region,
+        country=reading.country or fields.country,
+    )
+
+
+def _core(key: str) -> str:
+    return " ".join(word for word in key.split() if word not in STREET_TYPES)
+
+
+def _context_factor(street: Street, reading: ParsedAddress) -> float:
+    """How well the query's locality and postcode agree with what the street is known by."""
+    factor = 1.0
+    if reading.locality:
+        if reading.locality in street.localities:
+            factor *= 1.0
+        else:
+            factor *= 0.93 if not street.localities else 0.8
+    if reading.postcode:
+        if reading.postcode in street.postcodes:
+            factor *= 1.0
+        else:
+            factor *= 0.97 if not street.postcodes else 0.85
+    return factor
+
+
+def _place_factor(reading: ParsedAddress) -> float:
+    """A POI found by part of the text ranks below one found by all of it."""
+    return (0.8 if reading.house_number else 1.0) * (0.97 if reading.locality else 1.0)
+
+
+def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, float] | None:
+    """A point between the nearest lower and higher known numbers, same side first."""
+    numbers, rows = street.sorted_numbers, street.sorted_rows
+    if len(numbers) < 2:
+        return None
+    same_side = numbers % 2 == value % 2
+    for mask in (same_side, np.ones(len(numbers), dtype=bool)):
+        lower = np.flatnonzero(mask & (numbers < value))
+        upper = np.flatnonzero(mask & (numbers > value))
+        if len(lower) and len(upper):
+            low, high = lower[-1], upper[0]
+            break
+    else:
+        return None
+    fraction = (value - numbers[low]) / (numbers[high] - numbers[low])
+    addresses = local.addresses
+    a = (addresses.lon[rows[low]], addresses.lat[rows[low]])
+    b = (addresses.lon[rows[high]], addresses.lat[rows[high]])
+    lon, lat = a[0] + fraction * (b[0] - a[0]), a[1] + fraction * (b[1] - a[1])
+    if street.line is not None:
+        line = street.line
+        snapped = shapely.line_interpolate_point(
+            line, shapely.line_locate_point(line, shapely.Point(lon, lat))
+        )
+        if distance_km(lon, lat, shapely.get_x(snapped), shapely.get_y(snapped)) < 0.05:
+            lon, lat = float(shapely.get_x(snapped)), float(shapely.get_y(snapped))
+    return float(lon), float(lat)
+
+
+def _scaled(candidate: Candidate, factor: float) -> Candidate:
+    return Candidate(**{**candidate.__dict__, "score": candidate.score * factor})
+
+
+def _area(area: Area, score: float) -> Candidate:
+    level = area.level
+    return Candidate(
+        lon=area.lon,
+        lat=area.lat,
+        label=area.name,
+        match_level=level,
+        score=score,
+        ref_id=area.ref_id,
+        city=area.name if level == "locality" else None,
+        state=area.state if level != "country" else None,
+        country=area.country,
+    )
+
+
+def _label(
+    street: str, number: str | None, postcode: str | None, city: str | None, country: str | None
+) -> str:
+    if number:
+        line = f"{number} {street}" if country in NUMBER_FIRST else f"{street} {number}"
+    else:
+        line = street
+    place = " ".join(part for part in (postcode, city) if part)
+    return ", ".join(part for part in (line, place) if part)
+
+
+def parse_at(value: str) -> tuple[float, float]:
+    """``"lat,lon"`` -> (lat, lon); ``ValueError`` naming the problem otherwise."""
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"at must be 'lat,lon', got {value!r}")
+    try:
+        lat, lon = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"at must be two numbers 'lat,lon', got {value!r}") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not (math.isfinite(lat + lon)):
+        raise ValueError(f"at is outside lat -90..90 / lon -180..180: {value!r}")
+    return lat, lon

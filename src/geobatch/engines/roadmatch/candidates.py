@@ -1,0 +1,106 @@
+"""Candidate positions on the reference network for every sample point of a batch.
+
+One envelope query on the piece index for all points at once, then exact projection onto
+the straight pieces in numpy; per (point, segment) the nearest piece wins, and per point the
+``max_candidates`` nearest segments are kept. Each candidate is then offered in both travel
+directions along its segment, since the HMM scores heading and continuity per direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from geobatch.engines.roadmatch.geometry import Samples
+from geobatch.engines.roadmatch.network import RoadNetwork
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidates:
+    """Directed candidates sorted by point; ``point`` indexes the sample arrays."""
+
+    point: np.ndarray  # int64
+    segment: np.ndarray  # int64
+    direction: np.ndarray  # int8, +1 along the segment's digitisation, -1 against
+    offset: np.ndarray  # metres along the segment (its own direction) of the projection
+    distance: np.ndarray  # metres from the point to the segment
+    heading: np.ndarray  # radians, travel heading on the segment at the projection
+    x: np.ndarray  # projected position, local metres
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.point)
+
+    def take(self, keep: np.ndarray) -> Candidates:
+        """The candidates where ``keep`` is True (order kept)."""
+        return Candidates(
+            point=self.point[keep],
+            segment=self.segment[keep],
+            direction=self.direction[keep],
+            offset=self.offset[keep],
+            distance=self.distance[keep],
+            heading=self.heading[keep],
+            x=self.x[keep],
+            y=self.y[keep],
+        )
+
+
+def find_candidates(
+    samples: Samples, network: RoadNetwork, radius_m: float, max_candidates: int
+) -> Candidates:
+    """Segments within ``radius_m`` of each sample, nearest first, ``max_candidates`` at most."""
+    px, py, r = samples.x, samples.y, radius_m
+    boxes = shapely.box(px - r, py - r, px + r, py + r)
+    point, piece = network.tree.query(boxes)
+    point = point.astype(np.int64)
+    piece = piece.astype(np.int64)
+    dx, dy = network.piece_dx[piece], network.piece_dy[piece]
+    length = network.piece_length[piece]
+    rx = px[point] - network.piece_x0[piece]
+    ry = py[point] - network.piece_y0[piece]
+    t = np.clip((rx * dx + ry * dy) / (length * length), 0.0, 1.0)
+    qx = network.piece_x0[piece] + t * dx
+    qy = network.piece_y0[piece] + t * dy
+    dist = np.hypot(px[point] - qx, py[point] - qy)
+    keep = dist <= r
+    point, piece, t, qx, qy, dist = (a[keep] for a in (point, piece, t, qx, qy, dist))
+    segment = network.piece_segment[piece]
+
+    # Nearest piece per (point, segment), then the nearest segments per point.
+    order = np.lexsort((dist, segment, point))
+    point, piece, t, qx, qy, dist, segment = (
+        a[order] for a in (point, piece, t, qx, qy, dist, segment)
+    )
+    first = np.ones(len(point), dtype=bool)
+    first[1:] = (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])
+    point, piece, t, qx, qy, dist, segment = (
+        a[first] for a in (point, piece, t, qx, qy, dist, segment)
+    )
+    order = np.lexsort((dist, point))
+    point, piece, t, qx, qy, dist, segment = (
+        a[order] for a in (point, piece, t, qx, qy, dist, segment)
+    )
+    run_start = np.searchsorted(point, point, side="left")
+    rank = np.arange(len(point)) - run_start
+    keep = rank < max_candidates
+    point, piece, t, qx, qy, dist, segment = (
+        a[keep] for a in (point, piece, t, qx, qy, dist, segment)
+    )
+
+    offset = network.piece_offset[piece] + t * network.piece_length[piece]
+    along = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])
+    both = np.repeat(np.arange(len(point)), 2)
+    direction = np.tile(np.array([1, -1], dtype=np.int8), len(point))
+    heading = along[both] + np.where(direction > 0, 0.0, np.pi)
+    return Candidates(
+        point=point[both],
+        segment=segment[both],
+        direction=direction,
+        offset=offset[both],
+        distance=dist[both],
+        heading=heading,
+        x=qx[both],
+        y=qy[both],
+    )

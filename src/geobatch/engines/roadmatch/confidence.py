@@ -1,0 +1,203 @@
+"""Confidence 0-100 of each match, and the per-road outcome.
+
+A weighted mean of four scores in 0..1, each a Gaussian of a deviation: mean distance of the
+samples to the path, shape (the larger of the discrete Frechet distance between the matched
+samples and their positions on the path, and the largest route detour between samples),
+mean heading difference, and, where both sides have names, name similarity. A road offset
+by a few metres keeps a high confidence; a parallel street a block away does not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import shapely
+
+from geobatch.engines.roadmatch.candidates import Candidates
+from geobatch.engines.roadmatch.geometry import Samples, angle_diff
+from geobatch.engines.roadmatch.hmm import Layers
+from geobatch.engines.roadmatch.linear import PathPieces
+from geobatch.engines.roadmatch.names import similarity
+from geobatch.engines.roadmatch.network import RoadNetwork
+
+if TYPE_CHECKING:
+    from geobatch.engines.roadmatch.match import MatchParams, RoadMatch
+
+DISTANCE_SCALE_M = 12.0
+SHAPE_SCALE_M = 20.0
+HEADING_SCALE = math.radians(25.0)
+WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.15}
+
+
+def combine(
+    distance_m: np.ndarray,
+    shape_m: np.ndarray,
+    heading: np.ndarray,
+    name: np.ndarray,
+) -> np.ndarray:
+    """Confidence 0-100 from mean distance, shape deviation (metres), heading (radians) and
+    name similarity (0-100, nan where either side has no name)."""
+    parts = {
+        "distance": np.exp(-0.5 * (distance_m / DISTANCE_SCALE_M) ** 2),
+        "shape": np.exp(-0.5 * (shape_m / SHAPE_SCALE_M) ** 2),
+        "heading": np.exp(-0.5 * (heading / HEADING_SCALE) ** 2),
+    }
+    total = sum(WEIGHTS[k] * v for k, v in parts.items())
+    geometric = WEIGHTS["distance"] + WEIGHTS["shape"] + WEIGHTS["heading"]
+    weight = np.full(np.shape(distance_m), geometric)
+    has_name = ~np.isnan(name)
+    total = total + np.where(has_name, WEIGHTS["name"] * np.nan_to_num(name) / 100.0, 0.0)
+    weight = weight + np.where(has_name, WEIGHTS["name"], 0.0)
+    return 100.0 * total / weight  # type: ignore[no-any-return]
+
+
+def score_roads(
+    samples: Samples,
+    candidates: Candidates,
+    layers: Layers,
+    chosen: np.ndarray,
+    pieces: PathPieces,
+    names: list[str | None] | None,
+    network: RoadNetwork,
+    params: MatchParams,
+) -> list[RoadMatch]:
+    """One RoadMatch per line from its merged pieces and the samples on its path."""
+    from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
+
+    n_lines = len(samples.lengths)
+    ok = pieces.layer_ok
+    layer_line = samples.line[layers.point][ok]
+    cand = chosen[ok]
+    dist = candidates.distance[cand]
+    turn = angle_diff(candidates.heading[cand], samples.heading[layers.point[ok]])
+    n_ok = np.bincount(layer_line, minlength=n_lines)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_dist = np.bincount(layer_line, weights=dist, minlength=n_lines) / n_ok
+        mean_turn = np.bincount(layer_line, weights=turn, minlength=n_lines) / n_ok
+    shape = _shape(samples, candidates, layers, chosen, pieces, n_lines)
+
+    # Per (line, segment) distance and heading of the samples on that segment.
+    key = layer_line * len(network) + candidates.segment[cand]
+    ukey, inverse, ucount = np.unique(key, return_inverse=True, return_counts=True)
+    seg_dist = np.bincount(inverse, weights=dist) / np.maximum(ucount, 1)
+    seg_turn = np.bincount(inverse, weights=turn) / np.maximum(ucount, 1)
+    # Segments crossed between samples (no sample of their own) take the road's values.
+    piece_key = pieces.line * len(network) + pieces.segment
+    p_dist = _lookup(ukey, seg_dist, piece_key, mean_dist[pieces.line])
+    p_turn = _lookup(ukey, seg_turn, piece_key, mean_turn[pieces.line])
+
+    p_name = np.full(len(pieces.line), np.nan)
+    if params.use_names and names is not None:
+        pairs = zip(pieces.line.tolist(), pieces.segment.tolist(), strict=True)
+        for k, (ln, sg) in enumerate(pairs):
+            name = names[ln]
+            if name and network.names[sg]:
+                score = similarity(name, network.names[sg])
+                if score is not None:
+                    p_name[k] = score
+    p_conf = combine(p_dist, shape[pieces.line], p_turn, p_name)
+
+    covered = pieces.hi - pieces.lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        named = ~np.isnan(p_name)
+        w = np.bincount(pieces.line[named], weights=covered[named], minlength=n_lines)
+        road_name = (
+            np.bincount(pieces.line[named], weights=(p_name * covered)[named], minlength=n_lines)
+            / w
+        )
+    road_name = np.where(w > 0, road_name, np.nan)
+    road_conf = combine(mean_dist, shape, mean_turn, road_name)
+    road_conf = np.where(n_ok > 0, road_conf, 0.0)
+    # Matched share of the input; none where every covered piece was too small to report.
+    reported = np.bincount(pieces.line, minlength=n_lines) > 0
+    ratio = np.where(
+        reported, np.clip(pieces.matched_m / np.maximum(samples.lengths, 1e-9), 0.0, 1.0), 0.0
+    )
+
+    bounds = np.searchsorted(pieces.line, np.arange(n_lines + 1))
+    lengths = network.length_m[pieces.segment]
+    out: list[RoadMatch] = []
+    for i in range(n_lines):
+        conf = round(float(road_conf[i]), 1)
+        if conf < params.confidence_threshold or ratio[i] < params.min_ratio:
+            out.append(
+                RoadMatch(
+                    status="unmatched",
+                    confidence=conf,
+                    matched_ratio=0.0,
+                    length_m=float(samples.lengths[i]),
+                    segments=(),
+                )
+            )
+            continue
+        segments = tuple(
+            SegmentMatch(
+                segment_id=network.segment_ids[k_seg],
+                source_id=network.source_ids[k_seg],
+                from_fraction=_fraction(pieces.lo[k], lengths[k]),
+                to_fraction=_fraction(pieces.hi[k], lengths[k]),
+                input_from_m=float(pieces.input_lo[k]),
+                input_to_m=float(pieces.input_hi[k]),
+                length_m=float(covered[k]),
+                confidence=round(float(p_conf[k]), 1),
+            )
+            for k in range(bounds[i], bounds[i + 1])
+            for k_seg in (int(pieces.segment[k]),)
+        )
+        out.append(
+            RoadMatch(
+                status="full" if ratio[i] >= params.full_ratio else "partial",
+                confidence=conf,
+                matched_ratio=float(ratio[i]),
+                length_m=float(samples.lengths[i]),
+                segments=segments,
+            )
+        )
+    return out
+
+
+def _lookup(
+    keys: np.ndarray, values: np.ndarray, query: np.ndarray, default: np.ndarray
+) -> np.ndarray:
+    """``values`` at ``query`` in the sorted ``keys``, ``default`` where absent."""
+    if len(keys) == 0:
+        return default
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[pos] == query, values[pos], default)
+
+
+def _fraction(offset: float, length: float) -> float:
+    return float(min(max(offset / length, 0.0), 1.0)) if length > 0 else 0.0
+
+
+def _shape(
+    samples: Samples,
+    candidates: Candidates,
+    layers: Layers,
+    chosen: np.ndarray,
+    pieces: PathPieces,
+    n_lines: int,
+) -> np.ndarray:
+    """Per line, max(discrete Frechet(samples, their path positions), largest route detour)."""
+    ok = pieces.layer_ok
+    line = samples.line[layers.point][ok]
+    shape = np.zeros(n_lines)
+    if len(line):
+        sample_xy = np.column_stack([samples.x[layers.point[ok]], samples.y[layers.point[ok]]])
+        cand = chosen[ok]
+        path_xy = np.column_stack([candidates.x[cand], candidates.y[cand]])
+        count = np.bincount(line, minlength=n_lines)
+        multi = count[line] >= 2
+        if multi.any():
+            uniq, dense = np.unique(line[multi], return_inverse=True)
+            inputs = shapely.linestrings(sample_xy[multi], indices=dense)
+            paths = shapely.linestrings(path_xy[multi], indices=dense)
+            shape[uniq] = shapely.frechet_distance(inputs, paths)
+        single = ~multi
+        dist = candidates.distance[cand]
+        np.maximum.at(shape, line[single], dist[single])
+    excess = np.nan_to_num(pieces.step_excess, nan=0.0)
+    np.maximum.at(shape, samples.line[layers.point], excess)
+    return shape

@@ -1,0 +1,152 @@
+"""The hidden Markov model of matching: layers of candidate states, emission and transition costs.
+
+Following Newson & Krumm (2009): a state is a position on a reference segment (here with a
+travel direction), its emission cost grows with the squared distance from the sample and with
+the squared heading difference, and the transition cost between consecutive samples grows
+linearly with |network route distance - distance along the input|. Route distances are exact
+within a segment and come from a ``RouteTable`` across junctions (undirected for road
+datasets, following oneways for GPS traces); turning back on a segment is not a transition,
+which is what keeps paths from zig-zagging between parallel carriageways or around a
+roundabout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geobatch.engines.roadmatch.candidates import Candidates
+from geobatch.engines.roadmatch.geometry import Samples, angle_diff
+from geobatch.engines.roadmatch.network import RoadNetwork
+from geobatch.engines.roadmatch.routes import RouteTable
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelParams:
+    """Scales of the costs (metres and radians)."""
+
+    sigma_m: float
+    sigma_heading: float
+    beta_m: float
+    oneway_penalty: float
+    name_penalty: float
+    backtrack_tolerance_m: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layers:
+    """Sample points with at least one candidate, in input order, and their states."""
+
+    point: np.ndarray  # int64 sample index of each layer
+    state: np.ndarray  # (n_layers, S) int64 candidate index, -1 for padding
+    count: np.ndarray  # int64 states per layer
+    first_of_line: np.ndarray  # int64 first layer of each input line (n_lines + 1 offsets)
+
+
+def build_layers(samples: Samples, candidates: Candidates, n_states: int) -> Layers:
+    """Group the (point-sorted) candidates into padded layers."""
+    n_lines = len(samples.lengths)
+    if len(candidates) == 0:
+        return Layers(
+            point=np.zeros(0, dtype=np.int64),
+            state=np.zeros((0, n_states), dtype=np.int64),
+            count=np.zeros(0, dtype=np.int64),
+            first_of_line=np.zeros(n_lines + 1, dtype=np.int64),
+        )
+    point, first, count = np.unique(candidates.point, return_index=True, return_counts=True)
+    rank = np.arange(len(candidates)) - np.repeat(first, count)
+    layer_of = np.repeat(np.arange(len(point)), count)
+    state = np.full((len(point), n_states), -1, dtype=np.int64)
+    state[layer_of, rank] = np.arange(len(candidates))
+    line = samples.line[point]
+    first_of_line = np.searchsorted(line, np.arange(n_lines + 1)).astype(np.int64)
+    return Layers(point=point, state=state, count=count, first_of_line=first_of_line)
+
+
+def emission_costs(
+    samples: Samples,
+    candidates: Candidates,
+    layers: Layers,
+    network: RoadNetwork,
+    params: ModelParams,
+    directions: tuple[int, ...],
+    name_mismatch: np.ndarray | None = None,
+) -> np.ndarray:
+    """(len(directions), n_layers, S): one variant per assumed traffic direction of the input.
+
+    Direction +1 assumes traffic flows the way the input is digitised, -1 the other way; a
+    state travelling against a oneway segment's traffic costs ``oneway_penalty``, and one on
+    a segment whose name differs from the road's up to ``name_penalty`` (``name_mismatch``
+    is 0 for the same name, 1 for an unrelated one).
+    """
+    c = candidates
+    base = 0.5 * (c.distance / params.sigma_m) ** 2
+    turn = angle_diff(c.heading, samples.heading[c.point])
+    base = base + 0.5 * (turn / params.sigma_heading) ** 2
+    if name_mismatch is not None:
+        base = base + params.name_penalty * name_mismatch
+    oneway = network.oneway[c.segment]
+    out = np.full((len(directions), *layers.state.shape), np.inf)
+    valid = layers.state >= 0
+    for k, sense in enumerate(directions):
+        against = (oneway != 0) & (c.direction * sense != oneway)
+        cost = base + np.where(against, params.oneway_penalty, 0.0)
+        out[k][valid] = cost[layers.state[valid]]
+    return out
+
+
+def route_lengths(
+    candidates: Candidates,
+    network: RoadNetwork,
+    routes: RouteTable,
+    a: np.ndarray,
+    b: np.ndarray,
+    tol: float,
+) -> np.ndarray:
+    """Network metres from candidate ``a`` to candidate ``b`` travelling in their directions."""
+    c = candidates
+    seg_a, seg_b = c.segment[a], c.segment[b]
+    dir_a, dir_b = c.direction[a], c.direction[b]
+    off_a, off_b = c.offset[a], c.offset[b]
+    len_a, len_b = network.length_m[seg_a], network.length_m[seg_b]
+    same = seg_a == seg_b
+    advance = (off_b - off_a) * dir_a
+    route = np.where((dir_a == dir_b) & (advance >= -tol), np.maximum(advance, 0.0), np.inf)
+    d = ~same
+    exit_node = np.where(dir_a[d] > 0, network.to_node[seg_a[d]], network.from_node[seg_a[d]])
+    exit_m = np.where(dir_a[d] > 0, len_a[d] - off_a[d], off_a[d])
+    entry_node = np.where(dir_b[d] > 0, network.from_node[seg_b[d]], network.to_node[seg_b[d]])
+    entry_m = np.where(dir_b[d] > 0, off_b[d], len_b[d] - off_b[d])
+    route[d] = exit_m + routes.distance(exit_node, entry_node) + entry_m
+    return route
+
+
+def transition_costs(
+    samples: Samples,
+    candidates: Candidates,
+    layers: Layers,
+    network: RoadNetwork,
+    routes: RouteTable,
+    params: ModelParams,
+) -> np.ndarray:
+    """(n_layers, S, S): cost from each state of the previous layer of the same line."""
+    n_layers, n_states = layers.state.shape
+    out = np.full((n_layers, n_states, n_states), np.inf)
+    if n_layers < 2:
+        return out
+    line = samples.line[layers.point]
+    later = np.flatnonzero(line[1:] == line[:-1]) + 1
+    prev_count = layers.count[later - 1]
+    pairs = prev_count * layers.count[later]
+    layer = np.repeat(later, pairs)
+    within = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+    ncur = layers.count[layer]
+    i = within // ncur
+    j = within % ncur
+    a = layers.state[layer - 1, i]
+    b = layers.state[layer, j]
+    route = route_lengths(candidates, network, routes, a, b, params.backtrack_tolerance_m)
+    straight = samples.chainage[layers.point[layer]] - samples.chainage[layers.point[layer - 1]]
+    out[layer, i, j] = np.abs(route - straight) / params.beta_m
+    return out

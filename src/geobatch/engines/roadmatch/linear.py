@@ -1,0 +1,225 @@
+"""Linear referencing of decoded paths: which part of which reference segment each road covers.
+
+Every step between consecutive samples of a path covers a stretch of the network: part of one
+segment, or the end of one, whole segments in between (rebuilt from the route table) and the
+start of the next. Each stretch is paired with the matching range along the input, split in
+proportion to route length, and the stretches are merged per (road, segment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from geobatch.engines.roadmatch.candidates import Candidates
+from geobatch.engines.roadmatch.geometry import Samples, angle_diff
+from geobatch.engines.roadmatch.hmm import Layers, route_lengths
+from geobatch.engines.roadmatch.network import RoadNetwork
+from geobatch.engines.roadmatch.routes import RouteTable
+
+if TYPE_CHECKING:
+    from geobatch.engines.roadmatch.match import MatchParams
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathPieces:
+    """Covered segment ranges per road (merged), and which samples and steps matched."""
+
+    line: np.ndarray  # int64, sorted by line then input_from
+    segment: np.ndarray  # int64
+    lo: np.ndarray  # metres along the segment (its direction)
+    hi: np.ndarray
+    input_lo: np.ndarray  # metres along the input road
+    input_hi: np.ndarray
+    matched_m: np.ndarray  # per input line, metres of its length on the matched path
+    layer_ok: np.ndarray  # per layer, True where its sample lies on the matched path
+    step_excess: np.ndarray  # per layer, |route - input| of the matched step into it, else nan
+
+
+def trace_paths(
+    samples: Samples,
+    candidates: Candidates,
+    layers: Layers,
+    chosen: np.ndarray,
+    restart: np.ndarray,
+    network: RoadNetwork,
+    routes: RouteTable,
+    params: MatchParams,
+) -> PathPieces:
+    """Pieces of the chosen path (candidate ``chosen[l]`` at layer l) of every line."""
+    n_lines = len(samples.lengths)
+    n_layers = len(layers.point)
+    c = candidates
+    line = samples.line[layers.point]
+    chain = samples.chainage[layers.point]
+    turn = angle_diff(c.heading[chosen], samples.heading[layers.point])
+    good = turn <= np.radians(params.max_heading_deg)
+
+    later = np.flatnonzero((line[1:] == line[:-1]) & ~restart[1:]) + 1
+    a, b = chosen[later - 1], chosen[later]
+    route = route_lengths(c, network, routes, a, b, params.spacing_m / 3)
+    gap = chain[later] - chain[later - 1]
+    excess = np.abs(route - gap)
+    # A step is on the path when the route roughly keeps pace with the input: not far longer
+    # (a roundabout passed straight through is still allowed), nor standing still.
+    ok = (
+        good[later - 1]
+        & good[later]
+        & np.isfinite(route)
+        & (route - gap <= params.max_detour_m + gap)
+        & (gap - route <= 0.5 * gap)
+        & (gap <= 2 * params.spacing_m + 1e-6)
+    )
+    later, a, b, route, gap, excess = (v[ok] for v in (later, a, b, route, gap, excess))
+    step_excess = np.full(n_layers, np.nan)
+    step_excess[later] = excess
+    layer_ok = np.zeros(n_layers, dtype=bool)
+    layer_ok[later] = True
+    layer_ok[later - 1] = True
+    matched_m = np.bincount(line[later], weights=gap, minlength=n_lines)
+
+    c_a, c_b = chain[later - 1], chain[later]
+    seg_a, seg_b = c.segment[a], c.segment[b]
+    dir_a, dir_b = c.direction[a], c.direction[b]
+    off_a, off_b = c.offset[a], c.offset[b]
+    len_a, len_b = network.length_m[seg_a], network.length_m[seg_b]
+    same = seg_a == seg_b
+
+    parts: list[tuple[np.ndarray, ...]] = []
+    # Steps within one segment.
+    s = same
+    parts.append(
+        (
+            line[later[s]],
+            seg_a[s],
+            np.minimum(off_a[s], off_b[s]),
+            np.maximum(off_a[s], off_b[s]),
+            c_a[s],
+            c_b[s],
+        )
+    )
+    # Steps across junctions: leave a, whole segments between, enter b.
+    d = ~same
+    total = np.maximum(route[d], 1e-9)
+    scale = gap[d] / total
+    exit_m = np.where(dir_a[d] > 0, len_a[d] - off_a[d], off_a[d])
+    entry_m = np.where(dir_b[d] > 0, off_b[d], len_b[d] - off_b[d])
+    parts.append(
+        (
+            line[later[d]],
+            seg_a[d],
+            np.where(dir_a[d] > 0, off_a[d], 0.0),
+            np.where(dir_a[d] > 0, len_a[d], off_a[d]),
+            c_a[d],
+            c_a[d] + exit_m * scale,
+        )
+    )
+    parts.append(
+        (
+            line[later[d]],
+            seg_b[d],
+            np.where(dir_b[d] > 0, 0.0, off_b[d]),
+            np.where(dir_b[d] > 0, off_b[d], len_b[d]),
+            c_b[d] - entry_m * scale,
+            c_b[d],
+        )
+    )
+    parts.append(_between(network, routes, c, a[d], b[d], line[later[d]], c_a[d], exit_m, scale))
+
+    line_, segment, lo, hi, input_lo, input_hi = (
+        np.concatenate(column) for column in zip(*parts, strict=True)
+    )
+    return _merge(
+        (line_, segment, lo, hi, input_lo, input_hi),
+        samples.lengths,
+        matched_m,
+        layer_ok,
+        step_excess,
+        network,
+        params,
+    )
+
+
+def _between(
+    network: RoadNetwork,
+    routes: RouteTable,
+    c: Candidates,
+    a: np.ndarray,
+    b: np.ndarray,
+    line: np.ndarray,
+    start_chainage: np.ndarray,
+    exit_m: np.ndarray,
+    scale: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Whole segments on the route from a's exit junction to b's entry junction."""
+    seg_a, seg_b = c.segment[a], c.segment[b]
+    exit_node = np.where(c.direction[a] > 0, network.to_node[seg_a], network.from_node[seg_a])
+    entry_node = np.where(c.direction[b] > 0, network.from_node[seg_b], network.to_node[seg_b])
+    pair, seg = routes.path_segments(exit_node, entry_node, network.from_node, network.to_node)
+    # path_segments lists each route from its end; order hops from the start instead.
+    order = np.lexsort((-np.arange(len(pair)), pair))
+    pair, seg = pair[order], seg[order]
+    length = network.length_m[seg]
+    run_first = np.searchsorted(pair, pair, side="left")
+    cum = np.cumsum(length)
+    before = cum - length - (cum[run_first] - length[run_first])
+    lo_in = start_chainage[pair] + (exit_m[pair] + before) * scale[pair]
+    return (
+        line[pair],
+        seg,
+        np.zeros(len(seg)),
+        length,
+        lo_in,
+        lo_in + length * scale[pair],
+    )
+
+
+def _merge(
+    columns: tuple[np.ndarray, ...],
+    road_length: np.ndarray,
+    matched_m: np.ndarray,
+    layer_ok: np.ndarray,
+    step_excess: np.ndarray,
+    network: RoadNetwork,
+    params: MatchParams,
+) -> PathPieces:
+    """One range per (line, segment): the hull of its pieces, ends snapped, slivers dropped."""
+    line, segment, lo, hi, input_lo, input_hi = columns
+    order = np.lexsort((segment, line))
+    line, segment, lo, hi, input_lo, input_hi = (
+        v[order] for v in (line, segment, lo, hi, input_lo, input_hi)
+    )
+    if len(line):
+        head = np.ones(len(line), dtype=bool)
+        head[1:] = (line[1:] != line[:-1]) | (segment[1:] != segment[:-1])
+        starts = np.flatnonzero(head)
+        line, segment = line[starts], segment[starts]
+        lo = np.minimum.reduceat(lo, starts)
+        hi = np.maximum.reduceat(hi, starts)
+        input_lo = np.minimum.reduceat(input_lo, starts)
+        input_hi = np.maximum.reduceat(input_hi, starts)
+    length = network.length_m[segment]
+    # Slivers at a road's ends (noise past a junction) are dropped, judged before snapping so
+    # that a sliver of a short segment is not stretched to all of it; on a short road, only
+    # those short relative to it. Segments crossed whole are always kept.
+    smallest = np.minimum(params.min_piece_m, 0.25 * road_length[line])
+    keep = (hi - lo >= smallest) | ((lo <= 1e-6) & (hi >= length - 1e-6))
+    line, segment, lo, hi, input_lo, input_hi, length = (
+        v[keep] for v in (line, segment, lo, hi, input_lo, input_hi, length)
+    )
+    lo = np.where(lo <= params.end_snap_m, 0.0, lo)
+    hi = np.where(length - hi <= params.end_snap_m, length, hi)
+    order = np.lexsort((input_lo, line))
+    return PathPieces(
+        line=line[order],
+        segment=segment[order],
+        lo=lo[order],
+        hi=hi[order],
+        input_lo=input_lo[order],
+        input_hi=input_hi[order],
+        matched_m=matched_m,
+        layer_ok=layer_ok,
+        step_excess=step_excess,
+    )

@@ -1,0 +1,229 @@
+"""Match road geometries onto the reference network: the road matching engine's entry point.
+
+Each input road is resampled every few metres, every sample gets candidate positions on
+nearby reference segments, and the most likely path through them is decoded as a hidden
+Markov model (emission from distance and heading, transition from route versus input
+distance), once for each assumed traffic direction of the input, keeping the better. The
+path is then turned into covered ranges of reference segments (linear referencing), and
+each road gets a status, the matched share of its length and a confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import shapely
+
+from geobatch.engines.roadmatch.candidates import find_candidates
+from geobatch.engines.roadmatch.confidence import score_roads
+from geobatch.engines.roadmatch.geometry import angle_diff, resample
+from geobatch.engines.roadmatch.hmm import (
+    ModelParams,
+    build_layers,
+    emission_costs,
+    transition_costs,
+)
+from geobatch.engines.roadmatch.linear import PathPieces, trace_paths
+from geobatch.engines.roadmatch.names import mismatch as name_mismatch
+from geobatch.engines.roadmatch.network import RoadNetwork, network_for
+from geobatch.engines.roadmatch.viterbi import decode
+
+Status = Literal["full", "partial", "unmatched"]
+
+__all__ = [
+    "MatchParams",
+    "RoadMatch",
+    "RoadNetwork",
+    "SegmentMatch",
+    "match_lines",
+    "network_for",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchParams:
+    """How to match; the defaults suit road datasets digitised within metres of the reference."""
+
+    search_radius_m: float = 30.0
+    confidence_threshold: float = 60.0  # 0-100; below it a road is "unmatched"
+    use_names: bool = True
+    spacing_m: float = 15.0  # resampling step along the input
+    max_candidates: int = 6  # nearest segments kept per sample
+    sigma_m: float = 8.0  # emission: distance scale
+    sigma_heading_deg: float = 30.0  # emission: heading difference scale
+    beta_m: float = 4.0  # transition: scale of |route - input distance|
+    oneway_penalty: float = 2.0  # emission cost of travelling against a oneway segment
+    name_penalty: float = 1.0  # emission cost of a segment named unlike the road
+    either_direction: bool = True  # input digitisation direction says nothing about traffic
+    break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
+    max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
+    max_state_turn_deg: float = 110.0  # states heading further off the road are not considered
+    max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
+    end_snap_m: float = 5.0  # ranges this close to a segment end reach the end
+    min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
+    full_ratio: float = 0.9  # matched share of length for "full"
+    min_ratio: float = 0.1  # below this matched share a road is "unmatched"
+    batch_size: int = 2000  # lines decoded together, at most
+    batch_km: float = 400.0  # and about this much road length
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence_threshold <= 100.0:
+            raise ValueError("confidence_threshold must be between 0 and 100")
+        if not self.search_radius_m > 0:
+            raise ValueError("search_radius_m must be positive")
+        if not self.spacing_m > 0:
+            raise ValueError("spacing_m must be positive")
+        if self.max_candidates < 1:
+            raise ValueError("max_candidates must be at least 1")
+
+    @classmethod
+    def for_traces(cls, **changes: Any) -> MatchParams:
+        """Settings for GPS traces: fixes are in travel order, so the direction is known and
+        oneway segments are only travelled their way; traces carry no names."""
+        base: dict[str, Any] = {
+            "either_direction": False,
+            "oneway_penalty": 8.0,
+            "use_names": False,
+        }
+        return cls(**(base | changes))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentMatch:
+    """One reference segment covered by an input road."""
+
+    segment_id: str  # reference segment id (osm:way/1:0, GERS id)
+    source_id: str  # osm:way/1 or the GERS id
+    from_fraction: float  # covered part along the reference segment, 0..1, in its direction
+    to_fraction: float
+    input_from_m: float  # the corresponding range along the input road, metres
+    input_to_m: float
+    length_m: float  # matched length along the reference segment
+    confidence: float  # 0-100
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoadMatch:
+    """The outcome for one input road."""
+
+    status: Status
+    confidence: float  # 0-100
+    matched_ratio: float  # matched share of the input road's length, 0..1
+    length_m: float  # input road length
+    segments: tuple[SegmentMatch, ...]
+
+
+def match_lines(
+    lines: Sequence[shapely.LineString],
+    names: Sequence[str | None] | None,
+    network: RoadNetwork,
+    params: MatchParams,
+    *,
+    oneway: Sequence[int | None] | None = None,
+) -> list[RoadMatch]:
+    """One RoadMatch per input line (lon/lat, EPSG:4326, >= 2 points), same order.
+
+    ``oneway`` optionally gives each road's traffic direction relative to its digitisation
+    (1 along, -1 against, 0 or None unknown or both ways); a known direction is enforced on
+    oneway reference segments instead of trying both.
+    """
+    out: list[RoadMatch] = []
+    for begin, end in _batches(lines, params):
+        batch = list(lines[begin:end])
+        batch_names = None if names is None else list(names[begin:end])
+        known = np.zeros(len(batch), dtype=np.int8)
+        if oneway is not None:
+            known = np.array([int(np.sign(v)) if v else 0 for v in oneway[begin:end]], np.int8)
+        out.extend(_match_batch(batch, batch_names, known, network, params))
+    return out
+
+
+def _batches(lines: Sequence[shapely.LineString], params: MatchParams) -> list[tuple[int, int]]:
+    """Consecutive ranges of at most ``batch_size`` lines and about ``batch_km`` of length.
+
+    Memory grows with the number of samples in a batch, so long roads make smaller batches.
+    """
+    approx_km = shapely.length(np.asarray(lines, dtype=object)) * 111.32  # degrees, upper bound
+    out: list[tuple[int, int]] = []
+    begin, total = 0, 0.0
+    for end, km in enumerate(approx_km.tolist()):
+        if end > begin and (end - begin >= params.batch_size or total + km > params.batch_km):
+            out.append((begin, end))
+            begin, total = end, 0.0
+        total += km
+    if begin < len(lines):
+        out.append((begin, len(lines)))
+    return out
+
+
+def _match_batch(
+    lines: list[shapely.LineString],
+    names: list[str | None] | None,
+    oneway: np.ndarray,
+    network: RoadNetwork,
+    params: MatchParams,
+) -> list[RoadMatch]:
+    metric = network.projection.project(np.asarray(lines, dtype=object))
+    samples = resample(metric, params.spacing_m)
+    candidates = find_candidates(samples, network, params.search_radius_m, params.max_candidates)
+    # A state heading nearly opposite to the road can never be on its path: drop it early.
+    turn = angle_diff(candidates.heading, samples.heading[candidates.point])
+    candidates = candidates.take(turn <= math.radians(params.max_state_turn_deg))
+    per_point = np.bincount(candidates.point) if len(candidates) else np.zeros(1, np.int64)
+    layers = build_layers(samples, candidates, max(int(per_point.max()), 1))
+    model = ModelParams(
+        sigma_m=params.sigma_m,
+        sigma_heading=math.radians(params.sigma_heading_deg),
+        beta_m=params.beta_m,
+        oneway_penalty=params.oneway_penalty,
+        name_penalty=params.name_penalty,
+        backtrack_tolerance_m=params.spacing_m / 3,
+    )
+    directions = (1, -1) if params.either_direction or (oneway < 0).any() else (1,)
+    mismatch = None
+    if params.use_names and names is not None:
+        mismatch = name_mismatch(names, samples.line[candidates.point], candidates.segment, network)
+    emission = emission_costs(samples, candidates, layers, network, model, directions, mismatch)
+    # Traces travel the way they were recorded, so routes between samples follow oneways too.
+    routes = network.routes if len(directions) > 1 else network.directed_routes
+    transition = transition_costs(samples, candidates, layers, network, routes, model)
+
+    n_lines = len(lines)
+    first = layers.first_of_line[:-1]
+    count = np.diff(layers.first_of_line)
+    # Decode a road once per traffic direction it may have; a road with no oneway segment
+    # among its candidates scores the same either way, so it is decoded once.
+    near_oneway = np.bincount(
+        samples.line[candidates.point],
+        weights=network.oneway[candidates.segment] != 0,
+        minlength=n_lines,
+    )
+    unknown = oneway == 0
+    either = unknown & (near_oneway > 0) & params.either_direction
+    wanted = np.stack(
+        [(unknown if k == 0 else either) | (oneway == sense) for k, sense in enumerate(directions)]
+    )
+    variant, line_of = np.nonzero(wanted)
+    decoded = decode(
+        emission, transition, first[line_of], count[line_of], variant, params.break_cost
+    )
+    cost = np.full(wanted.shape, np.inf)
+    cost[variant, line_of] = decoded.cost
+    chain_of = np.zeros(wanted.shape, dtype=np.int64)
+    chain_of[variant, line_of] = np.arange(len(variant))
+    best = np.argmin(cost, axis=0)
+    chain = chain_of[best, np.arange(n_lines)]
+    # The chosen chain's states, laid out layer by layer (layers are already in line order).
+    rank = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    pick = np.repeat(decoded.start[chain], count) + rank
+    layer_state = decoded.state[pick]
+    restart = decoded.restart[pick]
+    chosen = layers.state[np.arange(len(layers.point)), layer_state] if len(pick) else pick
+    pieces: PathPieces = trace_paths(
+        samples, candidates, layers, chosen, restart, network, routes, params
+    )
+    return score_roads(samples, candidates, layers, chosen, pieces, names, network, params)

@@ -1,0 +1,91 @@
+"""Street name similarity, tolerant of the abbreviations road datasets use ("MAIN ST NW")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from geobatch.engines.roadmatch.network import RoadNetwork
+
+_ABBREVIATIONS = {
+    "st": "street",
+    "str": "strasse",
+    "ave": "avenue",
+    "av": "avenue",
+    "rd": "road",
+    "blvd": "boulevard",
+    "bd": "boulevard",
+    "dr": "drive",
+    "ln": "lane",
+    "ct": "court",
+    "pl": "place",
+    "pkwy": "parkway",
+    "hwy": "highway",
+    "fwy": "freeway",
+    "expy": "expressway",
+    "ter": "terrace",
+    "cir": "circle",
+    "sq": "square",
+    "aly": "alley",
+    "br": "bridge",
+    "n": "north",
+    "s": "south",
+    "e": "east",
+    "w": "west",
+    "ne": "northeast",
+    "nw": "northwest",
+    "se": "southeast",
+    "sw": "southwest",
+    "mt": "mount",
+    "ste": "sainte",
+    "bvd": "boulevard",
+}
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@lru_cache(maxsize=65536)
+def normalise(name: str) -> str:
+    """Lower case, punctuation dropped, common abbreviations expanded."""
+    words = _WORD.findall(name.casefold())
+    return " ".join(_ABBREVIATIONS.get(word, word) for word in words)
+
+
+def similarity(name: str, candidates: Iterable[str]) -> float | None:
+    """Best similarity 0-100 of ``name`` to any candidate name; None when either side has none."""
+    left = normalise(name) if name else ""
+    if not left:
+        return None
+    best: float | None = None
+    for other in candidates:
+        right = normalise(other)
+        if not right:
+            continue
+        score = float(fuzz.WRatio(left, right))
+        best = score if best is None else max(best, score)
+    return best
+
+
+def mismatch(
+    names: Sequence[str | None], line: np.ndarray, segment: np.ndarray, network: RoadNetwork
+) -> np.ndarray:
+    """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment has no
+    name and 0 where the line has none (the evidence is then neutral)."""
+    out = np.zeros(len(line))
+    if len(line) == 0:
+        return out
+    key = line.astype(np.int64) * len(network) + segment
+    unique, inverse = np.unique(key, return_inverse=True)
+    values = np.zeros(len(unique))
+    lines = (unique // len(network)).tolist()
+    segments = (unique % len(network)).tolist()
+    for k, (ln, sg) in enumerate(zip(lines, segments, strict=True)):
+        name = names[ln]
+        if not name:
+            continue
+        score = similarity(name, network.names[sg])
+        values[k] = 0.5 if score is None else 1.0 - score / 100.0
+    return values[inverse]

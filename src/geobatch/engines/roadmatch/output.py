@@ -1,0 +1,204 @@
+"""Road match results as Arrow tables, in two layouts.
+
+``roads``: one row per input road (``seqNumber`` = ``seqLength`` = 1) with its status,
+confidence, matched ratio and the matched reference segments as a list of structs; the list
+survives every output format (Parquet keeps it nested, GeoJSON writes it as a JSON array, CSV
+as JSON text). ``pairs``: the flat form, one row per (input road, reference segment), the n-th
+of n for that road; a road without any match gets one row with ``seqNumber`` and ``seqLength``
+0 and null segment fields, so it is still answered and joinable by ``recId``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
+
+Layout = Literal["roads", "pairs"]
+
+SEGMENT_FIELDS: Final = [
+    pa.field("segment_id", pa.string()),
+    pa.field("source_id", pa.string()),
+    pa.field("from_fraction", pa.float64()),  # along the reference segment, 0..1
+    pa.field("to_fraction", pa.float64()),
+    pa.field("input_from_m", pa.float64()),  # the same stretch along the input road, metres
+    pa.field("input_to_m", pa.float64()),
+    pa.field("length_m", pa.float64()),
+    pa.field("confidence", pa.int32()),
+]
+SEGMENT: Final = pa.struct(SEGMENT_FIELDS)
+
+_KEYS: Final = [
+    pa.field("_ordinal", pa.int64()),
+    pa.field("recId", pa.string()),
+    pa.field("seqNumber", pa.int32()),
+    pa.field("seqLength", pa.int32()),
+    pa.field("id", pa.string()),
+    pa.field("status", pa.string()),  # full | partial | unmatched
+]
+
+ROAD_COLUMNS: Final = pa.schema(
+    [
+        *_KEYS,
+        pa.field("confidence", pa.int32()),  # 0-100
+        pa.field("matched_ratio", pa.float64()),  # of the input road's length
+        pa.field("length_m", pa.float64()),  # the input road's length
+        pa.field("segments", pa.list_(SEGMENT)),
+    ]
+)
+
+PAIR_COLUMNS: Final = pa.schema(
+    [
+        *_KEYS,
+        pa.field("road_confidence", pa.int32()),
+        pa.field("matched_ratio", pa.float64()),
+        *SEGMENT_FIELDS,
+    ]
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoadAnswer:
+    """One input road's match, its parts (of a MultiLineString) combined."""
+
+    status: Literal["full", "partial", "unmatched"]
+    confidence: float
+    matched_ratio: float
+    length_m: float
+    segments: tuple[SegmentMatch, ...]
+
+
+def _status(statuses: set[str]) -> Literal["full", "partial", "unmatched"]:
+    if statuses == {"full"}:
+        return "full"
+    if statuses == {"unmatched"}:
+        return "unmatched"
+    return "partial"
+
+
+def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadAnswer]:
+    """One answer per run of equal ``owner`` values (a record's parts, consecutive).
+
+    Lengths add up; ratio and confidence are length-weighted; a later part's input ranges
+    are shifted by the length of the parts before it, so they read along the whole road.
+    """
+    answers: list[RoadAnswer] = []
+    bounds = np.flatnonzero(np.diff(owner)) + 1 if len(owner) else np.zeros(0, dtype=np.int64)
+    for group in np.split(np.arange(len(owner)), bounds) if len(owner) else []:
+        parts = [matches[i] for i in group]
+        if len(parts) == 1:
+            only = parts[0]
+            answers.append(
+                RoadAnswer(
+                    status=only.status,
+                    confidence=only.confidence,
+                    matched_ratio=only.matched_ratio,
+                    length_m=only.length_m,
+                    segments=only.segments,
+                )
+            )
+            continue
+        total = sum(part.length_m for part in parts)
+        weight = [part.length_m / total if total > 0 else 1 / len(parts) for part in parts]
+        segments: list[SegmentMatch] = []
+        offset = 0.0
+        for part in parts:
+            segments.extend(_shifted(segment, offset) for segment in part.segments)
+            offset += part.length_m
+        answers.append(
+            RoadAnswer(
+                status=_status({part.status for part in parts}),
+                confidence=sum(w * p.confidence for w, p in zip(weight, parts, strict=True)),
+                matched_ratio=sum(w * p.matched_ratio for w, p in zip(weight, parts, strict=True)),
+                length_m=total,
+                segments=tuple(segments),
+            )
+        )
+    return answers
+
+
+def _shifted(segment: SegmentMatch, offset: float) -> SegmentMatch:
+    if offset == 0:
+        return segment
+    return SegmentMatch(
+        segment_id=segment.segment_id,
+        source_id=segment.source_id,
+        from_fraction=segment.from_fraction,
+        to_fraction=segment.to_fraction,
+        input_from_m=segment.input_from_m + offset,
+        input_to_m=segment.input_to_m + offset,
+        length_m=segment.length_m,
+        confidence=segment.confidence,
+    )
+
+
+def _segment_row(segment: SegmentMatch) -> dict[str, Any]:
+    return {
+        "segment_id": segment.segment_id,
+        "source_id": segment.source_id,
+        "from_fraction": round(segment.from_fraction, 6),
+        "to_fraction": round(segment.to_fraction, 6),
+        "input_from_m": round(segment.input_from_m, 2),
+        "input_to_m": round(segment.input_to_m, 2),
+        "length_m": round(segment.length_m, 2),
+        "confidence": round(segment.confidence),
+    }
+
+
+def road_table(
+    records: pa.Table, rows: np.ndarray, answers: Sequence[RoadAnswer], layout: Layout = "roads"
+) -> pa.Table:
+    """The result table of the matched ``rows`` of ``records`` (one answer per row)."""
+    take = pa.array(np.asarray(rows, dtype=np.int64), pa.int64())
+    ordinals = records.column("_ordinal").take(take)
+    rec_ids = records.column("recId").take(take)
+    id_column = next((n for n in records.column_names if n.lower() in ("id", "trace_id")), None)
+    ids = (
+        records.column(id_column).cast(pa.string()).take(take).to_pylist()
+        if id_column is not None
+        else [None] * len(rows)
+    )
+    if layout == "pairs":
+        return _pairs(ordinals.to_pylist(), rec_ids.to_pylist(), ids, answers)
+    size = len(rows)
+    columns = {
+        "_ordinal": ordinals,
+        "recId": rec_ids,
+        "seqNumber": pa.array(np.ones(size, dtype=np.int32)),
+        "seqLength": pa.array(np.ones(size, dtype=np.int32)),
+        "id": pa.array(ids, pa.string()),
+        "status": pa.array([a.status for a in answers], pa.string()),
+        "confidence": pa.array([round(a.confidence) for a in answers], pa.int32()),
+        "matched_ratio": pa.array([round(a.matched_ratio, 4) for a in answers], pa.float64()),
+        "length_m": pa.array([round(a.length_m, 2) for a in answers], pa.float64()),
+        "segments": pa.array(
+            [[_segment_row(s) for s in a.segments] for a in answers], pa.list_(SEGMENT)
+        ),
+    }
+    return pa.table(columns, schema=ROAD_COLUMNS)
+
+
+def _pairs(
+    ordinals: list[int], rec_ids: list[str], ids: list[str | None], answers: Sequence[RoadAnswer]
+) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for ordinal, rec_id, road_id, answer in zip(ordinals, rec_ids, ids, answers, strict=True):
+        road = {
+            "_ordinal": ordinal,
+            "recId": rec_id,
+            "id": road_id,
+            "status": answer.status,
+            "road_confidence": round(answer.confidence),
+            "matched_ratio": round(answer.matched_ratio, 4),
+        }
+        count = len(answer.segments)
+        if not count:
+            rows.append({**road, "seqNumber": 0, "seqLength": 0})
+        for number, segment in enumerate(answer.segments, 1):
+            rows.append({**road, "seqNumber": number, "seqLength": count, **_segment_row(segment)})
+    return pa.Table.from_pylist(rows, schema=PAIR_COLUMNS)

@@ -1,0 +1,160 @@
+"""Forward geocoding: each match level, interpolation, gazetteer disambiguation, filters, chunks."""
+
+from __future__ import annotations
+
+import itertools
+
+import pyarrow as pa
+import pytest
+
+from geobatch.engines.geocode import ForwardGeocoder, geocode_records
+from geobatch.engines.geocode.forward import distance_km
+from geobatch.engines.geocode.index import Street
+from geobatch.reference import Release
+
+STATION = "osm:node/25389429"  # Kaivokatu 1, 00100 Helsinki
+
+
+@pytest.fixture(scope="module")
+def geocoder(helsinki: Release) -> ForwardGeocoder:
+    return ForwardGeocoder(helsinki)
+
+
+def test_exact_address_and_its_variants(geocoder: ForwardGeocoder) -> None:
+    for text in (
+        "Kaivokatu 1, 00100 Helsinki",
+        "kaivokatu 1",
+        "Helsinki, Kaivokatu 1",
+        "Kaivok. 1, Helsinki",
+        "Kaivoaktu 1, Helsinki",  # typo
+    ):
+        [best] = geocoder.geocode(text)
+        assert (best.ref_id, best.match_level) == (STATION, "houseNumber"), text
+        assert best.label == "Kaivokatu 1, 00100 Helsinki"
+    exact = geocoder.geocode("Kaivokatu 1, 00100 Helsinki")[0]
+    typo = geocoder.geocode("Kaivoaktu 1")[0]
+    assert exact.confidence >= 95
+    assert exact.confidence > typo.confidence
+
+
+def test_structured_fields(geocoder: ForwardGeocoder) -> None:
+    fields = {"street": "Kaivokatu", "house_number": "1", "city": "Helsinki"}
+    [best] = geocoder.geocode(fields=fields)
+    assert best.ref_id == STATION
+
+
+def _gap(geocoder: ForwardGeocoder) -> tuple[Street, int, int, int]:
+    """A street, a missing number and its known neighbours of the same parity."""
+    for street in geocoder.local.streets:
+        values = sorted(set(street.sorted_numbers.tolist()))
+        for low, high in itertools.pairwise(values):
+            if high - low == 4 and low % 2 == high % 2 and str(low + 2) not in street.numbers:
+                return street, low + 2, low, high
+    raise AssertionError("no street with a gap in its numbers")
+
+
+def test_interpolation_between_known_numbers(geocoder: ForwardGeocoder) -> None:
+    street, missing, low, high = _gap(geocoder)
+    [best] = geocoder.geocode(f"{street.name} {missing}")
+    assert best.match_level == "interpolated"
+    assert best.house_number == str(missing)
+    addresses = geocoder.local.addresses
+    a, b = street.numbers[str(low)], street.numbers[str(high)]
+    span = distance_km(addresses.lon[a], addresses.lat[a], addresses.lon[b], addresses.lat[b])
+    assert distance_km(addresses.lon[a], addresses.lat[a], best.lon, best.lat) <= span + 0.02
+    assert distance_km(addresses.lon[b], addresses.lat[b], best.lon, best.lat) <= span + 0.02
+
+
+def test_street_level_when_the_number_is_unknown(geocoder: ForwardGeocoder) -> None:
+    [best] = geocoder.geocode("Kaivokatu 999, Helsinki")
+    assert best.match_level == "street"
+    assert best.street == "Kaivokatu"
+    assert best.house_number is None
+    [plain] = geocoder.geocode("Kaivokatu")
+    assert plain.match_level == "street"
+
+
+def test_poi_by_name(geocoder: ForwardGeocoder) -> None:
+    [best] = geocoder.geocode("Hilton Helsinki Strand")
+    assert (best.match_level, best.ref_id) == ("poi", "osm:node/55211772")
+
+
+def test_locality_region_and_country(geocoder: ForwardGeocoder) -> None:
+    [local] = geocoder.geocode("Kluuvi")
+    assert local.match_level == "locality"
+    assert distance_km(local.lon, local.lat, 24.947, 60.171) < 1
+    [region] = geocoder.geocode("Illinois")
+    assert (region.match_level, region.ref_id) == ("region", "geonames:4896861")
+    [country] = geocoder.geocode("France")
+    assert (country.match_level, country.country) == ("country", "FR")
+
+
+def test_unknown_street_falls_back_to_the_locality(geocoder: ForwardGeocoder) -> None:
+    [best] = geocoder.geocode("Rue Inexistante 5, Paris, France")
+    assert (best.match_level, best.ref_id) == ("locality", "geonames:2988507")
+    assert best.confidence < 50
+
+
+@pytest.mark.parametrize(
+    ("text", "ref_id"),
+    [
+        ("Paris, France", "geonames:2988507"),
+        ("Paris, TX", "geonames:4717560"),
+        ("Springfield, IL", "geonames:4250542"),
+        ("München", "geonames:2867714"),
+        ("Springfield", "geonames:4409896"),  # the most populous one
+    ],
+)
+def test_gazetteer_places_worldwide(geocoder: ForwardGeocoder, text: str, ref_id: str) -> None:
+    assert geocoder.geocode(text)[0].ref_id == ref_id
+
+
+def test_proximity_bias_and_country_filter(geocoder: ForwardGeocoder) -> None:
+    near_boston = geocoder.geocode("Springfield", at=(42.36, -71.06))[0]
+    assert near_boston.ref_id == "geonames:4951788"  # Springfield, Massachusetts
+    in_us = geocoder.geocode("Paris", country="US")[0]
+    assert in_us.country == "US"
+    assert geocoder.geocode("Kaivokatu 1", country="SE") == []
+
+
+def test_limit_orders_candidates_by_confidence(geocoder: ForwardGeocoder) -> None:
+    found = geocoder.geocode("Paris", limit=3)
+    assert len(found) == 3
+    assert [c.confidence for c in found] == sorted((c.confidence for c in found), reverse=True)
+
+
+def test_no_match_is_empty(geocoder: ForwardGeocoder) -> None:
+    assert geocoder.geocode("qqxxzzkkww") == []
+
+
+def test_chunk_every_record_once(helsinki: Release) -> None:
+    records = pa.table(
+        {
+            "_ordinal": pa.array([0, 1, 2, 3], pa.int64()),
+            "recId": ["station", "blank", "nothing", "paris"],
+            "searchText": ["Kaivokatu 1, Helsinki", " ", "qqxxzzkkww", "Paris, France"],
+            "City": [None, None, None, None],
+        }
+    )
+    result = geocode_records(records, helsinki, truncate_at=2)
+    assert result.errors.to_pylist() == [
+        {
+            "_ordinal": 1,
+            "recId": "blank",
+            "code": "empty_query",
+            "message": "searchText and every address field are empty",
+            "input": None,
+        }
+    ]
+    rows = result.results.to_pylist()
+    assert {r["recId"] for r in rows} == {"station", "nothing", "paris"}
+    [nothing] = [r for r in rows if r["recId"] == "nothing"]
+    assert (nothing["seqNumber"], nothing["seqLength"], nothing["match_level"]) == (0, 0, None)
+    paris = [r for r in rows if r["recId"] == "paris"]
+    assert [r["seqNumber"] for r in paris] == [1, 2]
+    assert all(r["seqLength"] == 2 for r in paris)
+
+
+def test_monaco_address(monaco: Release) -> None:
+    [best] = ForwardGeocoder(monaco).geocode("4 bis Rue de la Colle, Monaco")
+    assert (best.match_level, best.ref_id) == ("houseNumber", "osm:node/1661139827")

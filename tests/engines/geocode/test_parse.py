@@ -1,0 +1,91 @@
+"""Free-text parsing against the default (Helsinki) release's vocabulary and the gazetteer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geobatch.engines.geocode.forward import ForwardGeocoder
+from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
+from geobatch.reference import Release
+
+
+@pytest.fixture(scope="module")
+def vocabulary(helsinki: Release) -> Vocabulary:
+    return ForwardGeocoder(helsinki).vocabulary
+
+
+def test_street_number_postcode_and_locality(vocabulary: Vocabulary) -> None:
+    [first, *_] = parse("Mikonkatu 18, 00100 Helsinki", vocabulary)
+    assert first == ParsedAddress(
+        house_number="18", street="mikonkatu", postcode="00100", locality="helsinki"
+    )
+
+
+def test_locality_first_and_number_first(vocabulary: Vocabulary) -> None:
+    readings = parse("Helsinki, Mikonkatu 18 B", vocabulary)
+    assert ParsedAddress(house_number="18b", street="mikonkatu", locality="helsinki") in readings
+    [first, *_] = parse("18 Mikonkatu", vocabulary)
+    assert (first.house_number, first.street) == ("18", "mikonkatu")
+
+
+def test_abbreviated_street_and_country_name(vocabulary: Vocabulary) -> None:
+    [first, *_] = parse("Mikonk. 18, Helsinki, Suomi", vocabulary)
+    assert (first.street, first.house_number, first.country) == ("mikonkatu", "18", "FI")
+
+
+def test_place_queries(vocabulary: Vocabulary) -> None:
+    assert ParsedAddress(locality="paris", country="FR") in parse("Paris, France", vocabulary)
+    assert ParsedAddress(locality="springfield", region="il") in parse(
+        "Springfield, IL", vocabulary
+    )
+    assert parse("France", vocabulary) == [ParsedAddress(country="FR")]
+    assert ParsedAddress(locality="munchen") in parse("München", vocabulary)
+
+
+def test_floor_and_extra_segments_leave_a_street_reading(vocabulary: Vocabulary) -> None:
+    readings = parse("Vilhonkatu 6, 1. krs. / Floor 1, 00100 Helsinki", vocabulary)
+    assert any(r.street == "vilhonkatu" and r.house_number == "6" for r in readings)
+
+
+def test_blank_text_has_no_reading(vocabulary: Vocabulary) -> None:
+    assert parse("  , ,  ", vocabulary) == []
+
+
+def test_structured_fields(vocabulary: Vocabulary) -> None:
+    parsed = parse_fields(
+        vocabulary, street="Mikonkatu 18", postcode="00100", city="HELSINKI", country="Finland"
+    )
+    assert parsed == ParsedAddress(
+        house_number="18", street="mikonkatu", postcode="00100", locality="helsinki", country="FI"
+    )
+    assert parse_fields(vocabulary, street="Mikonkatu", house_number="18 b").house_number == "18b"
+
+
+@settings(
+    deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_known_street_and_number_is_recovered(
+    vocabulary: Vocabulary, data: st.DataObject
+) -> None:
+    streets = [s for s in vocabulary.local.streets if s.numbers]
+    street = data.draw(st.sampled_from(streets))
+    number = data.draw(st.integers(min_value=1, max_value=999))
+    suffix = data.draw(st.sampled_from(["", "a", " B", " bis"]))
+    city = data.draw(st.sampled_from(["", ", Helsinki", ", 00100 Helsinki"]))
+    readings = parse(f"{street.name} {number}{suffix}{city}", vocabulary)
+    key = f"{number}{suffix.strip().lower()}"
+    assert any(r.house_number == key and r.street for r in readings), readings
+
+
+@settings(
+    deadline=None, max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=60))
+def test_parse_never_fails_and_never_returns_empty_parts(vocabulary: Vocabulary, text: str) -> None:
+    for reading in parse(text, vocabulary):
+        assert not reading.is_empty
+        for part in (reading.street, reading.locality, reading.house_number, reading.postcode):
+            assert part is None or part.strip() == part != ""

@@ -1,0 +1,80 @@
+"""Confidence ordering and the full / partial / unmatched status."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from toy_networks import line, network
+
+from geobatch.engines.roadmatch import MatchParams, match_lines
+from geobatch.engines.roadmatch.confidence import combine
+
+PARAMS = MatchParams()
+
+
+def _straight() -> object:
+    return network({"a": [(0, 0), (300, 0)]}, names={"a": "Main Street"})
+
+
+def test_confidence_falls_with_distance_heading_and_name_disagreement() -> None:
+    base = combine(np.array([2.0]), np.array([3.0]), np.array([0.05]), np.array([100.0]))[0]
+    assert base > 90
+    farther = combine(np.array([15.0]), np.array([18.0]), np.array([0.05]), np.array([100.0]))[0]
+    skewed = combine(np.array([2.0]), np.array([3.0]), np.array([0.6]), np.array([100.0]))[0]
+    renamed = combine(np.array([2.0]), np.array([3.0]), np.array([0.05]), np.array([20.0]))[0]
+    unnamed = combine(np.array([2.0]), np.array([3.0]), np.array([0.05]), np.array([np.nan]))[0]
+    assert max(farther, skewed, renamed) < base
+    assert renamed < unnamed <= 100
+
+
+def test_matches_further_away_have_lower_confidence() -> None:
+    net = _straight()
+    offsets = [0.0, 5.0, 10.0, 20.0]
+    lines = [line([(20, d), (280, d)]) for d in offsets]
+    matches = match_lines(lines, None, net, MatchParams(confidence_threshold=0))
+    confidence = [m.confidence for m in matches]
+    assert confidence == sorted(confidence, reverse=True)
+    assert confidence[0] > 95
+    assert confidence[2] >= PARAMS.confidence_threshold  # 10 m off is still a match
+    assert confidence[3] < confidence[2] - 20
+
+
+def test_name_similarity_counts_where_both_sides_have_names() -> None:
+    net = _straight()
+    road = line([(20, 6), (280, 6)])
+    same, abbreviated, other, none = match_lines(
+        [road] * 4, ["Main Street", "MAIN ST", "Harbour Road", None], net, PARAMS
+    )
+    assert same.confidence == pytest.approx(abbreviated.confidence, abs=1.0)
+    assert other.confidence < none.confidence < same.confidence
+
+
+def test_status_full_partial_and_unmatched() -> None:
+    net = _straight()
+    full = line([(10, 3), (290, 3)])
+    half = line([(150, 3), (300, 3), (300, 150), (300, 300)])  # leaves the network at the end
+    away = line([(0, 100), (300, 100)])
+    matches = match_lines([full, half, away], None, net, PARAMS)
+    assert [m.status for m in matches] == ["full", "partial", "unmatched"]
+    assert matches[0].matched_ratio >= PARAMS.full_ratio
+    assert 0.3 < matches[1].matched_ratio < 0.7
+    assert matches[2].segments == ()
+    assert matches[2].matched_ratio == 0.0
+
+
+def test_below_the_confidence_threshold_a_road_is_unmatched() -> None:
+    net = _straight()
+    road = line([(20, 12), (280, 12)])
+    (loose,) = match_lines([road], None, net, MatchParams(confidence_threshold=10))
+    (strict,) = match_lines([road], None, net, MatchParams(confidence_threshold=95))
+    assert loose.status == "full"
+    assert strict.status == "unmatched"
+    assert strict.confidence == loose.confidence
+    assert strict.segments == ()
+
+
+def test_params_refuse_out_of_range_values() -> None:
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        MatchParams(confidence_threshold=101)
+    with pytest.raises(ValueError, match="search_radius_m"):
+        MatchParams(search_radius_m=0)

@@ -1,0 +1,53 @@
+"""Linear referencing: covered fractions along reference segments and ranges along the input."""
+
+from __future__ import annotations
+
+import pytest
+from toy_networks import line, network
+
+from geobatch.engines.roadmatch import MatchParams, match_lines
+
+PARAMS = MatchParams()
+
+
+def test_part_of_a_segment_gives_its_fractions_and_the_input_range() -> None:
+    net = network({"a": [(0, 0), (200, 0)]})
+    for points in ([(40, 3), (140, 3)], [(140, 3), (40, 3)]):
+        (match,) = match_lines([line(points)], None, net, PARAMS)
+        (seg,) = match.segments
+        # Fractions run in the segment's own direction whichever way the input is drawn.
+        assert seg.from_fraction == pytest.approx(0.2, abs=0.01)
+        assert seg.to_fraction == pytest.approx(0.7, abs=0.01)
+        assert seg.input_from_m == pytest.approx(0.0, abs=0.5)
+        assert seg.input_to_m == pytest.approx(100.0, abs=1.0)
+        assert seg.length_m == pytest.approx(100.0, abs=1.0)
+        assert match.matched_ratio == pytest.approx(1.0)
+
+
+def test_a_road_across_a_junction_covers_the_end_of_one_and_the_start_of_the_next() -> None:
+    net = network({"a": [(0, 0), (100, 0)], "b": [(100, 0), (300, 0)]})
+    (match,) = match_lines([line([(50, -2), (200, -2)])], None, net, PARAMS)
+    a, b = match.segments
+    assert (a.segment_id, b.segment_id) == ("a", "b")
+    assert (a.from_fraction, a.to_fraction) == pytest.approx((0.5, 1.0), abs=0.01)
+    assert (b.from_fraction, b.to_fraction) == pytest.approx((0.0, 0.5), abs=0.01)
+    assert a.input_to_m == pytest.approx(50.0, abs=1.5)
+    assert b.input_from_m == pytest.approx(a.input_to_m, abs=1e-6)
+    assert b.input_to_m == pytest.approx(150.0, abs=1.0)
+
+
+def test_short_segments_between_samples_are_covered_whole() -> None:
+    # A 6 m segment between two long ones falls between samples 15 m apart.
+    net = network({"a": [(0, 0), (100, 0)], "b": [(100, 0), (106, 0)], "c": [(106, 0), (250, 0)]})
+    (match,) = match_lines([line([(10, 2), (240, 2)])], None, net, PARAMS)
+    assert [s.segment_id for s in match.segments] == ["a", "b", "c"]
+    b = match.segments[1]
+    assert (b.from_fraction, b.to_fraction) == (0.0, 1.0)
+    assert b.input_to_m - b.input_from_m == pytest.approx(6.0, abs=1.0)
+
+
+def test_ends_within_the_snap_distance_reach_the_segment_end() -> None:
+    net = network({"a": [(0, 0), (100, 0)]})
+    (match,) = match_lines([line([(3, 2), (96, 2)])], None, net, PARAMS)
+    (seg,) = match.segments
+    assert (seg.from_fraction, seg.to_fraction) == (0.0, 1.0)

@@ -1,0 +1,133 @@
+"""Whole matches on hand-built networks: junctions, divided carriageways, roundabouts."""
+
+from __future__ import annotations
+
+import pytest
+from toy_networks import carriageways, line, network, roundabout, t_junction
+
+from geobatch.engines.roadmatch import MatchParams, RoadMatch, match_lines
+
+PARAMS = MatchParams()
+
+
+def _ids(match: RoadMatch) -> list[str]:
+    return [s.segment_id for s in match.segments]
+
+
+def test_a_road_turning_at_a_t_junction_takes_the_branch() -> None:
+    net = t_junction()
+    turning = line([(-150, 4), (-3, 4), (4, 3), (4, 150)])
+    straight = line([(-150, -5), (150, -5)])
+    turned, through = match_lines([turning, straight], None, net, PARAMS)
+    assert _ids(turned) == ["west", "north"]
+    assert turned.status == "full"
+    assert _ids(through) == ["west", "east"]
+
+
+def test_a_wobbling_centre_line_stays_on_one_carriageway() -> None:
+    net = carriageways()
+    wobble = [(x, 3.0 if k % 2 else -3.0) for k, x in enumerate(range(-280, 281, 20))]
+    for points in (wobble, wobble[::-1]):
+        (match,) = match_lines([line(points)], None, net, PARAMS)
+        ids = set(_ids(match))
+        assert ids in ({"eb1", "eb2", "eb3"}, {"wb1", "wb2", "wb3"}), ids
+        assert match.status == "full"
+
+
+def test_a_known_traffic_direction_picks_the_carriageway() -> None:
+    net = carriageways()
+    eastwards = line([(-280, 0), (280, 0)])
+    westwards = line([(280, 0), (-280, 0)])
+    east, west = match_lines([eastwards, westwards], None, net, PARAMS, oneway=[1, 1])
+    assert _ids(east) == ["eb1", "eb2", "eb3"]
+    assert _ids(west) == ["wb3", "wb2", "wb1"]
+
+
+def test_a_road_through_a_roundabout_follows_the_ring_in_its_direction() -> None:
+    net = roundabout()
+    eastwards = line([(-180, 1), (180, 1)])  # straight through the centre
+    around = line([(-180, 2), (-22, 2), *[(x, y - 2) for x, y in _ring_south()], (180, -2)])
+    for road in (eastwards, around):
+        (match,) = match_lines([road], None, net, PARAMS, oneway=[1])
+        assert _ids(match) == ["arm_w", "ring_ws", "ring_se", "arm_e"]
+    (back,) = match_lines([line([(180, 1), (-180, 1)])], None, net, PARAMS, oneway=[1])
+    assert _ids(back) == ["arm_e", "ring_es", "ring_nw", "arm_w"]
+
+
+def _ring_south() -> list[tuple[float, float]]:
+    import math
+
+    return [
+        (21 * math.cos(math.radians(a)), 21 * math.sin(math.radians(a)))
+        for a in range(180, 361, 15)
+    ]
+
+
+def test_one_match_per_line_in_order() -> None:
+    net = t_junction()
+    lines = [
+        line([(-150, 2), (-20, 2)]),
+        line([(5000, 5000), (5100, 5000)]),
+        line([(2, 20), (2, 150)]),
+    ]
+    matches = match_lines(lines, ["a", None, "c"], net, PARAMS)
+    assert [_ids(m) for m in matches] == [["west"], [], ["north"]]
+    assert [m.status for m in matches] == ["full", "unmatched", "full"]
+
+
+def test_batches_give_the_same_answers_as_one_call() -> None:
+    net = t_junction()
+    lines = [line([(-150 + 10 * k, 3), (-20 + 10 * k, 3)]) for k in range(5)]
+    lines.append(line([(3, 10), (3, 190)]))
+    whole = match_lines(lines, None, net, PARAMS)
+    batched = match_lines(lines, None, net, MatchParams(batch_size=2, batch_km=0.2))
+    assert [m.status for m in batched] == [m.status for m in whole]
+    assert [_ids(m) for m in batched] == [_ids(m) for m in whole]
+    for one, other in zip(batched, whole, strict=True):
+        assert one.confidence == other.confidence
+        for a, b in zip(one.segments, other.segments, strict=True):
+            assert (a.from_fraction, a.to_fraction) == pytest.approx(
+                (b.from_fraction, b.to_fraction)
+            )
+            assert a.input_to_m == pytest.approx(b.input_to_m)
+
+
+def test_a_trace_keeps_to_the_carriageway_of_its_travel_direction() -> None:
+    net = carriageways()
+    # Driven westwards but recorded nearer the eastbound carriageway.
+    trace = line([(280, 4), (150, 5), (0, 4), (-150, 5), (-280, 4)])
+    (match,) = match_lines([trace], None, net, MatchParams.for_traces())
+    assert _ids(match) == ["wb3", "wb2", "wb1"]
+    assert MatchParams.for_traces(search_radius_m=50).search_radius_m == 50
+
+
+def test_traces_with_and_without_a_known_direction_in_one_call() -> None:
+    net = carriageways()
+    west = line([(280, 4), (-280, 4)])
+    east = line([(-280, -4), (280, -4)])
+    matches = match_lines(
+        [west, east, west], None, net, MatchParams.for_traces(), oneway=[0, 0, -1]
+    )
+    assert _ids(matches[0]) == ["wb3", "wb2", "wb1"]
+    assert _ids(matches[1]) == ["eb1", "eb2", "eb3"]
+    # Recorded westwards but declared as flowing against that: the eastbound carriageway.
+    assert _ids(matches[2]) == ["eb3", "eb2", "eb1"]
+
+
+def test_traces_route_around_a_oneway_link_that_roads_may_use() -> None:
+    # Between junctions A (0, 0) and B (10, 0): a direct link open only from B to A, and a
+    # slightly longer two-way detour. Samples fall at A and beyond B, not on either link.
+    net = network(
+        {
+            "in": [(-90, 0), (0, 0)],
+            "direct": [(0, 0), (10, 0)],
+            "detour": [(0, 0), (5, 4), (10, 0)],
+            "out": [(10, 0), (90, 0)],
+        },
+        oneway={"direct": -1},
+    )
+    trace = line([(-90, 0), (90, 0)])
+    (as_trace,) = match_lines([trace], None, net, MatchParams.for_traces(spacing_m=15.0))
+    (as_road,) = match_lines([trace], None, net, PARAMS)
+    assert _ids(as_trace) == ["in", "detour", "out"]
+    assert "direct" in _ids(as_road)
