@@ -18,8 +18,8 @@ demo: install
 	$(BIN)/geobatch demo
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks evals
+	$(BIN)/ruff format --check src tests benchmarks evals
 
 typecheck: install
 	$(BIN)/mypy

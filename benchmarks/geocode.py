@@ -25,13 +25,12 @@ run, so they are what to compare across machines.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,10 @@ import pyarrow.csv
 from rich.console import Console
 from rich.table import Table
 
-from geobatch.config import Settings
 from geobatch.engines import RECORD_SCHEMAS, validate_records
 from geobatch.engines.geocode import forward_geocoder, geocode_records
-from geobatch.jobs import InputSource, JobRequest, open_platform
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
+from jobtiming import job_seconds
 
 SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
 TARGET = 3_000
@@ -126,36 +124,6 @@ def engine(release: Release, texts: list[str]) -> dict[str, Any]:
         "distinct": len(set(texts)) / len(texts),
         "levels": {item["values"]: item["counts"] / len(texts) for item in counts},
     }
-
-
-async def _body(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as handle:
-        while piece := handle.read(1 << 20):
-            yield piece
-
-
-def job_seconds(
-    store: Path, scratch: Path, path: Path, kind: str, options: dict[str, Any]
-) -> float:
-    settings = Settings(data_dir=scratch, releases_dir=store, workers=1, _env_file=None)
-    platform = open_platform(settings)
-    try:
-        request = JobRequest(
-            type=kind,
-            input=InputSource(media_type="text/csv", file_name=path.name, gzip=False),
-            options=options,
-        )
-        started = time.perf_counter()
-        job, _ = asyncio.run(platform.service.create("bench", request, _body(path)))
-        while not job.status.is_terminal:
-            time.sleep(0.02)
-            job = platform.service.get("bench", job.id)
-        elapsed = time.perf_counter() - started
-        if job.status.value != "succeeded":
-            raise RuntimeError(f"{kind} job ended {job.status.value}: {job.error}")
-        return elapsed
-    finally:
-        platform.close()
 
 
 def jobs(store: Path, release: Release, texts: list[str]) -> dict[str, Any]:

@@ -25,12 +25,11 @@ numbers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +40,13 @@ from rich.console import Console
 from rich.table import Table
 from scipy.spatial import cKDTree
 
-from geobatch.config import Settings
 from geobatch.engines import RECORD_SCHEMAS, validate_records
 from geobatch.engines.geocode.lookup import lookup, lookup_index
 from geobatch.engines.geocode.reverse import reverse_geocode
 from geobatch.engines.geocode.reverse_index import reverse_index
 from geobatch.engines.geocode.spatial import sphere_xyz
-from geobatch.jobs import InputSource, JobRequest, open_platform
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
+from jobtiming import job_seconds
 
 SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
 ENGINE_TARGET = 200_000
@@ -129,41 +127,6 @@ def csv_file(folder: Path, release: Release, count: int) -> Path:
     )
     path.write_text(body)
     return path
-
-
-async def _body(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as handle:
-        while piece := handle.read(1 << 20):
-            yield piece
-
-
-def job_seconds(
-    store: Path, scratch: Path, path: Path, kind: str, options: dict[str, Any]
-) -> float:
-    settings = Settings(
-        data_dir=scratch,
-        releases_dir=store,
-        workers=1,
-        _env_file=None,
-    )
-    platform = open_platform(settings)
-    try:
-        request = JobRequest(
-            type=kind,
-            input=InputSource(media_type="text/csv", file_name=path.name, gzip=False),
-            options=options,
-        )
-        started = time.perf_counter()
-        job, _ = asyncio.run(platform.service.create("bench", request, _body(path)))
-        while not job.status.is_terminal:
-            time.sleep(0.02)
-            job = platform.service.get("bench", job.id)
-        elapsed = time.perf_counter() - started
-        if job.status.value != "succeeded":
-            raise RuntimeError(f"{kind} job ended {job.status.value}: {job.error}")
-        return elapsed
-    finally:
-        platform.close()
 
 
 def jobs(store: Path, release: Release, count: int) -> dict[str, Any]:

@@ -16,14 +16,12 @@ as many free cores as workers, the speed-up is what to look at.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import itertools
 import os
 import random
 import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from geobatch.config import Settings
-from geobatch.jobs import InputSource, Job, JobRequest, JobStatus, Platform, open_platform
+from geobatch.jobs import JobStatus, open_platform
 from geobatch.reference import ReleaseStore, ensure_default_release
+from jobtiming import run_job
 
 console = Console()
 
@@ -66,12 +65,6 @@ def write_input(path: Path, records: int, bbox: tuple[float, float, float, float
             sink.write(f'r{i},{lat:.6f},{lon:.6f},"{text}"\n')
 
 
-async def _pieces(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as source:
-        while piece := source.read(1 << 20):
-            yield piece
-
-
 @contextlib.contextmanager
 def executor_address(kind: str, workers: int) -> Iterator[str]:
     if kind == "local":
@@ -83,27 +76,6 @@ def executor_address(kind: str, workers: int) -> Iterator[str]:
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         yield cluster.scheduler_address
-
-
-def run_job(
-    platform: Platform, job_type: str, options: dict[str, Any], source: Path
-) -> tuple[Job, float, float | None]:
-    """Upload ``source`` as a job and wait for its end: (job, seconds, seconds to split)."""
-    request = JobRequest(
-        type=job_type,
-        input=InputSource(media_type="text/csv", file_name=source.name),
-        options=options,
-    )
-    started = time.perf_counter()
-    split = None
-    job, _ = asyncio.run(platform.service.create("bench", request, _pieces(source)))
-    while True:
-        job = platform.store.get(job.id)
-        if split is None and job.statistics.total_records is not None:
-            split = time.perf_counter() - started
-        if job.status.is_terminal:
-            return job, time.perf_counter() - started, split
-        time.sleep(0.02)
 
 
 def run_once(args: argparse.Namespace, source: Path, releases: Path, workers: int) -> Run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from geobatch.io.outputs import OutputFormat, read_output
+from geobatch.reference import Release
 
 
 def geobatch(
@@ -108,11 +110,21 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_demo_runs_the_sample_job_over_http(tmp_path: Path) -> None:
-    done = geobatch("demo", "-o", "demo.csv", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+def test_demo_runs_the_sample_job_over_http(
+    tmp_path: Path, releases_root: Path, helsinki: Release
+) -> None:
+    env = {**os.environ, "GEOBATCH_RELEASES_DIR": str(releases_root)}  # default release built
+    done = geobatch(
+        "demo", "-o", "demo.csv", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=env
+    )
     assert done.returncode == 0, done.stderr
     results = read_output((tmp_path / "demo.csv").read_bytes(), OutputFormat.CSV)
     errors = read_output((tmp_path / "demo-errors.csv").read_bytes(), OutputFormat.CSV)
-    assert len(results) == 1000
-    assert [row["recId"] for row in errors] == ["p-broken"]
-    assert {row["valid"] for row in results} == {"true", "false"}
+    with (Path(__file__).parents[1] / "src/geobatch/samples/points.csv").open() as sample:
+        lines = sample.read().splitlines()[1:]
+    assert len(results) + len(errors) == len(lines)
+    assert "p-broken" in {row["recId"] for row in errors}
+    assert {row["code"] for row in errors} == {"malformed_row", "not_a_number", "out_of_range"}
+    levels = {row["match_level"] for row in results}
+    assert "houseNumber" in levels, levels
+    assert all(row["lat"] and row["lon"] for row in results if row["match_level"])

@@ -118,8 +118,10 @@ def _summary(job: dict[str, Any]) -> None:
         table.add_row(key, str(job[key]))
     for key in ("total_records", "processed_records", "successful_records", "failed_records"):
         table.add_row(key, f"{stats[key]:,}" if stats[key] is not None else "-")
-    for key, value in stats.get("extra", {}).items():
-        table.add_row(key, f"{value:,.0f}")
+    shown = {"total_records", "processed_records", "successful_records", "failed_records"}
+    for key, value in stats.items():  # the job type's own statistics
+        if key not in shown and isinstance(value, int | float):
+            table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
     if job.get("error"):
         table.add_row("error", job["error"]["message"])
     err.print(table)
@@ -401,15 +403,16 @@ def demo(
         "geobatch-data"
     ),
 ) -> None:
-    """Start a server, submit the bundled sample job over HTTP, follow it, and save its results."""
+    """Start a server, reverse geocode the bundled sample points over HTTP, save the results.
+
+    The first run also builds the bundled default reference release (a few seconds).
+    """
     sample = resources.files("geobatch") / "samples" / "points.csv"
     with resources.as_file(sample) as path, _background_server(data_dir) as url:
         err.print(f"server running at {url}; submitting {path.name}")
         with Client(url) as client:
             job = _guard(
-                lambda: client.submit(
-                    path, "validate", {"options": json.dumps({"target_type": "reverse_geocode"})}
-                )
+                lambda: client.submit(path, "reverse_geocode", {"options": json.dumps({})})
             )
             job = _guard(lambda: _follow(client, job["id"]))
             _summary(job)

@@ -1,0 +1,60 @@
+"""Timing whole jobs through the platform in-process: shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from geobatch.config import Settings
+from geobatch.jobs import InputSource, Job, JobRequest, Platform, open_platform
+
+
+async def file_pieces(path: Path) -> AsyncIterator[bytes]:
+    """The file as an upload body, 1 MiB at a time."""
+    with path.open("rb") as handle:
+        while piece := handle.read(1 << 20):
+            yield piece
+
+
+def run_job(
+    platform: Platform, job_type: str, options: dict[str, Any], source: Path
+) -> tuple[Job, float, float | None]:
+    """Upload a CSV as a job and wait for its end: (job, seconds, seconds until it was split)."""
+    request = JobRequest(
+        type=job_type,
+        input=InputSource(media_type="text/csv", file_name=source.name),
+        options=options,
+    )
+    started = time.perf_counter()
+    split = None
+    job, _ = asyncio.run(platform.service.create("bench", request, file_pieces(source)))
+    while True:
+        job = platform.store.get(job.id)
+        if split is None and job.statistics.total_records is not None:
+            split = time.perf_counter() - started
+        if job.status.is_terminal:
+            return job, time.perf_counter() - started, split
+        time.sleep(0.02)
+
+
+def job_seconds(
+    releases: Path, scratch: Path, path: Path, job_type: str, options: dict[str, Any]
+) -> float:
+    """Seconds from create to succeeded for one job on a fresh one-worker platform."""
+    settings = Settings(
+        data_dir=scratch,
+        releases_dir=releases,
+        workers=1,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    platform = open_platform(settings)
+    try:
+        job, elapsed, _ = run_job(platform, job_type, options, path)
+    finally:
+        platform.close()
+    if job.status.value != "succeeded":
+        raise RuntimeError(f"{job_type} job ended {job.status.value}: {job.error}")
+    return elapsed
