@@ -205,3 +205,11 @@ def test_every_record_is_either_lines_or_one_error(values: list[object]) -> None
     assert set(np.unique(decoded.owner).tolist()) == set(decoded.rows.tolist())
     assert all(code in REASONS for code in decoded.errors.column("code").to_pylist())
     assert all(part.length > 0 for part in decoded.parts)
+
+
+def test_oneway_spellings_give_each_part_its_direction() -> None:
+    line = "LINESTRING (24.90 60.10, 24.91 60.10)"
+    multi = "MULTILINESTRING ((24.90 60.10, 24.91 60.10), (24.95 60.12, 24.96 60.12))"
+    records = _records([line, multi, line, line, line], oneway=["yes", "TF", "", "B", "maybe"])
+    lines = decode_roads(records)
+    assert lines.oneway == [1, -1, -1, None, 0, None]

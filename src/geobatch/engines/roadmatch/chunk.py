@@ -33,11 +33,23 @@ class BatchMatch:
 def match_records(
     records: pa.Table, network: RoadNetwork, params: MatchParams, *, traces: bool = False
 ) -> BatchMatch:
-    """Match every usable record of ``records`` (``_ordinal``, ``recId``, geometry, name)."""
+    """Match every usable record of ``records`` (``_ordinal``, ``recId``, geometry, and the
+    optional ``name`` and ``oneway``); GPS traces are matched in their direction of travel."""
     started = time.perf_counter()
+    if traces:
+        params = MatchParams.for_traces(
+            search_radius_m=params.search_radius_m,
+            confidence_threshold=params.confidence_threshold,
+        )
     lines = decode_roads(records, traces=traces, use_names=params.use_names)
     matches = (
-        match_lines(lines.parts, lines.names if params.use_names else None, network, params)
+        match_lines(
+            lines.parts,
+            lines.names if params.use_names else None,
+            network,
+            params,
+            oneway=None if traces else lines.oneway,
+        )
         if lines.parts
         else []
     )

@@ -84,6 +84,8 @@ class RoadLines:
     owner: np.ndarray
     names: list[str | None]
     """Per part: its record's name, or None."""
+    oneway: list[int | None]
+    """Per part: its record's ``oneway`` (1 along, -1 against, 0 both ways), or None."""
     rows: np.ndarray
     """The chunk rows that have lines, ascending."""
     errors: pa.Table
@@ -347,13 +349,28 @@ def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = T
     good = reasons.open()
     rows = np.flatnonzero(good)
     names = _texts(_column(records, "name"), size) if use_names else np.full(size, None)
+    oneway = _oneway(_texts(_column(records, "oneway"), size))
     return RoadLines(
         parts=list(parts),
         owner=owner,
         names=[names[row] for row in owner],
+        oneway=[oneway[row] for row in owner],
         rows=rows,
         errors=_error_rows(records, raw, geoms, reasons, ~good),
     )
+
+
+_ONEWAY_WORDS: Final = {
+    "1": 1, "yes": 1, "true": 1, "t": 1, "ft": 1, "forward": 1,
+    "-1": -1, "reverse": -1, "tf": -1, "backward": -1,
+    "0": 0, "no": 0, "false": 0, "f": 0, "b": 0, "both": 0,
+}  # fmt: skip
+"""OSM (yes/-1/no), GIS (FT/TF/B) and boolean spellings of a road's traffic direction."""
+
+
+def _oneway(values: np.ndarray) -> list[int | None]:
+    """Each record's traffic direction relative to its digitisation; None when not known."""
+    return [_ONEWAY_WORDS.get(str(v).lower()) if v is not None else None for v in values]
 
 
 def _times(values: Sequence[str | None]) -> list[dt.datetime] | None:
