@@ -8,7 +8,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
@@ -144,22 +143,7 @@ def serve(
             "without GEOBATCH_API_KEYS the server listens on loopback only; set API keys to use "
             + host
         )
-    threading.Thread(
-        target=_prepare_default_release, args=(settings,), name="default-release", daemon=True
-    ).start()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
-
-
-def _prepare_default_release(settings: Any) -> None:
-    """Build the bundled release now if there is none, so the first job does not wait for it."""
-    from geobatch.reference import ReleaseStore, ensure_default_release
-
-    store = ReleaseStore(settings.releases_path)
-    if store.newest() is None:
-        try:
-            ensure_default_release(store)
-        except GeobatchError as exc:
-            err.print(f"[yellow]warning:[/yellow] the default release was not built: {exc.detail}")
 
 
 def _is_loopback(host: str) -> bool:
