@@ -396,7 +396,9 @@ def demo(
         err.print(f"server running at {url}; submitting {path.name}")
         with Client(url) as client:
             job = _guard(
-                lambda: client.submit(path, "reverse_geocode", {"options": json.dumps({})})
+                lambda: client.submit(
+                    path, "reverse_geocode", {"options": json.dumps({"release": "default"})}
+                )
             )
             job = _guard(lambda: _follow(client, job["id"]))
             _summary(job)

@@ -9,6 +9,9 @@ from geobatch.errors import InvalidInput
 from geobatch.reference import Manifest, Release, ReleaseNotFound, ReleaseStore
 from geobatch.reference.default import ensure_default_release
 
+DEFAULT_ALIAS = "default"
+"""``release: "default"`` names the bundled default release, whatever else is installed."""
+
 
 def resolve_release(store: ReleaseStore, requested: str | None) -> Manifest:
     """The release a new job will use: the one asked for, else the newest.
@@ -16,6 +19,8 @@ def resolve_release(store: ReleaseStore, requested: str | None) -> Manifest:
     With no release at all, the bundled default is built first (once, a few seconds), so a
     fresh installation can match records without any import.
     """
+    if requested == DEFAULT_ALIAS:
+        return ensure_default_release(store)
     if requested is None:
         newest = store.newest()
         return newest if newest is not None else ensure_default_release(store)

@@ -31,8 +31,8 @@ class ReleaseOptions(CommonOptions):
 
     release: str | None = Field(
         default=None,
-        description="Reference release to match against; the newest one when not given. "
-        "The job records the release it resolved to.",
+        description="Reference release to match against; the newest one when not given, "
+        "the bundled default one with 'default'. The job records the release it resolved to.",
     )
 
 

@@ -1,0 +1,33 @@
+"""Which reference release a job gets: the one named, the bundled default, else the newest."""
+
+from __future__ import annotations
+
+import pytest
+
+from geobatch.errors import InvalidInput
+from geobatch.jobs.releases import load_release, resolve_release
+from geobatch.reference import Release, ReleaseStore
+
+
+def test_default_names_the_bundled_release(session_store: ReleaseStore, helsinki: Release) -> None:
+    assert resolve_release(session_store, "default").id == helsinki.manifest.id
+
+
+def test_no_name_is_the_newest(session_store: ReleaseStore, helsinki: Release) -> None:
+    newest = session_store.newest()
+    assert newest is not None
+    assert resolve_release(session_store, None).id == newest.id
+
+
+def test_a_named_release_and_an_unknown_one(session_store: ReleaseStore, helsinki: Release) -> None:
+    assert resolve_release(session_store, helsinki.manifest.id) == helsinki.manifest
+    with pytest.raises(InvalidInput, match=r"options\.release: reference release 'nope'"):
+        resolve_release(session_store, "nope")
+
+
+def test_a_release_is_loaded_once_per_process(
+    session_store: ReleaseStore, helsinki: Release
+) -> None:
+    first = load_release(str(session_store.root), helsinki.manifest.id)
+    assert load_release(str(session_store.root), helsinki.manifest.id) is first
+    assert first.table("segments").num_rows == helsinki.table("segments").num_rows
