@@ -42,10 +42,9 @@ from rich.table import Table
 
 from geobatch.engines import RECORD_SCHEMAS, validate_records
 from geobatch.engines.geocode import forward_geocoder, geocode_records
-from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
-from jobtiming import job_seconds
+from geobatch.reference import Release, ReleaseStore
+from harness import job_seconds, releases
 
-SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
 TARGET = 3_000
 CHUNK = 5_000
 
@@ -138,15 +137,6 @@ def jobs(store: Path, release: Release, texts: list[str]) -> dict[str, Any]:
     return {"job_per_s": len(texts) / geocode_s, "validate_job_per_s": len(texts) / validate_s}
 
 
-def releases(store: ReleaseStore) -> list[Release]:
-    found = [store.load(ensure_default_release(store).id)]
-    for name in ("monaco", "baltimore"):
-        path = SHARED_OSM / f"{name}.osm.pbf"
-        if path.is_file():
-            found.append(store.load(import_osm(path, store).id))
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -158,7 +148,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="geobatch-releases-") as root:
         store = ReleaseStore(Path(root))
         console.print("building releases ...")
-        for release in releases(store):
+        for release in releases(store, ("monaco", "baltimore")):
             console.print(f"measuring {release.manifest.id} ...")
             texts = queries(release, args.records)
             results[release.manifest.id] = {

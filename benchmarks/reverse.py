@@ -45,10 +45,9 @@ from geobatch.engines.geocode.lookup import lookup, lookup_index
 from geobatch.engines.geocode.reverse import reverse_geocode
 from geobatch.engines.geocode.reverse_index import reverse_index
 from geobatch.engines.geocode.spatial import sphere_xyz
-from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
-from jobtiming import job_seconds
+from geobatch.reference import Release, ReleaseStore
+from harness import job_seconds, releases
 
-SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
 ENGINE_TARGET = 200_000
 SHORT = {"houseNumber": "hn", "interpolated": "int", "street": "st", "locality": "loc"}
 
@@ -143,15 +142,6 @@ def jobs(store: Path, release: Release, count: int) -> dict[str, Any]:
     return {"job_per_s": count / reverse_s, "validate_job_per_s": count / validate_s}
 
 
-def releases(store: ReleaseStore) -> list[Release]:
-    found = [store.load(ensure_default_release(store).id)]
-    for name in ("monaco", "andorra", "baltimore"):
-        path = SHARED_OSM / f"{name}.osm.pbf"
-        if path.is_file():
-            found.append(store.load(import_osm(path, store).id))
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)
@@ -163,7 +153,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="geobatch-releases-") as root:
         store = ReleaseStore(Path(root))
         console.print("building releases ...")
-        for release in releases(store):
+        for release in releases(store, ("monaco", "andorra", "baltimore")):
             name = release.manifest.id
             console.print(f"measuring {name} ...")
             results[name] = {

@@ -32,7 +32,7 @@ from rich.table import Table
 from geobatch.config import Settings
 from geobatch.jobs import JobStatus, open_platform
 from geobatch.reference import ReleaseStore, ensure_default_release
-from jobtiming import run_job
+from harness import run_job
 
 console = Console()
 

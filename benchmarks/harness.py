@@ -1,4 +1,4 @@
-"""Timing whole jobs through the platform in-process: shared by the benchmark scripts."""
+"""Shared by the benchmark scripts: the releases they measure on, and timing whole jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,19 @@ from typing import Any
 
 from geobatch.config import Settings
 from geobatch.jobs import InputSource, Job, JobRequest, Platform, open_platform
+from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
+
+SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
+
+
+def releases(store: ReleaseStore, shared: tuple[str, ...]) -> list[Release]:
+    """The bundled default release, then those of ``shared`` extracts that are present."""
+    found = [store.load(ensure_default_release(store).id)]
+    for name in shared:
+        path = SHARED_OSM / f"{name}.osm.pbf"
+        if path.is_file():
+            found.append(store.load(import_osm(path, store).id))
+    return found
 
 
 async def file_pieces(path: Path) -> AsyncIterator[bytes]:
