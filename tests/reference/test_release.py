@@ -22,7 +22,7 @@ from geobatch.reference import (
     ReleaseNotFound,
     ReleaseStore,
 )
-from geobatch.reference.release import Release
+from geobatch.reference.release import Release, conform
 
 PLACE = {"id": ["osm:node/1"], "name": ["Kamppi"], "lon": [24.93], "lat": [60.17]}
 
@@ -180,6 +180,22 @@ def test_write_conforms_to_the_schema(store: ReleaseStore) -> None:
     table = store.load("test-2024-01-01").table("places")
     assert table.schema.equals(TABLES["places"])  # reordered, cast, missing columns null
     assert table.to_pylist()[0]["population"] == 5
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"colour": ["red"]}, "unknown columns"),
+        ({"lon": ["far east"]}, "column lon of type string does not convert to double"),
+        ({"lat": pa.array([None], pa.float64())}, "column lat has 1 nulls"),
+    ],
+)
+def test_rows_that_do_not_fit_the_schema_are_refused(
+    columns: dict[str, object], message: str
+) -> None:
+    data = pa.RecordBatch.from_pydict({**PLACE, **columns})
+    with pytest.raises(ReleaseError, match=message):
+        conform(data, "places")
 
 
 def test_tables_are_streamed_in_batches(store: ReleaseStore) -> None:
