@@ -804,7 +804,7 @@ def bench_throughput(
         total_records=int(stats["total_records"] or 0),
         processed_records=int(stats["processed_records"]),
         failed_records=int(stats["failed_records"]),
-        invalid_records=float(stats.get("extra", {}).get("invalid_records", 0)),
+        invalid_records=float(stats.get("invalid_records", 0)),
         expected_malformed=input_file.malformed,
         expected_invalid=input_file.invalid,
         server_rss_idle_mb=idle[-1] / MB,

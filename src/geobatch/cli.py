@@ -143,7 +143,13 @@ def serve(
             "without GEOBATCH_API_KEYS the server listens on loopback only; set API keys to use "
             + host
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=settings.access_log,
+    )
 
 
 def _is_loopback(host: str) -> bool:

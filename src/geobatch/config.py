@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API key -> tenant; empty = no authentication"
     )
+    access_log: bool = Field(
+        default=False,
+        description="log every request (a proxy in front usually does; it costs ~10 % of a poll)",
+    )
 
     chunk_size: int = Field(default=5000, gt=0, description="records per chunk")
     lease_seconds: float = Field(default=60.0, gt=0, description="a chunk lease lasts this long")

@@ -718,6 +718,12 @@ def test_tenant_isolation(server_factory: type[ServerProcess]) -> None:
             )
             assert_problem(response, 401)
         assert anonymous.get("/healthz").status_code == 200
+        # Client generators learn from the OpenAPI document how to present a key.
+        openapi = anonymous.get("/openapi.json").json()
+        schemes = openapi["components"]["securitySchemes"]
+        assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        assert schemes["bearer"]["scheme"] == "bearer"
+        assert {"apiKey": []} in openapi["security"]
 
         # Bob cannot see or touch Alice's job: to him it does not exist.
         for method, path in [

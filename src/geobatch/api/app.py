@@ -17,6 +17,13 @@ from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
 
 
+# The two ways to present an API key (read in ``deps.get_tenant``); either one will do.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "bearer": {"type": "http", "scheme": "bearer"},
+}
+
+
 def create_app(
     settings: Settings, *, platform: Platform | None = None, run_scheduler: bool = True
 ) -> FastAPI:
@@ -53,7 +60,11 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(jobs.EXTRA_SCHEMAS)
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(jobs.EXTRA_SCHEMAS)
+            if settings.api_keys:
+                components["securitySchemes"] = SECURITY_SCHEMES
+                schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
             app.openapi_schema = schema
         return app.openapi_schema
 
