@@ -161,7 +161,8 @@ def address_cases(release: Release, rng: random.Random) -> list[Case]:
             continue
         street = str(first["street"])
         number = str(first["housenumber"])
-        known = index.streets[index.street_by_key[key[0]]]
+        same_name = [index.streets[i] for i in index.street_by_key[key[0]]]
+        known = next((s for s in same_name if key[1] in s.numbers), same_name[0])
         city = first["city"] or known.city
         place = " ".join(str(p) for p in (first["postcode"], city) if p)
         variants = _variants(street, number, place, city, known.country in NUMBER_FIRST, rng)

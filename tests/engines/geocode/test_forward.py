@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import shapely
 
 from geobatch.engines.geocode import ForwardGeocoder, geocode_records
 from geobatch.engines.geocode.forward import distance_km
 from geobatch.engines.geocode.index import Street
-from geobatch.reference import Release
+from geobatch.reference import Release, ReleaseStore
 
 STATION = "osm:node/25389429"  # Kaivokatu 1, 00100 Helsinki
 
@@ -158,3 +160,73 @@ def test_chunk_every_record_once(helsinki: Release) -> None:
 def test_monaco_address(monaco: Release) -> None:
     [best] = ForwardGeocoder(monaco).geocode("4 bis Rue de la Colle, Monaco")
     assert (best.match_level, best.ref_id) == ("houseNumber", "osm:node/1661139827")
+
+
+def _street_release(tmp_path: Path) -> Release:
+    """Two towns 50 km apart, each with its own Main Street and numbers 1 and 3 on it."""
+    store = ReleaseStore(tmp_path / "releases")
+    towns = {"Eastham": 24.0, "Westham": 23.2}
+    with store.building("towns-2024-01-01", "towns") as builder:
+        builder.write_table(
+            "streets",
+            pa.table(
+                {
+                    "id": [f"street:{town.lower()}:main-street" for town in towns],
+                    "name": ["Main Street"] * 2,
+                    "locality": list(towns),
+                    "geometry": [
+                        shapely.to_wkb(shapely.multilinestrings([[(x, 60.0), (x + 0.01, 60.0)]]))
+                        for x in towns.values()
+                    ],
+                }
+            ),
+        )
+        builder.write_table(
+            "addresses",
+            pa.table(
+                {
+                    "id": [f"{town}-{n}" for town in towns for n in (1, 3)],
+                    "housenumber": ["1", "3"] * 2,
+                    "street": ["Main Street"] * 4,
+                    # Westham's number 3 names no town: it joins the nearest Main Street.
+                    "city": ["Eastham", "Eastham", "Westham", None],
+                    "lon": [x + dx for x in towns.values() for dx in (0.001, 0.002)],
+                    "lat": [60.0001] * 4,
+                }
+            ),
+        )
+    return store.load("towns-2024-01-01")
+
+
+def test_same_named_streets_of_two_towns_stay_apart(tmp_path: Path) -> None:
+    geocoder = ForwardGeocoder(_street_release(tmp_path))
+    assert len(geocoder.local.street_by_key["main street"]) == 2
+    for town in ("Eastham", "Westham"):
+        for number in ("1", "3"):
+            [best] = geocoder.geocode(f"Main Street {number}, {town}")
+            assert (best.ref_id, best.match_level) == (f"{town}-{number}", "houseNumber")
+        [street] = geocoder.geocode(f"Main Street, {town}")
+        assert street.match_level == "street"
+        assert street.city == town
+        expected_lon = 24.005 if town == "Eastham" else 23.205
+        assert abs(street.lon - expected_lon) < 0.003  # on its own town's street
+    # Interpolation uses one town's numbers only: 2 lies between 1 and 3 of that town.
+    [between] = geocoder.geocode("Main Street 2, Westham")
+    assert between.match_level == "interpolated"
+    assert 23.2 < between.lon < 23.21
+
+
+def test_andorra_streets_of_the_same_name_in_two_parishes(andorra: Release) -> None:
+    geocoder = ForwardGeocoder(andorra)
+    streets = geocoder.local.streets
+    checked = 0
+    for indexes in geocoder.local.street_by_key.values():
+        towns = [streets[i] for i in indexes if streets[i].city and streets[i].line is not None]
+        if len(towns) < 2 or shapely.distance(towns[0].line, towns[1].line) < 0.01:
+            continue  # one road crossing a parish boundary, not two streets
+        for street in towns:
+            [best] = geocoder.geocode(f"{street.name}, {street.city}")
+            assert best.city == street.city, street.name
+            assert shapely.distance(street.line, shapely.Point(best.lon, best.lat)) < 0.002
+        checked += 1
+    assert checked >= 2

@@ -42,6 +42,8 @@ NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", 
 """Countries whose addresses put the house number before the street."""
 
 FUZZY_CUTOFF = 75.0
+MAX_STREETS = 12
+"""Streets scored per reading: same-named streets of other towns beyond these are skipped."""
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 EARTH_KM_PER_DEGREE = 111.195
@@ -111,7 +113,7 @@ class ForwardGeocoder:
         for key in self.local.street_keys:
             core = _core(key)
             if core and core != key:
-                self._core.setdefault(core, []).append(self.local.street_by_key[key])
+                self._core.setdefault(core, []).extend(self.local.street_by_key[key])
 
     def clear_caches(self) -> None:
         """Forget remembered street, place and locality answers (they are bounded anyway)."""
@@ -178,7 +180,7 @@ class ForwardGeocoder:
         out: list[Candidate] = []
         if reading.street:
             streets = [] if reading.name_only else self._streets(reading.street)
-            for index, similarity in streets:
+            for index, similarity in _in_context(self.local.streets, streets, reading):
                 out.append(self._on_street(self.local.streets[index], similarity, reading))
             # a close street match makes a fuzzy POI search pointless (only exact names count)
             fuzzy = not streets or streets[0][1] < (0.85 if reading.house_number else 0.99)
@@ -213,12 +215,12 @@ class ForwardGeocoder:
             return cached
         exact = self.local.street_by_key.get(key)
         if exact is not None:
-            found = [(exact, 1.0)]
+            found = [(index, 1.0) for index in exact]
         elif (core := self._core.get(_core(key) or key)) is not None:
-            found = [(index, 0.92) for index in core[:3]]
+            found = [(index, 0.92) for index in core]
         else:
             found = [
-                (self.local.street_by_key[choice], score / 100.0)
+                (index, score / 100.0)
                 for choice, score, _ in process.extract(
                     key,
                     self.local.street_keys,
@@ -226,6 +228,7 @@ class ForwardGeocoder:
                     limit=3,
                     score_cutoff=FUZZY_CUTOFF,
                 )
+                for index in self.local.street_by_key[choice]
             ]
         if len(self._street_cache) > 100_000:
             self._street_cache.clear()
@@ -452,6 +455,20 @@ def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
 
 def _core(key: str) -> str:
     return " ".join(word for word in key.split() if word not in STREET_TYPES)
+
+
+def _in_context(
+    streets: list[Street], found: list[tuple[int, float]], reading: ParsedAddress
+) -> list[tuple[int, float]]:
+    """At most MAX_STREETS of the found streets, those in the query's locality first.
+
+    A name like "Main Street" can have hundreds of streets in a national release; only the
+    few in the town the query names are worth scoring.
+    """
+    if len(found) <= MAX_STREETS:
+        return found
+    ranked = sorted(found, key=lambda pair: -pair[1] * _context_factor(streets[pair[0]], reading))
+    return ranked[:MAX_STREETS]
 
 
 def _context_factor(street: Street, reading: ParsedAddress) -> float:

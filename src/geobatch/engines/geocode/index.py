@@ -109,7 +109,8 @@ class Places:
 @dataclass(frozen=True, kw_only=True)
 class LocalIndex:
     streets: list[Street]
-    street_by_key: dict[str, int]
+    street_by_key: dict[str, list[int]]
+    """Folded street name -> its streets, one per locality."""
     street_keys: list[str]
     addresses: Addresses
     places: Places
@@ -319,10 +320,14 @@ def _add_area(areas: dict[str, list[Area]], name: str, area: Area) -> None:
         areas[key].append(area)
 
 
-def _streets(release: Release, countries: GazetteerIndex) -> tuple[list[Street], dict[str, int]]:
+def _streets(
+    release: Release, countries: GazetteerIndex
+) -> tuple[list[Street], dict[str, list[int]]]:
+    """One ``Street`` per (name, locality): same-named streets of different towns stay apart."""
     table = release.table("streets")
     streets: list[Street] = []
-    by_key: dict[str, int] = {}
+    by_key: dict[str, list[int]] = {}
+    by_place: dict[tuple[str, str], int] = {}
     geometries = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
     for row, (ref_id, name, locality) in enumerate(
         zip(_column(table, "id"), _column(table, "name"), _column(table, "locality"), strict=True)
@@ -330,25 +335,28 @@ def _streets(release: Release, countries: GazetteerIndex) -> tuple[list[Street],
         key = street_key(str(name))
         if not key:
             continue
+        town = _text(locality)
+        place = (key, street_key(town) if town else "")
         line = geometries[row]
-        if key in by_key:
-            street = streets[by_key[key]]
+        index = by_place.get(place)
+        if index is not None:
+            street = streets[index]
             street.line = shapely.union(street.line, line) if street.line is not None else line
-        else:
-            by_key[key] = len(streets)
-            point = shapely.line_interpolate_point(line, 0.5, normalized=True)
-            streets.append(
-                Street(
-                    name=str(name),
-                    ref_id=str(ref_id),
-                    lon=float(shapely.get_x(point)),
-                    lat=float(shapely.get_y(point)),
-                    line=line,
-                    city=_text(locality),
-                )
+            continue
+        by_place[place] = len(streets)
+        by_key.setdefault(key, []).append(len(streets))
+        point = shapely.line_interpolate_point(line, 0.5, normalized=True)
+        streets.append(
+            Street(
+                name=str(name),
+                ref_id=str(ref_id),
+                lon=float(shapely.get_x(point)),
+                lat=float(shapely.get_y(point)),
+                line=line,
+                city=town,
+                localities={place[1]} if town else set(),
             )
-        if _text(locality):
-            streets[by_key[key]].localities.add(street_key(str(locality)))
+        )
     if streets:
         found = countries.country_at(
             np.array([s.lon for s in streets]), np.array([s.lat for s in streets])
@@ -358,10 +366,36 @@ def _streets(release: Release, countries: GazetteerIndex) -> tuple[list[Street],
     return streets, by_key
 
 
+SAME_STREET_KM = 10.0
+"""An address this far from every street of its name (in another town) starts a street."""
+
+
+def _street_of(
+    streets: list[Street], indexes: list[int], city: str, lon: float, lat: float
+) -> int | None:
+    """Which same-named street an address belongs to: its town's, else the nearest near one."""
+    if city:
+        for index in indexes:
+            if city in streets[index].localities:
+                return index
+    scale = np.cos(np.radians(lat))
+    best, best_km = None, SAME_STREET_KM
+    for index in indexes:
+        street = streets[index]
+        if street.line is not None:
+            degrees = shapely.distance(street.line, shapely.Point(lon, lat))
+        else:
+            degrees = float(np.hypot((street.lon - lon) * scale, street.lat - lat))
+        km = degrees * 111.195
+        if km <= best_km:
+            best, best_km = index, km
+    return best
+
+
 def _attach_addresses(
     release: Release,
     streets: list[Street],
-    by_key: dict[str, int],
+    by_key: dict[str, list[int]],
     countries: GazetteerIndex,
 ) -> Addresses:
     table = release.table("addresses")
@@ -377,13 +411,17 @@ def _attach_addresses(
         if name is None or not numbers[row]:
             continue
         key = street_key(name)
-        if key not in by_key:
-            by_key[key] = len(streets)
+        city = street_key(cities[row]) if cities[row] else ""
+        indexes = by_key.setdefault(key, [])
+        index = _street_of(streets, indexes, city, float(lon[row]), float(lat[row]))
+        if index is None:
+            index = len(streets)
+            indexes.append(index)
             streets.append(Street(name=name, ref_id=None, lon=lon[row], lat=lat[row], line=None))
-        street = streets[by_key[key]]
+        street = streets[index]
         street.numbers.setdefault(house_number_key(numbers[row]), row)
         if cities[row]:
-            street.localities.add(street_key(cities[row] or ""))
+            street.localities.add(city)
             street.city = street.city or cities[row]
         if postcodes[row]:
             street.postcodes.add(postcode_key(postcodes[row] or ""))
