@@ -16,7 +16,6 @@ from geobatch.api.routes import events, geocode, jobs, ops, releases, reverse, r
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
 
-
 # The two ways to present an API key (read in ``deps.get_tenant``); either one will do.
 SECURITY_SCHEMES: dict[str, Any] = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
