@@ -17,7 +17,11 @@ queries helps little; the ``distinct`` column says how far that got on each extr
    same chunks (the cost of merely reading every record).
 2. **job** - the N records as a CSV, end to end through the job platform (in-process
    ``open_platform``, SQLite, one worker): upload, split, chunks, output assembly, timed from
-   create to succeeded, for ``geocode`` and for a ``validate`` job of the same file.
+   create to succeeded, for ``geocode`` and for a ``validate`` job of the same file. Each job
+   runs twice on one platform: ``job recs/s`` is the second run, as a running service does
+   it; ``cold job`` the first, which also starts the worker and builds the indexes (the
+   gazetteer's takes a few seconds). The geocoder remembers answers, so the first run is of
+   5,000 other queries, timed as ``cold job``.
 
 Target: >= 3,000 records/s on one core. Ratios compare with the baseline measured in the same
 run, so they are what to compare across machines.
@@ -47,6 +51,7 @@ from geobatch.reference import Release, ReleaseStore
 from harness import job_seconds, releases
 
 TARGET = 3_000
+WARM_UP = 5_000
 CHUNK = 5_000
 
 
@@ -145,11 +150,19 @@ def jobs(store: Path, release: Release, texts: list[str]) -> dict[str, Any]:
         folder = Path(scratch)
         path = folder / "addresses.csv"
         pa.csv.write_csv(records(texts).drop_columns(["_ordinal"]), path)
+        others = folder / "warm-up.csv"  # other queries: the geocoder remembers answers
+        pa.csv.write_csv(
+            records(queries(release, WARM_UP, seed=99)).drop_columns(["_ordinal"]), others
+        )
         geocode_s = job_seconds(
-            store, folder / "a", path, "geocode", {"release": release.manifest.id}
+            store, folder / "a", path, "geocode", {"release": release.manifest.id}, others
         )
         validate_s = job_seconds(store, folder / "b", path, "validate", {"target_type": "geocode"})
-    return {"job_per_s": len(texts) / geocode_s, "validate_job_per_s": len(texts) / validate_s}
+    return {
+        "job_per_s": len(texts) / geocode_s.warm,
+        "cold_job_per_s": WARM_UP / geocode_s.cold,
+        "validate_job_per_s": len(texts) / validate_s.warm,
+    }
 
 
 def main() -> None:
@@ -177,6 +190,7 @@ def main() -> None:
         "engine recs/s",
         "x validate",
         "job recs/s",
+        "cold job",
         "x validate job",
         "levels",
     ):
@@ -189,6 +203,7 @@ def main() -> None:
             f"{r['records_per_s']:,.0f}" + (" ✓" if r["records_per_s"] >= TARGET else ""),
             f"{r['records_per_s'] / r['validate_per_s']:.3f}",
             f"{r['job_per_s']:,.0f}" + (" ✓" if r["job_per_s"] >= TARGET else ""),
+            f"{r['cold_job_per_s']:,.0f}",
             f"{r['job_per_s'] / r['validate_job_per_s']:.3f}",
             levels,
         )

@@ -356,6 +356,79 @@ def test_csv_roundtrip_property(
     assert [r["_ordinal"] for r in records] == list(range(1, len(table) + 1))
 
 
+def csv_reader_oracle(text: str) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
+    """csv.reader on a whole file: (ordinal, fields) of records, (ordinal, message) of errors."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    width = len(next(reader))
+    good: list[tuple[int, list[str]]] = []
+    bad: list[tuple[int, str]] = []
+    ordinal = 0
+    for row in reader:
+        if not row:
+            continue
+        ordinal += 1
+        if len(row) == width:
+            good.append((ordinal, row))
+        else:
+            message = f"expected {width} fields, found {len(row)} (line {reader.line_num})"
+            bad.append((ordinal, message))
+    return good, bad
+
+
+def assert_read_like_csv_reader(text: str, batch_size: int) -> None:
+    header = next(csv.reader([text.partition("\n")[0]]))
+    spec = InputSpec(format=InputFormat.CSV, delimiter=",")
+    records, errors = read(text.encode(), spec, batch_size)
+    good, bad = csv_reader_oracle(text)
+    assert [(r["_ordinal"], [r[name] for name in header]) for r in records] == good
+    assert [(e["_ordinal"], e["message"]) for e in errors] == bad
+
+
+plain_cells = st.text(
+    alphabet=st.one_of(st.sampled_from(list(" ;|\t\ufeffx")), st.characters(codec="utf-8")).filter(
+        lambda c: c not in '",\r\n\x00'
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    width=st.integers(min_value=1, max_value=4),
+    rows=st.lists(
+        st.tuples(
+            st.lists(plain_cells, min_size=0, max_size=5),
+            st.sampled_from(["\n", "\r\n", "\r"]),
+        ),
+        max_size=30,
+    ),
+    batch_size=st.integers(min_value=1, max_value=12),
+)
+def test_text_without_quotes_reads_as_csv_reader_reads_it(
+    width: int, rows: list[tuple[list[str], str]], batch_size: int
+) -> None:
+    """Quote-free text is split by Arrow kernels: blank lines, short and long rows included."""
+    header = ",".join(f"c{i}" for i in range(width)) + "\n"
+    text = header + "".join(",".join(cells) + end for cells, end in rows)
+    assert_read_like_csv_reader(text, batch_size)
+
+
+def test_quotes_after_the_first_megabyte_switch_to_csv_reader() -> None:
+    lines = ["id,name"]
+    for i in range(1, 150_001):
+        lines.append(f"{i},n{i}" if i % 9_999 else f"{i}")  # a few short rows
+    lines.append('150001,"Quoted, with a comma"')
+    lines.append('150002,"two\nlines"')
+    lines.append("150003")
+    lines.append("150004,plain")
+    text = "\n".join(lines) + "\n"
+    assert len(text) > 1.5 * (1 << 20)  # the quote is beyond the first block of text
+    assert_read_like_csv_reader(text, batch_size=5_000)
+    records, _ = read(text.encode(), batch_size=5_000)
+    assert records[-3]["name"] == "Quoted, with a comma"
+    assert records[-2]["name"] == "two\nlines"
+
+
 def test_input_error_is_invalid_input_and_pickles() -> None:
     error = InputError("bad_header", "duplicate column name 'a'")
     assert isinstance(error, InvalidInput)

@@ -27,7 +27,7 @@ from geobatch.io.inputs.common import (
     format_from_media_type,
 )
 from geobatch.io.inputs.csv_records import _iter_csv, _open_csv
-from geobatch.io.inputs.decoding import _iter_lines, _Utf8Blocks, open_decompressed, sniff_gzip
+from geobatch.io.inputs.decoding import _Lines, _Utf8Blocks, open_decompressed, sniff_gzip
 from geobatch.io.inputs.geojson import _iter_features, _iter_geojson, _JsonScanner
 from geobatch.io.inputs.parquet import _iter_parquet, _open_parquet
 
@@ -62,8 +62,8 @@ def preview(source: BinaryIO, spec: InputSpec) -> InputPreview:
             stream.close()
     blocks = _Utf8Blocks(io.BytesIO(head), final=complete)
     if spec.format is InputFormat.CSV:
-        lines = _iter_lines(blocks)
-        layout, _ = _open_csv(lines, spec)
+        lines = _Lines(blocks)
+        layout, _, _ = _open_csv(lines, spec)
         for _line in lines:  # decode the rest of the window so bad bytes in it show up now
             pass
         return InputPreview(columns=layout.columns, delimiter=layout.delimiter)

@@ -116,17 +116,55 @@ class _Utf8Blocks:
         return InputError("bad_encoding", f"input is not valid UTF-8 ({where})")
 
 
-def _iter_lines(blocks: _Utf8Blocks) -> Iterator[str]:
-    """Lines with their endings (\\n, \\r\\n or \\r), as csv.reader wants them."""
-    tail: list[str] = []
-    while text := blocks.read():
-        cut = max(text.rfind("\n"), text.rfind("\r")) + 1
-        if not cut:
-            tail.append(text)
-            continue
-        tail.append(text[:cut])
-        yield from io.StringIO("".join(tail), newline="")
-        tail = [text[cut:]] if cut < len(text) else []
-    rest = "".join(tail)
-    if rest:
-        yield rest
+class _Lines:
+    """The decoded text as lines with their endings (\\n, \\r\\n or \\r), as csv.reader wants.
+
+    Iterating gives one line at a time; ``pieces`` gives the rest of the text in large pieces
+    that each end at a line end (the last one may not), for readers that parse many lines at
+    once. Both may be used in turn: each picks up exactly where the other stopped.
+    """
+
+    def __init__(self, blocks: _Utf8Blocks) -> None:
+        self._blocks = blocks
+        self._buffer = io.StringIO("", newline="")
+        self._tail: list[str] = []  # text after the last line end of the blocks read so far
+        self._end = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            line = self._buffer.readline()
+            if line:
+                return line
+            piece = self._next_piece()
+            if piece is None:
+                raise StopIteration
+            self._buffer = io.StringIO(piece, newline="")
+
+    def pieces(self) -> Iterator[str]:
+        """The rest of the text, in pieces that end at a line end."""
+        rest = self._buffer.read()
+        if rest:
+            yield rest
+        while (piece := self._next_piece()) is not None:
+            yield piece
+
+    def _next_piece(self) -> str | None:
+        while not self._end:
+            text = self._blocks.read()
+            if not text:
+                self._end = True
+                break
+            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+            if not cut:
+                self._tail.append(text)
+                continue
+            piece = "".join([*self._tail, text[:cut]])
+            self._tail = [text[cut:]] if cut < len(text) else []
+            return piece
+        if self._tail:
+            piece, self._tail = "".join(self._tail), []
+            return piece
+        return None
