@@ -30,6 +30,8 @@ from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import InputSource, JobRequest
 from geobatch.jobs.states import ChunkStatus, JobStatus
 from geobatch.jobs.tables import chunks
+from geobatch.jobs.types import job_type
+from geobatch.reference import Release
 
 TENANT = "tenant-a"
 S = JobStatus
@@ -85,11 +87,18 @@ async def stream(data: bytes, piece: int = 16_384) -> AsyncIterator[bytes]:
         yield data[offset : offset + piece]
 
 
-def create_job(platform: Platform, data: bytes, *, start: bool = True) -> Job:
+def create_job(
+    platform: Platform,
+    data: bytes,
+    *,
+    start: bool = True,
+    job_type: str = "validate",
+    options: dict[str, Any] | None = None,
+) -> Job:
     request = JobRequest(
-        type="validate",
+        type=job_type,
         input=InputSource(media_type="text/csv", file_name="points.csv"),
-        options={"target_type": "reverse_geocode"},
+        options={"target_type": "reverse_geocode"} if options is None else options,
         start=start,
     )
     job, is_new = asyncio.run(platform.service.create(TENANT, request, stream(data)))
@@ -243,6 +252,19 @@ def test_validate_job_counts_every_record(platform: Platform) -> None:
     assert results(platform, job.id, errors=True) == []
     download = platform.service.download(TENANT, job.id, errors=False, fmt=OutputFormat.CSV)
     assert not download.partial
+
+
+def test_fast_job_types_get_bigger_chunks(platform: Platform, helsinki: Release) -> None:
+    """Reverse geocoding answers a record in microseconds: its chunks hold ten times more."""
+    rows = [Row(f"p{i}", f"60.{1600 + i % 200}", f"24.{9300 + i % 300}") for i in range(12_000)]
+    options = {"release": helsinki.manifest.id}
+    job = create_job(platform, csv_bytes(rows), job_type="reverse_geocode", options=options)
+    job = wait_for_status(platform, job.id, S.SUCCEEDED)
+    size = platform.settings.chunk_size * job_type("reverse_geocode").chunk_scale
+    assert size == 10_000
+    assert [c.records for c in platform.store.chunks_of(job.id)] == [size, 12_000 - size]
+    assert job.statistics.processed_records == 12_000
+    assert [r["recId"] for r in results(platform, job.id)] == [row.rec_id for row in rows]
 
 
 def test_malformed_rows_go_to_the_error_report(platform: Platform) -> None:

@@ -29,6 +29,7 @@ from geobatch.jobs.models import ChunkCounts, Job
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, LeasedChunk, utcnow
 from geobatch.jobs.tasks import ChunkTask, SplitOutcome, SplitTask, process_chunk, split_input
+from geobatch.jobs.types import job_type
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Scheduler:
             options=job.options,
             input=job.input,
             storage_url=self.settings.storage_url,
-            chunk_size=self.settings.chunk_size,
+            chunk_size=self.settings.chunk_size * job_type(job.type).chunk_scale,
             url_allowlist=tuple(self.settings.url_allowlist),
             max_download_bytes=self.settings.max_upload_bytes,
         )

@@ -58,6 +58,10 @@ class JobType:
     """(records, parsed options, release or None when ``uses_release`` is False)."""
     tally: Callable[[EngineResult], Tally]
     uses_release: bool = False
+    chunk_scale: int = 1
+    """Its chunks hold this many times ``GEOBATCH_CHUNK_SIZE`` records. A type whose engine
+    answers a record in microseconds (reverse geocoding, lookup) needs bigger chunks than a
+    slow one for the fixed cost of a chunk (reading, writing, committing) not to dominate."""
     derived_statistics: Callable[[Mapping[str, float]], dict[str, float]] = field(
         default=_no_derived
     )

@@ -34,5 +34,6 @@ register(
         run=_run,
         tally=tally_candidates,
         uses_release=True,
+        chunk_scale=10,
     )
 )
