@@ -292,6 +292,9 @@ def test_header_only_csv_succeeds_with_no_records(platform: Platform) -> None:
     assert platform.store.done_seqs(job.id) == []
     assert results(platform, job.id) == []
     assert results(platform, job.id, errors=True) == []
+    # An empty error report still names its columns, so a CSV reader sees a valid file.
+    report = platform.service.download(TENANT, job.id, errors=True, fmt=OutputFormat.CSV)
+    assert b"".join(report.chunks).decode().splitlines() == ['"recId","code","message","input"']
 
 
 def test_job_created_without_start_waits_for_start(platform: Platform) -> None:

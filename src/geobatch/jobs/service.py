@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import anyio
 
 from geobatch.config import Settings
+from geobatch.engines.result import ERROR_COLUMNS
 from geobatch.errors import (
     Conflict,
     Gone,
@@ -383,8 +384,10 @@ class JobService:
             return lambda: storage.open_read(key)
 
         parts = [opener(key_of(job_id, seq)) for seq in self.store.done_seqs(job_id)]
+        # The error report's columns are fixed, so even an empty one has its CSV header.
+        schema = ERROR_COLUMNS if errors else None
         return ResultStream(
-            chunks=stream_parts(parts, fmt),
+            chunks=stream_parts(parts, fmt, schema=schema),
             format=fmt,
             media_type=MEDIA_TYPES[fmt],
             partial=job.status is not JobStatus.SUCCEEDED,
