@@ -7,6 +7,8 @@ claimed with leases, settled once, retried on the policy's schedule and given up
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,6 +34,7 @@ from geobatch.jobs.models import ChunkCounts, NewJob
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, utcnow
 from geobatch.jobs.tables import webhook_deliveries
+from geobatch.jobs.urls import pinned
 
 S = JobStatus
 SECRET = "whsec_" + "a" * 32
@@ -339,3 +342,48 @@ def test_the_url_is_checked_again_at_delivery_time(receiver: Receiver, tmp_path:
     assert result.error is not None
     assert "private or reserved" in result.error
     assert receiver.requests == []
+
+
+def test_the_request_goes_to_the_address_that_was_checked(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that resolves to an allowed address for the check and to another
+    one a moment later still reaches the checked address, under its own name."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.example.test":
+            return real(host, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.1" if len(lookups) == 1 else "10.255.255.1"
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = receiver.url.replace("127.0.0.1", "hooks.example.test")
+    result = send_to(url, make_settings(tmp_path, url_allowlist=["127.0.0.1/32"]))
+    assert result.ok, result.error
+    assert lookups == ["hooks.example.test"]  # resolved once, for the check
+    (request,) = receiver.requests
+    assert request.headers["host"] == url.split("/")[2]
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "expected", "host"),
+    [
+        ("https://hooks.example.com/a?b=1", "93.184.216.34", "https://93.184.216.34/a?b=1",
+         "hooks.example.com"),
+        ("http://u:p@hooks.example.com:8080/x", "93.184.216.34", "http://93.184.216.34:8080/x",
+         "hooks.example.com:8080"),
+        ("https://hooks.example.com:8443/", "2606:2800::1", "https://[2606:2800::1]:8443/",
+         "hooks.example.com:8443"),
+    ],
+)  # fmt: skip
+def test_pinned_requests_keep_the_name_for_host_and_tls(
+    url: str, address: str, expected: str, host: str
+) -> None:
+    request = pinned(url, ipaddress.ip_address(address))
+    assert request.url == expected
+    assert request.headers == {"host": host}
+    tls = {"sni_hostname": "hooks.example.com"} if url.startswith("https") else {}
+    assert request.extensions == tls

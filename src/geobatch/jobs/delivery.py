@@ -32,7 +32,7 @@ from geobatch.errors import ForbiddenUrl
 from geobatch.jobs.callbacks import MAX_DELAY_SECONDS, RetryPolicy, signed_headers
 from geobatch.jobs.database import Database
 from geobatch.jobs.tables import delivery_attempts, webhook_deliveries
-from geobatch.jobs.urls import check_url
+from geobatch.jobs.urls import check_and_pin
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
 def send(
     http: httpx.Client, settings: Settings, callback: dict[str, Any], message_id: str, body: str
 ) -> SendResult:
-    """One signed POST, with the URL checked again first (DNS can change since creation).
+    """One signed POST, with the URL checked again first (DNS can change since creation) and
+    the request sent to the address that passed the check.
 
     Redirects are not followed, the answer is read up to ``MAX_RESPONSE_BYTES``, and the whole
     exchange is bounded by the delivery timeout.
@@ -84,14 +85,20 @@ def send(
         return round((time.perf_counter() - started) * 1000, 1)
 
     try:
-        check_url(callback["url"], settings.url_allowlist, what="callback URL")
+        request = check_and_pin(callback["url"], settings.url_allowlist, what="callback URL")
     except ForbiddenUrl as exc:
         return SendResult(status_code=None, duration_ms=elapsed_ms(), error=exc.detail)
     now = datetime.now(UTC)
     headers = signed_headers(callback, message_id, now, body)
     deadline = started + settings.webhook_timeout_seconds
     try:
-        with http.stream("POST", callback["url"], content=body.encode(), headers=headers) as reply:
+        with http.stream(
+            "POST",
+            request.url,
+            content=body.encode(),
+            headers={**headers, **request.headers},
+            extensions=request.extensions,
+        ) as reply:
             received = bytearray()
             for piece in reply.iter_bytes():
                 received += piece

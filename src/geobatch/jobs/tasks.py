@@ -25,7 +25,7 @@ from geobatch.jobs import layout
 from geobatch.jobs.models import ChunkCounts
 from geobatch.jobs.releases import load_release
 from geobatch.jobs.types import job_type
-from geobatch.jobs.urls import check_url
+from geobatch.jobs.urls import check_and_pin
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,11 +63,13 @@ class SplitOutcome:
 
 
 def _download(task: SplitTask, storage: BlobStorage) -> None:
-    url = task.input["url"]
-    check_url(url, task.url_allowlist, what="input URL")
+    request = check_and_pin(task.input["url"], task.url_allowlist, what="input URL")
     received = 0
     with (
-        httpx.stream("GET", url, follow_redirects=False, timeout=60) as response,
+        httpx.Client(follow_redirects=False, timeout=60) as client,
+        client.stream(
+            "GET", request.url, headers=request.headers, extensions=request.extensions
+        ) as response,
         storage.open_write(layout.input_key(task.job_id)) as sink,
     ):
         if response.status_code != 200:
