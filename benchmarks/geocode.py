@@ -34,8 +34,6 @@ import json
 import os
 import random
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +46,11 @@ from rich.table import Table
 from geobatch.engines import RECORD_SCHEMAS, validate_records
 from geobatch.engines.geocode import forward_geocoder, geocode_records
 from geobatch.reference import Release, ReleaseStore
-from harness import job_seconds, releases
+from harness import best_of, job_seconds, releases
 
 TARGET = 3_000
 WARM_UP = 5_000
 CHUNK = 5_000
-
-
-def best_of(repeat: int, work: Callable[[], object]) -> float:
-    """The shortest CPU time of ``repeat`` runs, in seconds."""
-    times = []
-    for _ in range(repeat):
-        started = time.process_time()
-        work()
-        times.append(time.process_time() - started)
-    return min(times)
 
 
 def _typo(text: str, rng: random.Random) -> str:

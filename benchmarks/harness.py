@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,16 @@ from geobatch.jobs import InputSource, Job, JobRequest, Platform, open_platform
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
 
 SHARED_OSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
+
+
+def best_of(repeat: int, work: Callable[[], object]) -> float:
+    """The shortest CPU time of ``repeat`` runs, in seconds."""
+    times = []
+    for _ in range(repeat):
+        started = time.process_time()
+        work()
+        times.append(time.process_time() - started)
+    return min(times)
 
 
 def releases(store: ReleaseStore, shared: tuple[str, ...]) -> list[Release]:

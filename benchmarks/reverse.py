@@ -30,8 +30,6 @@ import argparse
 import json
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +46,10 @@ from geobatch.engines.geocode.reverse import reverse_geocode
 from geobatch.engines.geocode.reverse_index import reverse_index
 from geobatch.engines.geocode.spatial import sphere_xyz
 from geobatch.reference import Release, ReleaseStore
-from harness import job_seconds, releases
+from harness import best_of, job_seconds, releases
 
 ENGINE_TARGET = 200_000
 SHORT = {"houseNumber": "hn", "interpolated": "int", "street": "st", "locality": "loc"}
-
-
-def best_of(repeat: int, work: Callable[[], object]) -> float:
-    """The shortest CPU time of ``repeat`` runs, in seconds."""
-    times = []
-    for _ in range(repeat):
-        started = time.process_time()
-        work()
-        times.append(time.process_time() - started)
-    return min(times)
 
 
 def random_points(release: Release, count: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:

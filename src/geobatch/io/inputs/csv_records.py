@@ -115,10 +115,11 @@ class _CsvBatcher:
         present = np.asarray(pc.binary_length(lines)) > 0  # blank lines are not records
         fields = np.asarray(pc.count_substring(lines, delimiter)) + 1
         good = present & (fields == width)
+        good_lines = lines.filter(pa.array(good))
         if width == 1:
-            columns = [lines.filter(pa.array(good))]
+            columns = [good_lines]
         else:
-            split = pc.split_pattern(lines.filter(pa.array(good)), delimiter)
+            split = pc.split_pattern(good_lines, delimiter)
             columns = [pc.list_element(split, i) for i in range(width)]
         bad_at = np.flatnonzero(present & ~good)
         bad: list[tuple[list[str], str]] = []
