@@ -14,7 +14,8 @@ DEFAULT_ALIAS = "default"
 
 
 def resolve_release(store: ReleaseStore, requested: str | None) -> Manifest:
-    """The release a new job will use: the one asked for, else the newest.
+    """The release a new job will use: the one asked for (by id, or by name for the newest
+    release of that name), else the newest.
 
     With no release at all, the bundled default is built first (once, a few seconds), so a
     fresh installation can match records without any import.
@@ -25,7 +26,7 @@ def resolve_release(store: ReleaseStore, requested: str | None) -> Manifest:
         newest = store.newest()
         return newest if newest is not None else ensure_default_release(store)
     try:
-        return store.load(requested).manifest
+        return store.load(store.resolve(requested).id).manifest
     except ReleaseNotFound:
         known = ", ".join(m.id for m in store.list()) or "none"
         raise InvalidInput(
