@@ -32,7 +32,7 @@ class TextColumn(Sequence[str]):
     """A string column read one value (or one ``take``) at a time, never turned into a list."""
 
     def __init__(self, values: pa.ChunkedArray | pa.Array) -> None:
-        self._values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        self._values = values  # chunks stay mapped: combining them would copy into the heap
 
     def __len__(self) -> int:
         return len(self._values)
@@ -60,8 +60,7 @@ class SegmentNames(Sequence[tuple[str, ...]]):
     """Each segment's names (primary first, then its variants), decoded on first use."""
 
     def __init__(self, name: pa.ChunkedArray | pa.Array, names: pa.ChunkedArray | pa.Array):
-        self._name = name.combine_chunks() if isinstance(name, pa.ChunkedArray) else name
-        self._names = names.combine_chunks() if isinstance(names, pa.ChunkedArray) else names
+        self._name, self._names = name, names
         self._one = functools.lru_cache(maxsize=65_536)(self._decode)
 
     def __len__(self) -> int:
