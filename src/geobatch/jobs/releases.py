@@ -7,7 +7,6 @@ from pathlib import Path
 
 from geobatch.errors import InvalidInput
 from geobatch.reference import Manifest, Release, ReleaseNotFound, ReleaseStore
-from geobatch.reference.default import ensure_default_release
 
 DEFAULT_ALIAS = "default"
 """``release: "default"`` names the bundled default release, whatever else is installed."""
@@ -20,6 +19,8 @@ def resolve_release(store: ReleaseStore, requested: str | None) -> Manifest:
     With no release at all, the bundled default is built first (once, a few seconds), so a
     fresh installation can match records without any import.
     """
+    from geobatch.reference import ensure_default_release  # the importer loads osmium
+
     if requested == DEFAULT_ALIAS:
         return ensure_default_release(store)
     if requested is None:
