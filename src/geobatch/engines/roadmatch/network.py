@@ -118,8 +118,10 @@ class RoadNetwork:
     def pieces_near(
         self, x: np.ndarray, y: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(point, piece) pairs for pieces filed within ``radius_m`` of each point (a superset)."""
-        return self.arrays.pieces.query(x - radius_m, y - radius_m, x + radius_m, y + radius_m)
+        """(point, piece) pairs for pieces filed near each point: a superset of those within
+        ``radius_m``, grouped by point, a piece possibly more than once."""
+        r = radius_m
+        return self.arrays.pieces.query(x - r, y - r, x + r, y + r, unique=False)
 
     @classmethod
     def from_release(cls, release: Release) -> RoadNetwork:

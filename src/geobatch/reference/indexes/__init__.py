@@ -29,7 +29,7 @@ from geobatch.reference.indexes.projection import LocalProjection
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
 
 TableReader = Callable[[str], pa.Table]

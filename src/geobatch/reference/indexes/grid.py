@@ -74,9 +74,19 @@ class GridIndex:
         return cls(cell=float(cell), size=len(min_x), keys=unique, starts=starts, items=owner)
 
     def query(
-        self, min_x: np.ndarray, min_y: np.ndarray, max_x: np.ndarray, max_y: np.ndarray
+        self,
+        min_x: np.ndarray,
+        min_y: np.ndarray,
+        max_x: np.ndarray,
+        max_y: np.ndarray,
+        *,
+        unique: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(query, item) pairs, sorted, each once, for items filed in cells the boxes meet."""
+        """(query, item) pairs for items filed in cells the boxes meet, grouped by query.
+
+        With ``unique`` each pair comes once and pairs are sorted; without, an item filed in
+        several of a box's cells comes once per cell (cheaper, for callers that reduce anyway).
+        """
         empty = np.zeros(0, dtype=np.int64)
         if not len(self.keys) or not len(np.atleast_1d(min_x)):
             return empty, empty
@@ -95,8 +105,13 @@ class GridIndex:
         owner = np.repeat(query, count)
         rank = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
         items = np.asarray(self.items[np.repeat(first, count) + rank], dtype=np.int64)
-        # An item in several cells of one query box is met once per cell: keep it once.
-        pairs = np.unique(owner * self.size + items)
+        if not unique:
+            return owner, items
+        # Pairs arrive in runs sorted by query, which the stable (merging) sort exploits.
+        pairs = np.sort(owner * self.size + items, kind="stable")
+        keep = np.ones(len(pairs), dtype=bool)
+        keep[1:] = pairs[1:] != pairs[:-1]
+        pairs = pairs[keep]
         return pairs // self.size, pairs % self.size
 
     def save(self, folder: Path, prefix: str) -> None:

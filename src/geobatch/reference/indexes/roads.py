@@ -26,8 +26,9 @@ ROUTE_LIMIT_M = 200.0
 """Longest junction-to-junction route tabulated. Samples are metres apart and a step whose
 route exceeds its length by ~100 m already costs more than restarting the path, so longer
 routes would never be used."""
-CELL_M = 50.0
-"""Grid cell of the piece index: about twice the usual search radius."""
+CELL_M = 30.0
+"""Grid cell of the piece index: about the usual search radius (measured: smaller cells file
+pieces in too many cells, larger ones answer too many far pieces)."""
 BATCH_SEGMENTS = 100_000
 """Segments parsed from WKB at a time while building."""
 
