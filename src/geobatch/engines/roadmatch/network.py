@@ -118,10 +118,10 @@ class RoadNetwork:
     def pieces_near(
         self, x: np.ndarray, y: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(point, piece) pairs for pieces filed near each point: a superset of those within
-        ``radius_m``, grouped by point, a piece possibly more than once."""
+        """(point, piece) pairs, sorted, for pieces filed near each point: a superset of those
+        within ``radius_m`` (deduplicated here: measured faster than leaving it to the caller)."""
         r = radius_m
-        return self.arrays.pieces.query(x - r, y - r, x + r, y + r, unique=False)
+        return self.arrays.pieces.query(x - r, y - r, x + r, y + r)
 
     @classmethod
     def from_release(cls, release: Release) -> RoadNetwork:
