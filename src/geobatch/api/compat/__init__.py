@@ -1,0 +1,10 @@
+"""Drop-in compatible APIs: one router per foreign job API, each a thin translation onto the
+job service (same tenants, keys, limits, engines and storage as ``/v1``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from geobatch.api.compat import here_v7
+
+ROUTERS: tuple[APIRouter, ...] = (here_v7.router,)
