@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from geobatch.api.compat import bulk_geocoding, here_v7, jobs_search
+from geobatch.api.compat import bulk_geocoding, here_v7, jobs_search, tomtom_gem
 
-ROUTERS: tuple[APIRouter, ...] = (here_v7.router, bulk_geocoding.router, jobs_search.router)
+ROUTERS: tuple[APIRouter, ...] = (here_v7.router, bulk_geocoding.router, jobs_search.router, tomtom_gem.router)
