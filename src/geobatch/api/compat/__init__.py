@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from geobatch.api.compat import bulk_geocoding, here_v7, jobs_search, tomtom_gem
+from geobatch.api.compat import (
+    bulk_geocoding,
+    here_v7,
+    jobs_search,
+    ogc_processes,
+    tomtom_gem,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (here_v7.router, bulk_geocoding.router, jobs_search.router, tomtom_gem.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    here_v7.router,
+    bulk_geocoding.router,
+    jobs_search.router, tomtom_gem.router,
+    ogc_processes.router,
+)
