@@ -41,7 +41,9 @@ class KeyedLimit:
     def __init__(self, limit: str, settings: Settings, detail: str) -> None:
         self.limit = parse(limit)
         self.detail = detail
-        self._limiter = MovingWindowRateLimiter(storage_from_string(settings.redis_url or "memory://"))
+        self._limiter = MovingWindowRateLimiter(
+            storage_from_string(settings.redis_url or "memory://")
+        )
 
     def hit(self, key: str) -> None:
         """Count one request for ``key``; raise ``TooManyRequests`` with a retry time when over."""

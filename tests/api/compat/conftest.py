@@ -10,7 +10,6 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -90,7 +90,10 @@ def test_another_tenant_sees_nothing(native: httpx.Client, compat_url: str) -> N
     bulk_id = f"bulk-{uuid.uuid4().hex[:8]}"
     job_id = _job(native, bulk_id, start=False)
     other = {"X-API-Key": OTHER_KEY}
-    assert httpx.get(f"{compat_url}/immuta/jobs", params={"bulkId": bulk_id}, headers=other).json() == []
+    assert (
+        httpx.get(f"{compat_url}/immuta/jobs", params={"bulkId": bulk_id}, headers=other).json()
+        == []
+    )
     statuses = httpx.post(
         f"{compat_url}/immuta/jobs/statuses", json={"jobIds": [job_id]}, headers=other
     )

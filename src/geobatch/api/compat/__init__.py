@@ -16,6 +16,7 @@ from geobatch.api.compat import (
 ROUTERS: tuple[APIRouter, ...] = (
     here_v7.router,
     bulk_geocoding.router,
-    jobs_search.router, tomtom_gem.router,
+    jobs_search.router,
+    tomtom_gem.router,
     ogc_processes.router,
 )

@@ -3,7 +3,7 @@ the foreign API's shape, and reading the status tables backwards."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import Request, Response
@@ -53,7 +53,7 @@ def error_route(render: ErrorRenderer) -> type[APIRoute]:
     answered by ``render`` in the foreign API's own error shape."""
 
     class TranslatedErrors(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def translated(request: Request) -> Response:

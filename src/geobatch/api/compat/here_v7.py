@@ -7,7 +7,7 @@ columns, output type) rides along in the job's metadata under ``here:`` keys.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -78,11 +78,11 @@ def _error(request: Request, exc: GeobatchError) -> Response:
 class _HereRoute(error_route(_error)):  # type: ignore[misc]
     """Echoes ``X-Request-ID`` and ``X-Correlation-ID`` on every answer, as HERE does."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def echoed(request: Request) -> Response:
-            response = await handler(request)
+            response: Response = await handler(request)
             for name in ("x-request-id", "x-correlation-id"):
                 if name in request.headers and name not in response.headers:
                     response.headers[name] = request.headers[name]
@@ -173,7 +173,7 @@ def job_detail(request: Request, job: Job) -> dict[str, Any]:
 
 
 def _delimiter(value: str, name: str) -> str:
-    if len(value) != 1 or value in "\r\n\"":
+    if len(value) != 1 or value in '\r\n"':
         raise InvalidInput(f"{name} must be one character other than a quote", field=name)
     return value
 

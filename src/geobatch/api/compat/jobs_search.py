@@ -120,7 +120,10 @@ def search(
     found = _jobs(service, tenant, types, statuses, start_date, end_date, offset + size + 1)
     page = found[offset : offset + size]
     more = len(found) > offset + size
-    return {"jobs": [_job(request, job) for job in page], "next": str(offset + size) if more else None}
+    return {
+        "jobs": [_job(request, job) for job in page],
+        "next": str(offset + size) if more else None,
+    }
 
 
 @router.get("/jobs/summary")
@@ -151,9 +154,9 @@ def summary(
 class StatusesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    jobIds: list[str] = Field(min_length=1, max_length=1000)  # noqa: N815 (the API's name)
+    jobIds: list[str] = Field(min_length=1, max_length=1000)
     wait: int = Field(default=0, ge=-1, description="seconds; -1 = until all are done")
-    pollInterval: int = Field(default=1, ge=1, le=60)  # noqa: N815
+    pollInterval: int = Field(default=1, ge=1, le=60)
 
 
 @router.post("/jobs/statuses")
@@ -162,7 +165,5 @@ async def statuses(
 ) -> list[dict[str, Any]]:
     """State and output of each job; with ``wait``, answers once all have ended."""
     wait = service.settings.long_poll_max_seconds if body.wait < 0 else body.wait
-    found = await service.statuses(
-        tenant, body.jobIds, wait=wait, poll_interval=body.pollInterval
-    )
+    found = await service.statuses(tenant, body.jobIds, wait=wait, poll_interval=body.pollInterval)
     return [_state(request, job) for job in found]

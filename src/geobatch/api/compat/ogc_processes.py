@@ -215,8 +215,12 @@ def landing(request: Request) -> dict[str, Any]:
         "description": "Bulk geocoding, reverse geocoding, lookup and road matching as processes.",
         "links": [
             _link(base, "self", "this document"),
-            _link(f"{root}/openapi.json", "service-desc", "the API definition",
-                  "application/vnd.oai.openapi+json;version=3.1"),  # fmt: skip
+            _link(
+                f"{root}/openapi.json",
+                "service-desc",
+                "the API definition",
+                "application/vnd.oai.openapi+json;version=3.1",
+            ),
             _link(f"{base}/conformance", "conformance", "conformance classes"),
             _link(f"{base}/processes", f"{REL}processes", "processes"),
             _link(f"{base}/jobs", f"{REL}job-list", "jobs"),
@@ -270,9 +274,7 @@ async def execute(
         tenant, JobRequest(type=kind.name, input=source, options=inputs), upload
     )
     if not wants_async:
-        [job] = await service.statuses(
-            tenant, [job.id], wait=SYNC_WAIT_SECONDS, poll_interval=0.2
-        )
+        [job] = await service.statuses(tenant, [job.id], wait=SYNC_WAIT_SECONDS, poll_interval=0.2)
         if job.status is JobStatus.SUCCEEDED:
             return JSONResponse(_results_document(service, tenant, job))
         if job.status is JobStatus.FAILED:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -198,10 +197,10 @@ class GemJobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    storageId: str = Field(pattern=_NAME)  # noqa: N815 (GEM's field names)
-    inputFileName: str = Field(pattern=_NAME)  # noqa: N815
-    matchingType: Literal["road"] = "road"  # noqa: N815
-    overtureRelease: str | None = None  # noqa: N815
+    storageId: str = Field(pattern=_NAME)
+    inputFileName: str = Field(pattern=_NAME)
+    matchingType: Literal["road"] = "road"
+    overtureRelease: str | None = None
 
 
 @router.put("/storages/{storage_id}/files/{file_name}", status_code=status.HTTP_201_CREATED)
