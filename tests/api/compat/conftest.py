@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from geobatch.reference import Release
-from tests.e2e.conftest import ServerProcess, _module_database
+from tests.e2e.conftest import ServerProcess, serve_on_fresh_database
 
 KEY = "compat-key-a"
 OTHER_KEY = "compat-key-b"
@@ -35,15 +35,14 @@ def compat_server(
         "GEOBATCH_RELEASES_DIR": str(releases),
         "GEOBATCH_API_KEYS": API_KEYS,
         "GEOBATCH_URL_ALLOWLIST": "127.0.0.1/32",
+        "GEOBATCH_WORKERS": "1",
     }
-    for database_url in _module_database(request, folder):
-        instance = ServerProcess(folder / "server", database_url, **env)
-        try:
-            instance.start()
-            yield instance
-        finally:
-            instance.stop()
-            instance.reap_orphans()
+    yield from serve_on_fresh_database(request, folder, env)
+
+
+SQLITE_ONLY = pytest.mark.parametrize("compat_server", ["sqlite"], indirect=True)
+"""For tests of what an adapter makes of an engine's answers: the database is no part of
+that, and the first job of each engine on a fresh server loads its indexes (seconds)."""
 
 
 @pytest.fixture

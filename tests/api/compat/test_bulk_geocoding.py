@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.compat.conftest import KEY, OTHER_KEY, poll
+from tests.api.compat.conftest import KEY, OTHER_KEY, SQLITE_ONLY, poll
 from tests.e2e.receiver import Receiver, serve_receiver
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +53,7 @@ def _get(compat_url: str, job_id: str, key: str | None = KEY) -> httpx.Response:
     return httpx.get(f"{compat_url}/v1/bulk/jobs/{job_id}", headers=headers)
 
 
+@SQLITE_ONLY
 def test_a_job_in_the_seeds_shape(compat_url: str, files_url: str, receiver: Receiver) -> None:
     receiver.script = [(500, {})]
     created = httpx.post(
@@ -120,6 +121,7 @@ def test_a_job_in_the_seeds_shape(compat_url: str, files_url: str, receiver: Rec
     assert _get(compat_url, job["id"], OTHER_KEY).status_code == 404
 
 
+@SQLITE_ONLY
 def test_the_seeds_error_answers(compat_url: str, files_url: str) -> None:
     job = httpx.post(
         f"{compat_url}/v1/bulk/jobs",

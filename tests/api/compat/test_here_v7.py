@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.compat.conftest import KEY, OTHER_KEY, native_results, poll
+from tests.api.compat.conftest import KEY, OTHER_KEY, SQLITE_ONLY, native_results, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +69,7 @@ def _best(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
     return {row["recId"]: row for row in rows if row["seqNumber"] in ("0", "1")}
 
 
+@SQLITE_ONLY
 def test_geocode_answers_match_the_native_api(here: HereClient, native: httpx.Client) -> None:
     records = [
         ("station", "Kaivokatu 1, 00100 Helsinki", "Finland"),
@@ -96,6 +97,7 @@ def test_geocode_answers_match_the_native_api(here: HereClient, native: httpx.Cl
     assert got["nothing"]["label"] == got["nothing"]["positionLatitude"] == ""
 
 
+@SQLITE_ONLY
 def test_reverse_geocode_and_lookup_match_the_native_api(
     here: HereClient, native: httpx.Client
 ) -> None:
@@ -133,19 +135,20 @@ def test_reverse_geocode_and_lookup_match_the_native_api(
     assert lookup[0]["title"] == "Kaivokatu 1, 00100 Helsinki"
 
 
+@SQLITE_ONLY
 def test_job_life_and_documented_fields(here: HereClient, compat_url: str) -> None:
     auth = {"apiKey": KEY}
     job = here.submit(
-        "geocode",
-        "Kaivokatu 1, Helsinki\n\nqqxxzzkkww\n",
-        inputColumns="searchText",
+        "lookup",
+        "osm:node/25389429\n\nosm:node/0\n",
+        inputColumns="id",
         startJob="false",
         tag="compat-life",
         outputType="jsonl",
     )
     assert job["id"].startswith("JOB-")
     assert job["status"] == "submitted"
-    assert job["serviceHrn"] == HRN.format("geocode")
+    assert job["serviceHrn"] == HRN.format("lookup")
     assert job["tag"] == "compat-life"
     detail = httpx.get(job["href"], params=auth).json()
     assert set(detail) >= {
@@ -191,6 +194,7 @@ def test_job_life_and_documented_fields(here: HereClient, compat_url: str) -> No
     assert httpx.get(job["href"], params=auth).status_code == 404
 
 
+@SQLITE_ONLY
 def test_bad_records_go_to_the_error_stream(here: HereClient) -> None:
     job = here.wait(
         here.submit(
@@ -238,6 +242,35 @@ def test_auth_errors_and_operations(compat_url: str) -> None:
     assert version["dataVersions"][0]["version"]
     paths = httpx.get(f"{compat_url}/v7/openapi").json()["paths"]
     assert "/v7/batch/jobs/{job_id}/start" in paths
+
+
+def test_list_and_delete_by_status_and_tag(here: HereClient, compat_url: str) -> None:
+    auth = {"apiKey": KEY}
+    jobs = f"{compat_url}/v7/batch/jobs"
+    tagged = [
+        here.submit("lookup", "id\nosm:node/1\n", startJob="false", tag="by-tag")["id"]
+        for _ in range(3)
+    ]
+    here.submit("lookup", "id\nosm:node/1\n", startJob="false", tag="other-tag")
+    httpx.put(f"{jobs}/{tagged[0]}/start", params=auth)
+    httpx.put(f"{jobs}/{tagged[0]}/stop", params=auth)
+    stopped = httpx.get(jobs, params={**auth, "tag": "by-tag", "status": "stopped"}).json()
+    if stopped["count"]:  # unless it finished before the stop
+        assert [item["id"] for item in stopped["items"]] == [tagged[0]]
+    page = httpx.get(jobs, params={**auth, "tag": "by-tag", "status": "submitted", "limit": 1})
+    assert page.json()["count"] == 1
+    assert page.json()["items"][0]["id"] == tagged[2]
+    second = httpx.get(
+        jobs, params={**auth, "tag": "by-tag", "status": "submitted", "limit": 1, "offset": 1}
+    ).json()
+    assert [item["id"] for item in second["items"]] == [tagged[1]]
+    assert httpx.get(jobs, params={**auth, "status": "asleep"}).status_code == 400
+    assert httpx.delete(jobs, params=auth).status_code == 400
+    deleted = httpx.delete(jobs, params={**auth, "tag": "by-tag", "status": "submitted"}).json()
+    assert sorted(deleted["jobIds"]) == sorted(tagged[1:])
+    assert deleted["total"] == 2
+    left = httpx.get(jobs, params={**auth, "tag": "by-tag"}).json()
+    assert [item["id"] for item in left["items"]] == [tagged[0]]
 
 
 def test_jobs_are_the_tenants_own(here: HereClient, compat_url: str) -> None:

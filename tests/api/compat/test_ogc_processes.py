@@ -7,7 +7,7 @@ import pytest
 from owslib.ogcapi.processes import Processes
 
 from geobatch.reference import Release
-from tests.api.compat.conftest import KEY, OTHER_KEY, poll
+from tests.api.compat.conftest import KEY, OTHER_KEY, SQLITE_ONLY, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +23,7 @@ def owslib(compat_url: str) -> Processes:
     return Processes(f"{compat_url}/ogcapi/", headers={"X-API-Key": KEY})
 
 
+@SQLITE_ONLY
 def test_owslib_discovers_and_runs_processes(owslib: Processes, helsinki: Release) -> None:
     assert CORE in owslib.conformance()["conformsTo"]
     assert {p["id"] for p in owslib.processes()} >= {
@@ -80,3 +81,5 @@ def test_exceptions_and_conformance(compat_url: str) -> None:
     if early.status_code == 404:
         assert early.json()["type"].endswith("/result-not-ready")
     assert httpx.get(f"{base}/processes").status_code == 401
+    assert httpx.delete(job_url, headers=headers).json()["status"] == "dismissed"
+    assert httpx.get(job_url, headers=headers).status_code == 404

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from geobatch.reference import Release
-from tests.api.compat.conftest import KEY, OTHER_KEY, poll
+from tests.api.compat.conftest import KEY, OTHER_KEY, SQLITE_ONLY, poll
 from tests.e2e.test_road_match_job import _geojson, _roads
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +29,7 @@ def gem(compat_url: str) -> Iterator[httpx.Client]:
         yield http
 
 
+@SQLITE_ONLY
 def test_a_job_from_a_storage(gem: httpx.Client, helsinki: Release) -> None:
     upload = gem.put(
         "/storages/storage-001/files/test_data.geojson",
@@ -79,6 +80,24 @@ def test_a_job_from_a_storage(gem: httpx.Client, helsinki: Release) -> None:
     assert {f["fileName"] for f in files} == {"test_data.geojson", "test_data.results.geojson"}
     result = gem.get("/storages/storage-001/files/test_data.results.geojson").json()
     assert len({f["properties"]["recId"] for f in result["features"]}) == 5
+
+
+def test_both_ids_name_the_job(gem: httpx.Client, native: httpx.Client, helsinki: Release) -> None:
+    gem.put("/storages/ids/files/roads.geojson", content=_geojson(_roads(helsinki, 2), bad=False))
+    created = gem.post("/jobs", json={"storageId": "ids", "inputFileName": "roads.geojson"})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job_id"]
+    [listed] = [j for j in gem.get("/jobs").json()["jobs"] if j["storageId"] == "ids"]
+    # Cancelled unless it has already finished: either way both lists agree.
+    cancel = native.post(f"/v1/jobs/{listed['jobRunId']}/cancel")
+    expected = ("FAILED", "cancelled") if cancel.status_code == 200 else ("SUCCESS", "finished")
+    by_run_id = gem.get(f"/jobs/{listed['jobRunId']}").json()
+    assert by_run_id == gem.get(f"/jobs/{job_id}").json()
+    assert by_run_id["job_id"] == job_id
+    [after] = [j for j in gem.get("/jobs").json()["jobs"] if j["storageId"] == "ids"]
+    assert (by_run_id["status"], after["status"]) == expected
+    other = {"tomtom-api-key": OTHER_KEY, "Authorization": ""}
+    assert gem.get(f"/jobs/{job_id}", headers=other).status_code == 404
 
 
 def test_the_seeds_requests_and_errors(gem: httpx.Client, compat_url: str) -> None:
