@@ -80,6 +80,13 @@ def test_exceptions_and_conformance(compat_url: str) -> None:
     early = httpx.get(f"{job_url}/results", headers=headers)
     if early.status_code == 404:
         assert early.json()["type"].endswith("/result-not-ready")
+    listed = httpx.get(f"{base}/jobs", headers=headers, params={"processID": "lookup"}).json()
+    assert job.json()["jobID"] in {j["jobID"] for j in listed["jobs"]}
+    assert {j["processID"] for j in listed["jobs"]} == {"lookup"}
+    none = httpx.get(f"{base}/jobs", headers=headers, params={"processID": "geocode", "limit": 5})
+    assert job.json()["jobID"] not in {j["jobID"] for j in none.json()["jobs"]}
+    dismissed = httpx.get(f"{base}/jobs", headers=headers, params={"status": "dismissed"})
+    assert job.json()["jobID"] not in {j["jobID"] for j in dismissed.json()["jobs"]}
     assert httpx.get(f"{base}/processes").status_code == 401
     assert httpx.delete(job_url, headers=headers).json()["status"] == "dismissed"
     assert httpx.get(job_url, headers=headers).status_code == 404

@@ -3,7 +3,7 @@ the foreign API's shape, and reading the status tables backwards."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from fastapi import Request, Response
@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geobatch.api.deps import get_tenant
 from geobatch.errors import GeobatchError, InvalidInput
-from geobatch.jobs import JobStatus
+from geobatch.jobs import Job, JobFilter, JobService, JobStatus
 
 ErrorRenderer = Callable[[Request, GeobatchError], Response]
 
@@ -77,6 +77,15 @@ def natives_of(table: Mapping[JobStatus, str], value: str, *, field: str) -> tup
         known = ", ".join(sorted(set(table.values())))
         raise InvalidInput(f"unknown {field} {value!r}; one of {known}", field=field)
     return found
+
+
+def newest_jobs(service: JobService, filters: Iterable[JobFilter], limit: int) -> list[Job]:
+    """The newest ``limit`` jobs matching any of the filters: a filter holds one value per
+    field, so a question about several types or services is several lists merged."""
+    found: list[Job] = []
+    for flt in filters:
+        found += service.list_jobs(flt, page_size=limit, page_token=None)[0]
+    return sorted(found, key=lambda job: job.pk, reverse=True)[:limit]
 
 
 def drop_none(values: dict[str, Any]) -> dict[str, Any]:

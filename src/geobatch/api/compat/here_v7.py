@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from geobatch import __version__
-from geobatch.api.compat.common import error_route, natives_of, tenant_for_key
+from geobatch.api.compat.common import error_route, natives_of, newest_jobs, tenant_for_key
 from geobatch.api.compat.here_v7_records import (
     RecordFormat,
     here_errors,
@@ -253,13 +253,11 @@ def _matching(
 ) -> list[Job]:
     statuses = () if status_name == "any" else natives_of(STATUS, status_name, field="status")
     metadata = {"here:tag": tag} if tag else {}
-    found: list[Job] = []
-    for hrn in SERVICES:
-        flt = JobFilter(
-            tenant=tenant, status=statuses, metadata={**metadata, "here:serviceHrn": hrn}
-        )
-        found += service.list_jobs(flt, page_size=limit, page_token=None)[0]
-    return sorted(found, key=lambda job: job.pk, reverse=True)[:limit]
+    filters = (
+        JobFilter(tenant=tenant, status=statuses, metadata={**metadata, "here:serviceHrn": hrn})
+        for hrn in SERVICES
+    )
+    return newest_jobs(service, filters, limit)
 
 
 @router.delete("/batch/jobs")

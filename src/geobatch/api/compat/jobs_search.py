@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from geobatch.api.compat.common import natives_of
+from geobatch.api.compat.common import natives_of, newest_jobs
 from geobatch.api.deps import ServiceDep, TenantDep
 from geobatch.jobs import Job, JobFilter, JobStatus
 
@@ -74,13 +74,13 @@ def _jobs(
     end: datetime | None,
     limit: int,
 ) -> list[Job]:
-    found: list[Job] = []
-    for kind in types:
-        flt = JobFilter(
+    filters = (
+        JobFilter(
             tenant=tenant, type=kind, status=statuses, created_after=start, created_before=end
         )
-        found += service.list_jobs(flt, page_size=limit, page_token=None)[0]
-    return sorted(found, key=lambda job: job.pk, reverse=True)[:limit]
+        for kind in types
+    )
+    return newest_jobs(service, filters, limit)
 
 
 @router.get("/jobs")

@@ -13,12 +13,12 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from geobatch import __version__
-from geobatch.api.compat.common import error_route
+from geobatch.api.compat.common import error_route, natives_of, newest_jobs
 from geobatch.api.deps import ServiceDep, TenantDep
 from geobatch.api.problems import PROBLEM_MEDIA_TYPE
 from geobatch.errors import GeobatchError, InvalidInput, NotFound
@@ -289,10 +289,24 @@ async def execute(
 
 
 @router.get("/jobs")
-def jobs(request: Request, service: ServiceDep, tenant: TenantDep) -> dict[str, Any]:
-    found, _ = service.list_jobs(JobFilter(tenant=tenant), page_size=1000, page_token=None)
+def jobs(
+    request: Request,
+    service: ServiceDep,
+    tenant: TenantDep,
+    process_id: Annotated[list[str] | None, Query(alias="processID")] = None,
+    status_: Annotated[list[str] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The caller's jobs, newest first, optionally of some processes and in some states."""
+    statuses = tuple(
+        native for name in status_ or [] for native in natives_of(STATUS, name, field="status")
+    )
+    kinds: list[str | None] = [None]
+    if process_id:  # an unknown process has no jobs
+        kinds = [name for name in process_id if name in JOB_TYPES]
+    filters = (JobFilter(tenant=tenant, type=kind, status=statuses) for kind in kinds)
     return {
-        "jobs": [status_info(request, job) for job in found],
+        "jobs": [status_info(request, job) for job in newest_jobs(service, filters, limit)],
         "links": [_link(f"{_base(request)}/jobs", "self", "jobs")],
     }
 
