@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from geobatch.api.compat.common import error_route, tenant_for_key
 from geobatch.api.deps import ServiceDep
-from geobatch.errors import BadRequest, GeobatchError, InvalidInput, NotFound, Unauthorized
+from geobatch.errors import (
+    BadRequest,
+    GeobatchError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from geobatch.io.outputs import OutputFormat
 from geobatch.jobs import (
     InputSource,
@@ -222,7 +229,7 @@ async def upload_file(
         async for piece in request.stream():
             size += len(piece)
             if size > limit:
-                raise InvalidInput(f"The file exceeds the limit of {limit} bytes.")
+                raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes.", limit=limit)
             await anyio.to_thread.run_sync(sink.write, piece)
     return {"storageId": storage_id, "fileName": file_name, "size": size}
 
