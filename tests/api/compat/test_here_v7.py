@@ -221,6 +221,7 @@ def test_auth_errors_and_operations(compat_url: str) -> None:
     assert missing.json()["error"] == "Unauthorized"
     assert "error_description" in missing.json()
     assert httpx.get(jobs, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert httpx.get(jobs, params={"apiKey": "schlüssel✓"}).status_code == 401
     unknown = httpx.get(
         f"{jobs}/JOB-3fa85f64-5717-4562-b3fc-2c963f66afa6",
         params={"apiKey": KEY},

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geobatch.api.deps import get_tenant
-from geobatch.errors import GeobatchError, InvalidInput
+from geobatch.errors import GeobatchError, InvalidInput, Unauthorized
 from geobatch.jobs import Job, JobFilter, JobService, JobStatus
 
 ErrorRenderer = Callable[[Request, GeobatchError], Response]
@@ -26,8 +26,12 @@ async def tenant_for_key(request: Request, presented: str | None) -> str:
     """
     if presented is None:
         return await get_tenant(request)
-    headers = [(k, v) for k, v in request.scope["headers"] if k not in (b"x-api-key",)]
-    headers.append((b"x-api-key", presented.encode("latin-1")))
+    try:
+        raw = presented.encode("latin-1")
+    except UnicodeEncodeError:
+        raise Unauthorized("API key is missing or invalid.") from None
+    headers = [(k, v) for k, v in request.scope["headers"] if k != b"x-api-key"]
+    headers.append((b"x-api-key", raw))
     return await get_tenant(Request({**request.scope, "headers": headers}))
 
 
