@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from geobatch import __version__
 from geobatch.api import problems
+from geobatch.api.compat import ROUTERS as COMPAT_ROUTERS
 from geobatch.api.ratelimit import RateLimiter
 from geobatch.api.routes import events, geocode, jobs, ops, releases, reverse, roads
 from geobatch.config import Settings
@@ -53,6 +54,8 @@ def create_app(
     app.include_router(reverse.router)
     app.include_router(geocode.router)
     app.include_router(ops.router)
+    for compat_router in COMPAT_ROUTERS:
+        app.include_router(compat_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
