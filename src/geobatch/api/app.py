@@ -10,9 +10,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from geobatch import __version__
-from geobatch.api import problems
+from geobatch.api import console, problems
 from geobatch.api.ratelimit import RateLimiter
-from geobatch.api.routes import events, geocode, jobs, ops, releases, reverse, roads
+from geobatch.api.routes import (
+    events,
+    geocode,
+    job_types,
+    jobs,
+    maps,
+    ops,
+    releases,
+    reverse,
+    roads,
+)
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
 
@@ -53,6 +63,9 @@ def create_app(
     app.include_router(reverse.router)
     app.include_router(geocode.router)
     app.include_router(ops.router)
+    app.include_router(job_types.router)
+    app.include_router(maps.router)
+    console.mount(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
