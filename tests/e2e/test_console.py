@@ -17,7 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+import shapely
+import shapely.affinity
 
+from geobatch.jobs import JOB_TYPES
+from geobatch.reference import ReleaseStore, ensure_default_release
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import get_job, wait_for, wait_for_status
 
@@ -115,6 +119,7 @@ class Console:
         self.page.get_by_role("button", name="Use key").click()
 
     def shot(self, name: str) -> None:
+        self.page.evaluate("window.scrollTo(0, 0)")
         for folder in self.shots:
             self.page.screenshot(path=str(folder / f"{name}.png"))
 
@@ -297,6 +302,7 @@ def test_jobs_list_filters_and_pages(alpha: Console, api: httpx.Client) -> None:
     page.locator("table.jobs caption", has_text="3 jobs").wait_for()
     alpha.shot("jobs")
     alpha.open("#/jobs?bulk_id=paging&page_size=2")
+    page.locator("table.jobs caption", has_text="2 jobs").wait_for()
     first = page.locator("table.jobs tbody a").all_inner_texts()
     assert first == created[::-1][:2]  # newest first
     page.get_by_role("link", name="Older →").click()
@@ -323,3 +329,94 @@ def test_releases_page_and_its_map(alpha: Console, api: httpx.Client) -> None:
     assert f"{first['counts']['segments']:,}" in text
     assert first["sources"][0]["sha256"][:12] in text
     alpha.shot("releases")
+
+
+def roads_csv(releases_root: Path, release_id: str, count: int) -> str:
+    """``count`` of the release's own roads (over 40 m), shifted about 3 m north, as WKT."""
+    segments = ReleaseStore(releases_root).load(release_id).table("segments")
+    lines = ["id,geometry"]
+    for row in segments.to_pylist():
+        if row["length_m"] > 40 and len(lines) <= count:
+            line = shapely.affinity.translate(shapely.from_wkb(row["geometry"]), yoff=0.00003)
+            lines.append(f'{row["id"]},"{line.wkt}"')
+    return "\n".join(lines) + "\n"
+
+
+def test_road_matches_over_input_roads_on_the_map(
+    alpha: Console, api: httpx.Client, releases_root: Path
+) -> None:
+    release = ensure_default_release(ReleaseStore(releases_root)).id
+    response = api.post(
+        "/v1/jobs",
+        params={"type": "road_match", "options": json.dumps({"release": release})},
+        content=roads_csv(releases_root, release, 40).encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    page = alpha.page
+    alpha.open(f"#/jobs/{job_id}")
+    page.locator("#job-status", has_text="succeeded").wait_for()
+    assert (
+        "roads_matched_ratio"
+        in page.get_by_role("heading", name="Road statistics").locator("..").inner_text()
+    )
+    with page.expect_response(lambda r: "/sample" in r.url) as sample_response:
+        page.get_by_role("link", name="Results on a map").click()
+    layers = [f["properties"]["layer"] for f in sample_response.value.json()["features"]]
+    assert layers.count("input") == 40
+    assert layers.count("matched") >= 40
+    page.locator("#map[data-ready=true]").wait_for()
+    assert rendered(alpha, "input-roads") > 0
+    assert rendered(alpha, "results") > 0
+    alpha.shot("road-map")
+
+
+def test_job_types_publish_the_schema_options_are_validated_with(api: httpx.Client) -> None:
+    published = {t["name"]: t for t in api.get("/v1/job-types").json()["job_types"]}
+    assert set(published) == set(JOB_TYPES)
+    for name, kind in JOB_TYPES.items():
+        assert published[name]["options_schema"] == kind.options_model.model_json_schema()
+        assert published[name]["uses_release"] == kind.uses_release
+
+
+def test_basemap_keeps_major_roads_and_refuses_a_bad_bbox(
+    api: httpx.Client, releases_root: Path
+) -> None:
+    release = ensure_default_release(ReleaseStore(releases_root)).id
+    box = "24.93,60.16,24.96,60.18"
+    everything = api.get(f"/v1/releases/{release}/basemap", params={"bbox": box}).json()
+    roads = [f for f in everything["features"] if f["properties"]["layer"] == "road"]
+    assert len(roads) == everything["roads_in_bbox"] > 50
+    assert any(f["properties"]["layer"] == "place" for f in everything["features"])
+    few = api.get(
+        f"/v1/releases/{release}/basemap", params={"bbox": box, "max_roads": 10, "max_places": 0}
+    ).json()
+    assert len(few["features"]) == 10
+    kept = {f["properties"]["road_class"] for f in few["features"]}
+    assert kept <= {"motorway", "trunk", "primary", "secondary"}, kept
+    outside = api.get(f"/v1/releases/{release}/basemap", params={"bbox": "0,0,1,1"}).json()
+    assert outside["features"] == []
+    for bad in ("1,2,3", "24.96,60.16,24.93,60.18", "a,b,c,d", "0,0,200,1"):
+        response = api.get(f"/v1/releases/{release}/basemap", params={"bbox": bad})
+        assert response.status_code == 422, bad
+        assert response.json()["field"] == "bbox"
+
+
+def test_another_tenants_sample_is_not_found(console_server: ServerProcess) -> None:
+    with httpx.Client(base_url=console_server.url, timeout=60) as client:
+        job = client.post(
+            "/v1/jobs",
+            params={"type": "reverse_geocode", "start": "false"},
+            content=points_csv(5).encode(),
+            headers={"Content-Type": "text/csv", "X-API-Key": KEYS["alpha"]},
+        ).json()
+        response = client.get(f"/v1/jobs/{job['id']}/sample", headers={"X-API-Key": KEYS["beta"]})
+        assert response.status_code == 404
+        mine = client.get(f"/v1/jobs/{job['id']}/sample", headers={"X-API-Key": KEYS["alpha"]})
+        assert mine.json() == {
+            "type": "FeatureCollection",
+            "total_rows": 0,
+            "sampled_rows": 0,
+            "features": [],
+        }

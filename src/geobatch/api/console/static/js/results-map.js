@@ -61,13 +61,15 @@ export async function mapPage(view, jobId) {
   const mapBox = h("div", { id: "map", class: "map", role: "region",
     "aria-label": "Map of the results" });
   const side = h("aside", { class: "errors", "aria-label": "Error report" }, h("p", {}, "Loading …"));
+  const levels = legend([["#1a9850", "houseNumber"], ["#66bd63", "interpolated"],
+    ["#3288bd", "street"], ["#5e4fa2", "poi"], ["#fdae61", "locality"], ["#f46d43", "region"],
+    ["#d53e4f", "country"], ["#888888", "no match"]]);
+  const confidence = legend([["#d53e4f", "confidence 0"], ["#fee08b", "50"], ["#1a9850", "100"]]);
   view.append(summary,
     roads ? legend([["#222", "input road"], ["#1a9850", "matched, confidence 100"],
       ["#d53e4f", "matched, confidence 0"]])
       : h("div", { class: "field inline" }, h("label", { for: "colour-by" }, "Colour by"), colourBy,
-        legend([["#1a9850", "houseNumber"], ["#66bd63", "interpolated"], ["#3288bd", "street"],
-          ["#5e4fa2", "poi"], ["#fdae61", "locality"], ["#f46d43", "region"],
-          ["#d53e4f", "country"], ["#888888", "no match"]])),
+        levels),
     h("div", { class: "split" }, mapBox, side));
   const map = createMap(mapBox);
   await loaded(map);
@@ -76,6 +78,8 @@ export async function mapPage(view, jobId) {
   if (roads) roadLayers(map);
   else pointLayers(map, "match_level");
   colourBy.addEventListener("change", () => {
+    (colourBy.value === "confidence" ? levels : confidence).replaceWith(
+      colourBy.value === "confidence" ? confidence : levels);
     map.setPaintProperty("results", "circle-color",
       colourBy.value === "confidence" ? CONFIDENCE_COLOURS : LEVEL_COLOURS);
   });
