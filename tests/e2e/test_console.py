@@ -22,7 +22,7 @@ import shapely.affinity
 
 from geobatch.jobs import JOB_TYPES
 from geobatch.reference import ReleaseStore, ensure_default_release
-from tests.e2e.conftest import ServerProcess
+from tests.e2e.conftest import ServerProcess, free_port
 from tests.e2e.helpers import get_job, wait_for, wait_for_status
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -75,6 +75,7 @@ def console_server(
         GEOBATCH_API_KEYS=",".join(f"{key}:{tenant}" for tenant, key in KEYS.items()),
         GEOBATCH_WORKERS="1",
         GEOBATCH_CHUNK_SIZE="500",
+        GEOBATCH_URL_ALLOWLIST="127.0.0.1/32",
     )
     try:
         server.start()
@@ -314,6 +315,14 @@ def test_jobs_list_filters_and_pages(alpha: Console, api: httpx.Client) -> None:
     page.locator("table.jobs tbody a").first.focus()
     page.keyboard.press("Enter")
     page.locator("#job-status", has_text="created").wait_for()
+    assert page.url.endswith(created[2])
+    page.get_by_role("button", name="Cancel").click()
+    page.locator("#job-status", has_text="cancelled").wait_for()
+    assert get_job(api, created[2])["status"] == "cancelled"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    page.locator("table.jobs").wait_for()
+    assert api.get(f"/v1/jobs/{created[2]}").status_code == 404
 
 
 def test_releases_page_and_its_map(alpha: Console, api: httpx.Client) -> None:
@@ -348,7 +357,18 @@ def test_road_matches_over_input_roads_on_the_map(
     release = ensure_default_release(ReleaseStore(releases_root)).id
     response = api.post(
         "/v1/jobs",
-        params={"type": "road_match", "options": json.dumps({"release": release})},
+        params={
+            "type": "road_match",
+            "options": json.dumps({"release": release}),
+            # Nothing listens there: the delivery fails, and the job page lists the attempt.
+            "callback": json.dumps(
+                {
+                    "url": f"http://127.0.0.1:{free_port()}/hook",
+                    "events": ["job.succeeded"],
+                    "retry_policy": {"max_attempts": 1},
+                }
+            ),
+        },
         content=roads_csv(releases_root, release, 40).encode(),
         headers={"Content-Type": "text/csv"},
     )

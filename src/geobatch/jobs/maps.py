@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final
 
@@ -181,19 +181,20 @@ def _row_counts(parts: list[tuple[int, PartOpener]]) -> list[int]:
 
 def _sampled(
     parts: ResultParts, limit: int, columns: list[str] | None = None
-) -> Iterator[tuple[int, pa.Table, np.ndarray]]:
-    """(seq, part, rows to take) for rows spread evenly over all parts; ``limit`` at most."""
+) -> tuple[int, list[tuple[int, pa.Table, np.ndarray]]]:
+    """The number of result rows, and (seq, part, rows to take) for up to ``limit`` rows
+    spread evenly over all parts; parts with none of them are not read."""
     counts = _row_counts(parts.results)
     total = sum(counts)
-    if total == 0:
-        return
     wanted = np.unique(np.linspace(0, total - 1, num=min(limit, total)).astype(np.int64))
+    found = []
     start = 0
     for (seq, opener), count in zip(parts.results, counts, strict=True):
         local = wanted[(wanted >= start) & (wanted < start + count)] - start
         start += count
         if len(local):
-            yield seq, _read(opener, columns), local
+            found.append((seq, _read(opener, columns), local))
+    return total, found
 
 
 def _value(value: Any) -> Any:
@@ -203,8 +204,8 @@ def _value(value: Any) -> Any:
 def point_sample(parts: ResultParts, limit: int) -> str:
     """Result rows with coordinates as points carrying their match level and confidence."""
     features: list[str] = []
-    total = sum(_row_counts(parts.results))
-    for _seq, table, rows in _sampled(parts, limit, list(POINT_COLUMNS)):
+    total, sampled = _sampled(parts, limit, list(POINT_COLUMNS))
+    for _seq, table, rows in sampled:
         if "lat" not in table.column_names or "lon" not in table.column_names:
             continue
         columns = [c for c in POINT_COLUMNS if c in table.column_names]
@@ -240,9 +241,9 @@ def _pieces(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def road_sample(parts: ResultParts, release: Release, limit: int) -> str:
     """Sampled roads: each input road, and the stretches of reference segments it matched."""
-    total = sum(_row_counts(parts.results))
+    total, sampled = _sampled(parts, limit)
     roads: list[tuple[int, dict[str, Any]]] = []
-    for seq, table, rows in _sampled(parts, limit):
+    for seq, table, rows in sampled:
         roads.extend((seq, row) for row in table.take(pa.array(rows)).to_pylist())
     by_seq: dict[int, set[int]] = {}
     for seq, row in roads:
