@@ -286,6 +286,9 @@ def test_another_tenants_job_is_refused(alpha: Console, beta: Console, api: http
     )
     job_id = response.json()["id"]
     beta.open(f"#/jobs/{job_id}")
+    # The key lives in this tab's session storage only, never in local storage or a cookie.
+    assert beta.page.evaluate("sessionStorage.getItem('geobatch.apiKey')") == KEYS["beta"]
+    assert beta.page.evaluate("localStorage.length + document.cookie.length") == 0
     refusal = beta.page.get_by_role("alert")
     assert "belongs to another tenant" in refusal.inner_text()
     assert beta.page.get_by_role("button", name="Stop").count() == 0
