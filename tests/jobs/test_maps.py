@@ -51,6 +51,7 @@ def test_a_sample_is_bounded_spread_over_all_parts_and_skips_missing_points(
         first += size
     sample = json.loads(point_sample(ResultParts(results=parts, inputs={}), 100))
     assert sample["total_rows"] == 2000
+    assert sample["sampled_rows"] == 100
     ids = [int(f["properties"]["recId"][1:]) for f in sample["features"]]
     assert 80 <= len(ids) <= 90  # 100 spread evenly, less the seventh without coordinates
     assert min(ids) < 25

@@ -202,7 +202,8 @@ def _value(value: Any) -> Any:
 
 
 def point_sample(parts: ResultParts, limit: int) -> str:
-    """Result rows with coordinates as points carrying their match level and confidence."""
+    """Result rows with coordinates as points carrying their match level and confidence
+    (a sampled row without a position, such as a record that matched nothing, is not drawn)."""
     features: list[str] = []
     total, sampled = _sampled(parts, limit, list(POINT_COLUMNS))
     for _seq, table, rows in sampled:
@@ -215,12 +216,17 @@ def point_sample(parts: ResultParts, limit: int) -> str:
                 continue
             point = f'{{"type":"Point","coordinates":[{float(lon):.6f},{float(lat):.6f}]}}'
             features.append(_feature(point, {"layer": "result", **row}))
-    return _collection(features, total_rows=total, sampled_rows=len(features))
+    taken = sum(len(rows) for _seq, _table, rows in sampled)
+    return _collection(features, total_rows=total, sampled_rows=taken)
+
+
+GEOMETRY_COLUMNS: Final = ("geometry", "wkt", "WKT")
+"""Where a road_match input record keeps its geometry (WKB, or WKT from CSV)."""
 
 
 def _input_geometries(table: pa.Table, ordinals: set[int]) -> dict[int, Any]:
     """The input geometry of each wanted record of a chunk (WKB or WKT), by ordinal."""
-    column = next((c for c in ("geometry", "wkt", "WKT") if c in table.column_names), None)
+    column = next((c for c in GEOMETRY_COLUMNS if c in table.column_names), None)
     if column is None:
         return {}
     keep = pc.is_in(table.column("_ordinal"), value_set=pa.array(sorted(ordinals), pa.int64()))
@@ -251,7 +257,7 @@ def road_sample(parts: ResultParts, release: Release, limit: int) -> str:
     inputs: dict[tuple[int, int], Any] = {}
     for seq, ordinals in by_seq.items():
         if seq in parts.inputs:
-            chunk = _read(parts.inputs[seq])
+            chunk = _read(parts.inputs[seq], ["_ordinal", *GEOMETRY_COLUMNS])
             for ordinal, shape in _input_geometries(chunk, ordinals).items():
                 inputs[(seq, ordinal)] = shape
     wanted = sorted({p["segment_id"] for _s, row in roads for p in _pieces(row)})
