@@ -10,10 +10,20 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from geobatch import __version__
-from geobatch.api import problems
+from geobatch.api import console, problems
 from geobatch.api.compat import ROUTERS as COMPAT_ROUTERS
 from geobatch.api.ratelimit import RateLimiter
-from geobatch.api.routes import events, geocode, jobs, ops, releases, reverse, roads
+from geobatch.api.routes import (
+    events,
+    geocode,
+    job_types,
+    jobs,
+    maps,
+    ops,
+    releases,
+    reverse,
+    roads,
+)
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
 
@@ -56,6 +66,9 @@ def create_app(
     app.include_router(ops.router)
     for compat_router in COMPAT_ROUTERS:
         app.include_router(compat_router)
+    app.include_router(job_types.router)
+    app.include_router(maps.router)
+    console.mount(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
