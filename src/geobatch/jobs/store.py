@@ -137,6 +137,42 @@ class JobStore:
                 jobs.update().where(jobs.c.id.in_(list(job_ids))).values(updated_at=utcnow())
             )
 
+    def claim_split(self, job_id: str, stale_before: datetime) -> bool:
+        """Take over the split of a running job nobody has touched since ``stale_before``.
+
+        A compare-and-set on ``updated_at``: of several schedulers that find the same
+        abandoned split, exactly one wins and splits again.
+        """
+        with self._write() as connection:
+            hit = connection.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.RUNNING.value,
+                    jobs.c.split_done.is_(False),
+                    jobs.c.updated_at < stale_before,
+                )
+                .values(updated_at=utcnow())
+            ).rowcount
+        return bool(hit == 1)
+
+    def queue_depth(self) -> dict[str, int]:
+        """Chunks by status over running jobs, and jobs waiting to start: the backlog."""
+        live = [JobStatus.RUNNING.value, JobStatus.PAUSED.value]
+        with self._read() as connection:
+            depth: dict[str, int] = dict(
+                connection.execute(
+                    sa.select(chunks.c.status, sa.func.count())
+                    .select_from(chunks.join(jobs, jobs.c.id == chunks.c.job_id))
+                    .where(jobs.c.status.in_(live))
+                    .group_by(chunks.c.status)
+                ).all()
+            )
+            depth["queued_jobs"] = connection.execute(
+                sa.select(sa.func.count()).where(jobs.c.status == JobStatus.QUEUED.value)
+            ).scalar_one()
+        return depth
+
     def delete(self, job_id: str) -> None:
         with self._write() as connection:
             connection.execute(chunks.delete().where(chunks.c.job_id == job_id))
