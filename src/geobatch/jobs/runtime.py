@@ -46,16 +46,21 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
     database = Database(settings.database_url)
     database.migrate()
     feed = ChangeFeed()
-    listener = None
-    on_change = feed.publish
-    if not database.is_sqlite:
-        # Other processes share this database: hear their changes, announce ours.
-        listener = Listener(database, feed.publish)
-        listener.start()
-        on_change = Notifier(database)
+    on_change = feed.publish if database.is_sqlite else Notifier(database)
     store = JobStore(database, on_change=on_change)
     storage = BlobStorage(settings.storage_url)
     scheduler = Scheduler(settings, store, storage) if run_scheduler else None
+    listener = None
+    if not database.is_sqlite:
+        # Other processes share this database: hear their changes (and ours, announced by
+        # the Notifier) and wake the waiters here; a job started elsewhere wakes our scheduler.
+        def heard(job_id: str) -> None:
+            feed.publish(job_id)
+            if scheduler is not None:
+                scheduler.wake()
+
+        listener = Listener(database, heard)
+        listener.start()
     service = JobService(
         settings, store, storage, feed, wake_scheduler=scheduler.wake if scheduler else lambda: None
     )
