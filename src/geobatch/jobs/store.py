@@ -410,15 +410,37 @@ class JobStore:
             tenant_load[job.tenant] += 1
             if not pending[job.id]:
                 candidates.remove(job)
+        wanted: dict[str, int] = defaultdict(int)
+        for job_id, _seq in picks:
+            wanted[job_id] += 1
         expires = utcnow() + timedelta(seconds=lease_seconds)
-        leased = []
+        taken: dict[str, list[LeasedChunk]] = {}
         with self._write() as connection:
-            for job_id, seq in picks:
-                row = connection.execute(
+            for job_id, count in wanted.items():
+                # The chunks picked above may have gone to another scheduler meanwhile: take
+                # that many pending ones now, skipping rows another scheduler is taking
+                # (PostgreSQL), so racing schedulers get different chunks instead of colliding.
+                seqs = (
+                    connection.execute(
+                        sa.select(chunks.c.seq)
+                        .where(
+                            chunks.c.job_id == job_id,
+                            chunks.c.status == ChunkStatus.PENDING.value,
+                        )
+                        .order_by(chunks.c.seq)
+                        .limit(count)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not seqs:
+                    continue
+                rows = connection.execute(
                     chunks.update()
                     .where(
                         chunks.c.job_id == job_id,
-                        chunks.c.seq == seq,
+                        chunks.c.seq.in_(list(seqs)),
                         chunks.c.status == ChunkStatus.PENDING.value,
                     )
                     .values(
@@ -427,11 +449,14 @@ class JobStore:
                         lease_expires_at=expires,
                         attempts=chunks.c.attempts + 1,
                     )
-                    .returning(chunks.c.attempts)
-                ).first()
-                if row is not None:
-                    leased.append(LeasedChunk(job_id=job_id, seq=seq, attempts=row[0]))
-        return leased
+                    .returning(chunks.c.seq, chunks.c.attempts)
+                ).all()
+                taken[job_id] = [
+                    LeasedChunk(job_id=job_id, seq=seq, attempts=attempts)
+                    for seq, attempts in sorted(rows, reverse=True)
+                ]
+        # In the fair order picked above: each pick of a job gets that job's next chunk.
+        return [taken[job_id].pop() for job_id, _seq in picks if taken.get(job_id)]
 
     def renew_leases(
         self, owner: str, keys: Sequence[tuple[str, int]], lease_seconds: float
