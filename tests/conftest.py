@@ -141,11 +141,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("s3fs")
     from tests.s3 import CREDENTIALS, moto_server
 
-    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
-                patch.setenv(name, value)
-            yield endpoint
+    with (
+        moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        yield endpoint
 
 
 @pytest.fixture

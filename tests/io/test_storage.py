@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.s3 import FaultyProxy, create_bucket
 
 from geobatch.io.storage import BlobStorage
+from tests.s3 import FaultyProxy, create_bucket
 
 MIB = 2**20
 OUTAGE_SECONDS = 1.5
@@ -45,12 +45,16 @@ def test_blobs_round_trip_list_in_key_order_and_delete_by_prefix(storage: BlobSt
 
 def test_a_failed_write_leaves_no_blob_and_keeps_the_old_one(storage: BlobStorage) -> None:
     storage.write_bytes("results/part", b"first run")
-    with pytest.raises(RuntimeError), storage.open_write("results/part") as sink:
-        sink.write(b"half of a second run")
-        raise RuntimeError("worker died")
-    with pytest.raises(RuntimeError), storage.open_write("results/new") as sink:
-        sink.write(b"x" * 100)
-        raise RuntimeError("worker died")
+
+    def die_while_writing(key: str, data: bytes) -> None:
+        with storage.open_write(key) as sink:
+            sink.write(data)
+            raise RuntimeError("worker died")
+
+    with pytest.raises(RuntimeError):
+        die_while_writing("results/part", b"half of a second run")
+    with pytest.raises(RuntimeError):
+        die_while_writing("results/new", b"x" * 100)
 
     with storage.open_read("results/part") as source:
         assert source.read() == b"first run"
@@ -71,9 +75,7 @@ def test_large_blobs_go_up_in_parts_and_come_back_whole(s3_url: str) -> None:
         assert source.read() == data
 
 
-def test_a_blob_written_by_another_process_is_listed_at_once(
-    s3_endpoint: str, s3_url: str
-) -> None:
+def test_a_blob_written_by_another_process_is_listed_at_once(s3_endpoint: str, s3_url: str) -> None:
     storage = BlobStorage(s3_url)
     storage.write_bytes("jobs/j/results/00000000.parquet", b"0")
     assert storage.list("jobs/j/results") == ["jobs/j/results/00000000.parquet"]

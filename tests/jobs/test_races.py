@@ -86,9 +86,7 @@ def test_a_chunk_run_twice_is_counted_once(stores: list[JobStore]) -> None:
     job = running_job(store, 1)
     assert [c.seq for c in store.lease_chunks("slow", 1, 60)] == [0]
     with store.db.write_engine.begin() as connection:
-        connection.execute(
-            chunks.update().values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
+        connection.execute(chunks.update().values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     assert store.reclaim_expired_leases() == 1
     assert [c.seq for c in stores[1].lease_chunks("fast", 1, 60)] == [0]
 
@@ -191,4 +189,4 @@ def test_racing_delivery_loops_send_every_webhook_once(
 def _delivery_states(database: Database) -> dict[str, Any]:
     query = sa.text("SELECT status, count(*) FROM webhook_deliveries GROUP BY 1")
     with database.read_engine.connect() as connection:
-        return {status: count for status, count in connection.execute(query)}
+        return dict(connection.execute(query).all())

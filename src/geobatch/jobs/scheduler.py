@@ -151,7 +151,11 @@ class Scheduler:
                 and job.updated_at < stale
                 and self.store.claim_split(job.id, stale)
             ):
-                log.info("job %s: its split was interrupted; splitting again", job.id)
+                log.info(
+                    "job %s: its split was interrupted; splitting again",
+                    job.id,
+                    extra={"job_id": job.id},
+                )
                 self._submit_split(job)
         for job in self.store.expired_jobs(utcnow()):
             self.storage.delete_prefix(layout.job_prefix(job.id))
@@ -231,7 +235,7 @@ class Scheduler:
                 retry_splits.append(job_id)
                 continue
             except Exception as exc:
-                log.exception("job %s: split failed", job_id)
+                log.exception("job %s: split failed", job_id, extra={"job_id": job_id})
                 self._fail(job_id, "internal_error", f"splitting the input failed: {exc}")
                 continue
             self._split_done(job_id, outcome)
@@ -244,7 +248,12 @@ class Scheduler:
                 self.store.release_chunk(leased.job_id, leased.seq, self.owner)
                 continue
             except Exception:
-                log.exception("job %s chunk %d failed", leased.job_id, leased.seq)
+                log.exception(
+                    "job %s chunk %d failed",
+                    leased.job_id,
+                    leased.seq,
+                    extra={"job_id": leased.job_id},
+                )
                 self.store.release_chunk(leased.job_id, leased.seq, self.owner)
                 continue
             if self.store.commit_chunk(leased.job_id, leased.seq, self.owner, counts):
