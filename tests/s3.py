@@ -73,6 +73,7 @@ class FaultyProxy:
         self.upstream = upstream
         self.failing = threading.Event()
         self.refused = 0
+        self.http = httpx.Client(timeout=60)
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -93,7 +94,7 @@ class FaultyProxy:
                     self.wfile.write(payload)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                reply = httpx.request(
+                reply = proxy.http.request(
                     self.command,
                     proxy.upstream + self.path,
                     content=body,
@@ -120,6 +121,21 @@ class FaultyProxy:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    @contextlib.contextmanager
+    def outage(self, *, at_least: float, refusals: int, timeout: float = 120) -> Iterator[None]:
+        """Answer 503 for ``at_least`` seconds and until ``refusals`` requests were refused."""
+        before = self.refused
+        started = time.monotonic()
+        self.failing.set()
+        try:
+            yield
+            while time.monotonic() - started < at_least or self.refused - before < refusals:
+                if time.monotonic() - started > timeout:
+                    raise AssertionError(f"only {self.refused - before} requests came")
+                time.sleep(0.05)
+        finally:
+            self.failing.clear()
+
     def __enter__(self) -> FaultyProxy:
         self._thread.start()
         return self
@@ -127,3 +143,4 @@ class FaultyProxy:
     def __exit__(self, *_exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.http.close()

@@ -100,17 +100,15 @@ def test_an_endpoint_answering_503_for_a_while_is_ridden_out(
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
         storage = BlobStorage(f"s3://{bucket}/geobatch", skip_instance_cache=True)
         storage.write_bytes("before", b"written before the outage")
-        proxy.failing.set()
-        recovery = threading.Timer(OUTAGE_SECONDS, proxy.failing.clear)
-        recovery.start()
         started = time.monotonic()
-        try:
-            storage.write_bytes("during", b"written during the outage")
-            with storage.open_read("before") as source:
-                read_back = source.read()
-        finally:
-            recovery.cancel()
-            proxy.failing.clear()
+        writer = threading.Thread(
+            target=storage.write_bytes, args=("during", b"written during the outage")
+        )
+        with proxy.outage(at_least=OUTAGE_SECONDS, refusals=1):
+            writer.start()
+        writer.join(timeout=60)
+        with storage.open_read("before") as source:
+            read_back = source.read()
         assert proxy.refused > 0
         assert read_back == b"written before the outage"
         assert time.monotonic() - started < 30
