@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from geobatch.api import create_app
@@ -21,7 +19,7 @@ from geobatch.jobs import Platform
 from geobatch.jobs.runtime import open_platform
 from geobatch.jobs.states import JobStatus
 from geobatch.logs import RequestIds, configure_logging
-from tests.e2e.conftest import free_port
+from tests.api.conftest import serve_app
 from tests.jobs.test_scheduler import create_job, csv_bytes, make_rows, wait_for_status
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -29,19 +27,8 @@ SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[httpx.Client]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        threading.Event().wait(0.01)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(app) as url, httpx.Client(base_url=url) as client:
+        yield client
 
 
 @pytest.fixture
