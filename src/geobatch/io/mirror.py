@@ -53,8 +53,8 @@ def _local_listing(copy: Path) -> dict[str, Any] | None:
 
 def mirror(url: str, cache_dir: Path, **options: Any) -> Path:
     """The local copy of the directory at ``url`` under ``cache_dir``, made or refreshed."""
-    fs, root = fsspec.core.url_to_fs(url, **options)
-    root = root.rstrip("/")
+    fs, found_root = fsspec.core.url_to_fs(url, **options)
+    root: str = found_root.rstrip("/")
     listing = _remote_listing(fs, root)
     target = cache_dir / posixpath.basename(root)
     if _local_listing(target) == listing:
