@@ -130,24 +130,45 @@ def _summary(job: dict[str, Any]) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    scheduler: Annotated[
+        bool, typer.Option(help="also run a scheduler and its workers (off for API replicas)")
+    ] = True,
 ) -> None:
     """Run the API, the scheduler and a local worker pool (SQLite and a local folder by default)."""
+    _serve(host, port, run_scheduler=scheduler, jobs_api=True)
+
+
+@app.command("scheduler")
+def scheduler_command(
+    host: Annotated[str, typer.Option(help="interface for /healthz, /readyz, /metrics")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port for /healthz, /readyz, /metrics")] = 8100,
+) -> None:
+    """Run a scheduler and its workers alone, beside API replicas on the same database."""
+    _serve(host, port, run_scheduler=True, jobs_api=False)
+
+
+def _serve(host: str, port: int, *, run_scheduler: bool, jobs_api: bool) -> None:
     import uvicorn
 
     from geobatch.api import create_app
     from geobatch.config import Settings
+    from geobatch.logs import configure_logging
 
     settings = _guard(Settings)
-    if not settings.api_keys and not _is_loopback(host):
+    if jobs_api and not settings.api_keys and not _is_loopback(host):
         raise _fail(
             "without GEOBATCH_API_KEYS the server listens on loopback only; set API keys to use "
             + host
         )
+    configure_logging(settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_scheduler=run_scheduler, jobs_api=jobs_api),
         host=host,
         port=port,
         log_level="info",
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=settings.access_log,
     )
 

@@ -26,6 +26,7 @@ from geobatch.api.routes import (
 )
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
+from geobatch.logs import RequestIds
 
 # The two ways to present an API key (read in ``deps.get_tenant``); either one will do.
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -35,9 +36,16 @@ SECURITY_SCHEMES: dict[str, Any] = {
 
 
 def create_app(
-    settings: Settings, *, platform: Platform | None = None, run_scheduler: bool = True
+    settings: Settings,
+    *,
+    platform: Platform | None = None,
+    run_scheduler: bool = True,
+    jobs_api: bool = True,
 ) -> FastAPI:
-    """Build the app. It opens the job platform on start-up unless one is passed in."""
+    """Build the app. It opens the job platform on start-up unless one is passed in.
+
+    ``jobs_api=False`` serves the operations endpoints alone (a scheduler-only process).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,13 +64,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.rate_limiter = RateLimiter(settings)
+    app.add_middleware(RequestIds)
     problems.install(app)
-    app.include_router(jobs.router)
-    app.include_router(events.router)
-    app.include_router(releases.router)
-    app.include_router(roads.router)
-    app.include_router(reverse.router)
-    app.include_router(geocode.router)
+    if jobs_api:
+        app.include_router(jobs.router)
+        app.include_router(events.router)
+        app.include_router(releases.router)
+        app.include_router(roads.router)
+        app.include_router(reverse.router)
+        app.include_router(geocode.router)
     app.include_router(ops.router)
     for compat_router in COMPAT_ROUTERS:
         app.include_router(compat_router)
