@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,8 +30,8 @@ def problem(
     }
     if instance:
         body["instance"] = instance
+    headers: dict[str, str] = dict(extra.pop("headers", None) or {})
     body.update(extra)
-    headers = {}
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
@@ -39,6 +40,18 @@ def problem(
 def _field_path(location: tuple[Any, ...]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or str(location[-1] if location else "")
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route accepts on ``path`` (for a 405's ``Allow`` header)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        pattern = getattr(route, "path_regex", None)
+        if isinstance(pattern, re.Pattern) and pattern.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -61,7 +74,14 @@ def install(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         slug = title.lower().replace(" ", "-")
-        return problem(exc.status_code, slug, title, str(exc.detail), request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path; a path served
+            # by several routes (GET and DELETE of a job) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        return problem(
+            exc.status_code, slug, title, str(exc.detail), request.url.path, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ from geobatch.config import Settings
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
+from geobatch.jobs.keys import KeyStore
 from geobatch.jobs.releases import load_release, resolve_release
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
@@ -25,6 +26,7 @@ class Platform:
     service: JobService
     scheduler: Scheduler | None
     releases: ReleaseStore
+    keys: KeyStore
 
     def release(self, release_id: str | None = None) -> Release:
         """A loaded release for single-shot requests: the one named, else the newest."""
@@ -59,4 +61,5 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
         service=service,
         scheduler=scheduler,
         releases=ReleaseStore(settings.releases_path),
+        keys=KeyStore(database, settings.api_keys),
     )

@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from geobatch.api.deps import PlatformDep, ServiceDep, TenantDep
+from geobatch.api.deps import PlatformDep, ServiceDep, TenantDep, WriterDep
 from geobatch.api.schemas import CallbackTestResult
 from geobatch.errors import Conflict, InvalidInput, NotFound
 from geobatch.jobs import Platform
@@ -104,9 +104,9 @@ async def job_events(
 
 
 @router.post("/{job_id}/callback/test", response_model=CallbackTestResult)
-def callback_test(job_id: str, service: ServiceDep, tenant: TenantDep) -> CallbackTestResult:
+def callback_test(job_id: str, service: ServiceDep, caller: WriterDep) -> CallbackTestResult:
     """Send a signed ``job.test`` event to the job's callback now and report the answer."""
-    job = service.get(tenant, job_id)
+    job = service.get(caller.tenant, job_id)
     if not job.callback:
         raise Conflict(f"Job {job_id} has no callback to test.")
     message_id, result = send_test(service.settings, job.id, job.callback)
