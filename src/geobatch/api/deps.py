@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from geobatch.api.ratelimit import Budget, RateLimiter
 from geobatch.errors import Forbidden, Unauthorized
@@ -12,6 +13,24 @@ from geobatch.jobs import JobService, Platform
 from geobatch.jobs.keys import Caller, Role
 
 DEFAULT_TENANT = "default"
+JOB_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class _JobIdConvertor(Convertor[str]):
+    """Job ids are UUIDs: ``/v1/jobs/statuses`` is then never taken for a job's path, so a
+    wrong method on it is a 405 rather than a 404 for a job named "statuses"."""
+
+    regex = JOB_ID_PATTERN[1:-1]
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", _JobIdConvertor())
+JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="the job's id (a UUID)")]
 
 
 # The dependencies are ``async`` although they do no I/O: FastAPI runs sync ones on a worker

@@ -18,6 +18,8 @@ TYPE_BASE = "https://geobatch.dev/problems/"
 
 log = logging.getLogger(__name__)
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
 
 def problem(
     status: int, slug: str, title: str, detail: str, instance: str | None = None, **extra: Any
@@ -42,16 +44,19 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(location[-1] if location else "")
 
 
-def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method some route accepts on ``path`` (for a 405's ``Allow`` header)."""
-    methods: set[str] = set()
-    for route in app.routes:
-        pattern = getattr(route, "path_regex", None)
-        if isinstance(pattern, re.Pattern) and pattern.match(path):
-            methods |= set(getattr(route, "methods", None) or ())
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (a 405's ``Allow``).
+
+    A literal path (``/v1/jobs/statuses``) wins over a template that would also match it.
+    """
+    path = request.url.path
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    if path not in paths:
+        path = next(
+            (t for t in paths if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), request.url.path)),
+            path,
+        )
+    return [method.upper() for method in paths.get(path, {}) if method.upper() in _METHODS]
 
 
 def install(app: FastAPI) -> None:
@@ -78,7 +83,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette names only the methods of the first route on the path; a path served
             # by several routes (GET and DELETE of a job) allows all of theirs.
-            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem(
             exc.status_code, slug, title, str(exc.detail), request.url.path, headers=headers
         )

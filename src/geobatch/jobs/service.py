@@ -26,7 +26,7 @@ from geobatch.errors import (
     UnsupportedMediaType,
 )
 from geobatch.io.inputs import InputError, InputFormat, format_from_media_type, preview
-from geobatch.io.inputs.limits import InputLimits, UploadGuard
+from geobatch.io.inputs.limits import InputLimits, UploadGuard, check_parquet
 from geobatch.io.outputs import MEDIA_TYPES, OutputFormat, stream_parts
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout, quotas
@@ -270,6 +270,8 @@ class JobService:
             "delimiter": source.delimiter,
             "input_columns": list(source.input_columns) if source.input_columns else None,
         }
+        if fmt is InputFormat.GEOJSON:
+            described["max_geometry_coordinates"] = self.settings.max_geometry_coordinates
         if has_body:
             described["key"] = layout.input_key(job_id)
         elif source.url:
@@ -295,6 +297,7 @@ class JobService:
             max_compression_ratio=settings.max_compression_ratio,
             max_line_bytes=settings.max_line_bytes,
             max_field_bytes=settings.max_field_bytes,
+            max_nesting_depth=settings.max_nesting_depth,
         )
         return UploadGuard(limits, InputFormat(job_input["format"]), job_input.get("delimiter"))
 
@@ -349,6 +352,12 @@ class JobService:
 
     def _inspect(self, job_input: dict[str, Any]) -> tuple[str, ...]:
         with self.storage.open_read(job_input["key"]) as source:
+            if job_input["format"] == InputFormat.PARQUET.value:
+                check_parquet(
+                    source,
+                    max_columns=self.settings.max_columns,
+                    max_nesting_depth=self.settings.max_nesting_depth,
+                )
             return preview(source, input_spec(job_input)).columns
 
     # -- reading ----------------------------------------------------------------------------

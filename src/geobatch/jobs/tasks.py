@@ -40,6 +40,7 @@ def input_spec(job_input: dict[str, Any]) -> InputSpec:
         gzip=bool(job_input.get("gzip", False)),
         delimiter=job_input.get("delimiter"),
         input_columns=tuple(columns) if columns else None,
+        max_geometry_coordinates=int(job_input.get("max_geometry_coordinates") or 0),
     )
 
 

@@ -32,7 +32,9 @@ async def audit_log(
     service: ServiceDep,
     caller: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="entries older than this id")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="entries older than this id")
+    ] = None,
 ) -> AuditList:
     """The tenant's audit entries, newest first; pass ``next_before`` as ``before`` for more."""
     found = await anyio.to_thread.run_sync(
