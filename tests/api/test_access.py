@@ -228,5 +228,6 @@ def test_release_answers_name_no_server_paths(server: LiveServer, keys: Keys) ->
     sources = [source for release in releases for source in release["sources"]]
     assert sources
     for source in sources:
-        assert "/" not in source["path"] and "\\" not in source["path"], source
+        assert "/" not in source["path"], source
+        assert "\\" not in source["path"], source
     assert str(server.platform.settings.releases_path) not in str(releases)
