@@ -151,9 +151,7 @@ def test_parquet_schema_is_checked(server: LiveServer) -> None:
     nested_type: pa.DataType = pa.float64()
     for _ in range(12):
         nested_type = pa.list_(nested_type)
-    nested = pa.table(
-        {"lat": [60.1], "lon": [24.9], "n": pa.array([None], type=nested_type)}
-    )
+    nested = pa.table({"lat": [60.1], "lon": [24.9], "n": pa.array([None], type=nested_type)})
     _refused(
         _upload(server, _parquet(nested), "application/vnd.apache.parquet"),
         422,
@@ -162,9 +160,7 @@ def test_parquet_schema_is_checked(server: LiveServer) -> None:
     )
     lying = _parquet(pa.table({"lat": [60.1], "lon": [24.9]}))
     lying = lying[:-8] + (2**31).to_bytes(4, "little") + b"PAR1"
-    _refused(
-        _upload(server, lying, "application/vnd.apache.parquet"), 422, "bad_parquet", server
-    )
+    _refused(_upload(server, lying, "application/vnd.apache.parquet"), 422, "bad_parquet", server)
 
 
 def test_a_json_request_body_is_limited(server: LiveServer) -> None:
