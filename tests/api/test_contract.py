@@ -40,7 +40,7 @@ def server(
         yield live
 
 
-def test_schemathesis_finds_no_failure(server: LiveServer) -> None:
+def test_schemathesis_finds_no_failure(server: LiveServer, tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
@@ -65,7 +65,9 @@ def test_schemathesis_finds_no_failure(server: LiveServer) -> None:
         "30",
         "--no-color",
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
 
 
