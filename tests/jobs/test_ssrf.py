@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from geobatch.config import Settings
 from geobatch.errors import ForbiddenUrl
 from geobatch.jobs.delivery import http_client, send
-from geobatch.jobs.tasks import SplitTask, split_input
+from geobatch.jobs.tasks import SplitTask, input_limits, split_input
 from geobatch.jobs.urls import check_url
 
 LOOPBACK_SPELLINGS = [
@@ -79,6 +80,7 @@ class Server:
     def __init__(self, name: str) -> None:
         self.requests: list[str] = []
         self.location: str | None = None
+        self.body = b""
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,8 +91,9 @@ class Server:
                 self.send_response(302 if owner.location else 200)
                 if owner.location:
                     self.send_header("Location", owner.location)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(owner.body)))
                 self.end_headers()
+                self.wfile.write(owner.body)
 
             do_GET = do_POST = _answer
 
@@ -159,3 +162,28 @@ def test_a_callback_redirect_to_loopback_is_not_followed(
     assert result.status_code == 302
     assert len(source.requests) == 1
     assert target.requests == []
+
+
+def test_a_fetched_input_is_held_to_the_upload_limits(tmp_path: Path) -> None:
+    """A gzip bomb behind an allowed URL fails its job early instead of filling the disk."""
+    server = Server("127.0.0.1")
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    server.body = packer.compress(b"recId,lat,lon\n" + bytes(64 << 20)) + packer.flush()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path, url_allowlist=["127.0.0.1/32"]
+    )
+    task = SplitTask(
+        job_id=str(uuid.uuid4()),
+        job_type="validate",
+        options={"target_type": "reverse_geocode"},
+        input={"url": server.url, "format": "csv", "gzip": True},
+        storage_url=str(tmp_path / "storage"),
+        chunk_size=100,
+        url_allowlist=tuple(settings.url_allowlist),
+        input_limits=input_limits(settings),
+    )
+    try:
+        outcome = split_input(task)
+    finally:
+        server.close()
+    assert outcome.error_code == "field_too_large", outcome

@@ -56,7 +56,7 @@ def allowed_methods(request: Request) -> list[str]:
             (t for t in paths if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), request.url.path)),
             path,
         )
-    return [method.upper() for method in paths.get(path, {}) if method.upper() in _METHODS]
+    return sorted(method.upper() for method in paths.get(path, {}) if method.upper() in _METHODS)
 
 
 def install(app: FastAPI) -> None:

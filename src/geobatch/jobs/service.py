@@ -26,7 +26,7 @@ from geobatch.errors import (
     UnsupportedMediaType,
 )
 from geobatch.io.inputs import InputError, InputFormat, format_from_media_type, preview
-from geobatch.io.inputs.limits import InputLimits, UploadGuard, check_parquet
+from geobatch.io.inputs.limits import UploadGuard, check_parquet
 from geobatch.io.outputs import MEDIA_TYPES, OutputFormat, stream_parts
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout, quotas
@@ -38,7 +38,7 @@ from geobatch.jobs.models import Job, JobFilter, NewJob
 from geobatch.jobs.releases import resolve_release
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, utcnow
-from geobatch.jobs.tasks import check_header, input_spec
+from geobatch.jobs.tasks import check_header, input_limits, input_spec
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
 from geobatch.reference import ReleaseStore
@@ -291,14 +291,7 @@ class JobService:
         return described
 
     def _guard(self, job_input: dict[str, Any]) -> UploadGuard:
-        settings = self.settings
-        limits = InputLimits(
-            max_decompressed_bytes=settings.max_decompressed_bytes,
-            max_compression_ratio=settings.max_compression_ratio,
-            max_line_bytes=settings.max_line_bytes,
-            max_field_bytes=settings.max_field_bytes,
-            max_nesting_depth=settings.max_nesting_depth,
-        )
+        limits = input_limits(self.settings)
         return UploadGuard(limits, InputFormat(job_input["format"]), job_input.get("delimiter"))
 
     async def _receive(
