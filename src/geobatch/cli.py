@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -34,6 +34,10 @@ releases_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(releases_app, name="releases")
+keys_app = typer.Typer(
+    help="Manage API keys (stored hashed in the job database).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err = Console(stderr=True)
@@ -157,11 +161,13 @@ def _serve(host: str, port: int, *, run_scheduler: bool, jobs_api: bool) -> None
     from geobatch.logs import configure_logging
 
     settings = _guard(Settings)
-    if jobs_api and not settings.api_keys and not _is_loopback(host):
-        raise _fail(
-            "without GEOBATCH_API_KEYS the server listens on loopback only; set API keys to use "
-            + host
-        )
+    if jobs_api and not _is_loopback(host):
+        with _key_store() as store:
+            if not store.any_keys():
+                raise _fail(
+                    "without API keys the server listens on loopback only; create one with "
+                    f"geobatch keys create (or set GEOBATCH_API_KEYS) to use {host}"
+                )
     configure_logging(settings)
     uvicorn.run(
         create_app(settings, run_scheduler=run_scheduler, jobs_api=jobs_api),
@@ -527,3 +533,61 @@ def releases_delete(release_id: str) -> None:
     store = _release_store()
     _guard(lambda: store.delete(release_id))
     err.print(f"release {release_id} deleted")
+
+
+@contextmanager
+def _key_store() -> Iterator[Any]:
+    from geobatch.config import Settings
+    from geobatch.jobs.database import Database
+    from geobatch.jobs.keys import KeyStore
+
+    settings = _guard(Settings)
+    database = Database(settings.database_url)
+    try:
+        _guard(database.migrate)
+        yield KeyStore(database, settings.api_keys)
+    finally:
+        database.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="the tenant whose jobs the key reaches")],
+    role: Annotated[str, typer.Option(help="admin, member or read")] = "member",
+    name: Annotated[str | None, typer.Option(help="a note to recognise the key by")] = None,
+) -> None:
+    """Create a key and print it: this is the only time it is shown."""
+    from geobatch.jobs.keys import parse_role
+
+    with _key_store() as store:
+        record, secret = _guard(lambda: store.create(tenant, parse_role(role), name))
+    console.print(secret, highlight=False)
+    err.print(f"key {record.id} ({record.prefix}…) for tenant {tenant}, role {record.role}")
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="include revoked keys")] = False,
+) -> None:
+    """Keys by id and prefix, with tenant and role (never the keys themselves)."""
+    table = Table("id", "prefix", "tenant", "role", "name", "created", "revoked")
+    with _key_store() as store:
+        for key in store.list(include_revoked=all_keys):
+            table.add_row(
+                key.id,
+                key.prefix,
+                key.tenant,
+                key.role.value,
+                key.name or "",
+                key.created_at.isoformat(timespec="seconds"),
+                key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+            )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id or prefix")]) -> None:
+    """Revoke a key; servers refuse it within a few seconds."""
+    with _key_store() as store:
+        record = _guard(lambda: store.revoke(key_id))
+    err.print(f"key {record.id} ({record.prefix}…) revoked")

@@ -32,6 +32,32 @@ class Settings(BaseSettings):
     rate_limit: str = Field(
         default="", description="per-API-key request limit, e.g. '50/second'; empty = none"
     )
+    rate_limit_create: str = Field(
+        default="", description="per-API-key limit on creating jobs, e.g. '10/minute'"
+    )
+    rate_limit_download: str = Field(
+        default="", description="per-API-key limit on result and error downloads"
+    )
+    max_running_jobs: int = Field(
+        default=0, ge=0, description="per tenant: jobs queued or running at once; 0 = no limit"
+    )
+    max_stored_bytes: int = Field(
+        default=0, ge=0, description="per tenant: bytes of inputs kept; 0 = no limit"
+    )
+    max_json_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_decompressed_bytes: int = Field(default=50 * GIB, gt=0)
+    max_compression_ratio: float = Field(
+        default=200.0, gt=1, description="decompressed / compressed size an upload may reach"
+    )
+    max_line_bytes: int = Field(default=1024 * 1024, gt=0, description="longest CSV line")
+    max_field_bytes: int = Field(default=128 * 1024, gt=0, description="longest CSV field")
+    max_columns: int = Field(default=500, gt=0, description="CSV, GeoJSON properties, Parquet")
+    max_nesting_depth: int = Field(
+        default=32, gt=0, description="GeoJSON nesting and Parquet nested types"
+    )
+    max_geometry_coordinates: int = Field(
+        default=100_000, gt=0, description="coordinates in one GeoJSON geometry"
+    )
     api_keys: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API key -> tenant; empty = no authentication"
     )
@@ -71,7 +97,7 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "rate_limit_create", "rate_limit_download")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         if value:

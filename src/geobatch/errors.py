@@ -80,6 +80,13 @@ class Unauthorized(GeobatchError):
     slug = "unauthorized"
 
 
+class Forbidden(GeobatchError):
+    """Forbidden."""
+
+    status = 403
+    slug = "forbidden"
+
+
 class TooManyRequests(GeobatchError):
     """Too many requests."""
 
@@ -99,3 +106,15 @@ class ForbiddenUrl(GeobatchError):
 
     status = 422
     slug = "url-not-allowed"
+
+
+class QuotaExceeded(TooManyRequests):
+    """Quota exceeded."""
+
+    slug = "quota-exceeded"
+
+
+class StorageQuotaExceeded(PayloadTooLarge):
+    """Storage quota exceeded."""
+
+    slug = "storage-quota-exceeded"

@@ -86,7 +86,7 @@ def test_migrating_twice_is_a_no_op(database: Database) -> None:
     with database.read_engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
         kept = connection.execute(sa.text("SELECT count(*) FROM idempotency_keys")).scalar()
-    assert version == [("0002",)]
+    assert version == [("0003",)]
     assert kept == 1
 
 
@@ -101,6 +101,8 @@ def test_tables_and_indexes_exist(database: Database) -> None:
         "job_events",
         "webhook_deliveries",
         "delivery_attempts",
+        "api_keys",
+        "audit_log",
     }
     indexes = {
         table: {index["name"] for index in inspector.get_indexes(table)}

@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from geobatch import __version__
-from geobatch.api import console, problems
+from geobatch.api import console, contract, problems
 from geobatch.api.compat import ROUTERS as COMPAT_ROUTERS
 from geobatch.api.ratelimit import RateLimiter
 from geobatch.api.routes import (
+    audit,
     events,
     geocode,
     job_types,
@@ -27,12 +27,6 @@ from geobatch.api.routes import (
 from geobatch.config import Settings
 from geobatch.jobs import Platform, open_platform
 from geobatch.logs import RequestIds
-
-# The two ways to present an API key (read in ``deps.get_tenant``); either one will do.
-SECURITY_SCHEMES: dict[str, Any] = {
-    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "bearer": {"type": "http", "scheme": "bearer"},
-}
 
 
 def create_app(
@@ -73,6 +67,7 @@ def create_app(
         app.include_router(roads.router)
         app.include_router(reverse.router)
         app.include_router(geocode.router)
+        app.include_router(audit.router)
     app.include_router(ops.router)
     for compat_router in COMPAT_ROUTERS:
         app.include_router(compat_router)
@@ -82,15 +77,7 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).update(jobs.EXTRA_SCHEMAS)
-            if settings.api_keys:
-                components["securitySchemes"] = SECURITY_SCHEMES
-                schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
-            app.openapi_schema = schema
+            app.openapi_schema = contract.build(app, jobs.EXTRA_SCHEMAS)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

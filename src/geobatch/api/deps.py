@@ -1,18 +1,36 @@
-"""Request dependencies: the platform, the job service and the caller's tenant."""
+"""Request dependencies: the platform, the job service and the caller (tenant and role)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from starlette.convertors import Convertor, register_url_convertor
 
-from geobatch.api.ratelimit import RateLimiter
-from geobatch.errors import Unauthorized
+from geobatch.api.ratelimit import Budget, RateLimiter
+from geobatch.errors import Forbidden, Unauthorized
 from geobatch.jobs import JobService, Platform
+from geobatch.jobs.keys import Caller, Role
 
 DEFAULT_TENANT = "default"
+JOB_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class _JobIdConvertor(Convertor[str]):
+    """Job ids are UUIDs: ``/v1/jobs/statuses`` is then never taken for a job's path, so a
+    wrong method on it is a 405 rather than a 404 for a job named "statuses"."""
+
+    regex = JOB_ID_PATTERN[1:-1]
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", _JobIdConvertor())
+JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="the job's id (a UUID)")]
 
 
 # The dependencies are ``async`` although they do no I/O: FastAPI runs sync ones on a worker
@@ -29,31 +47,63 @@ async def get_service(request: Request) -> JobService:
     return platform.service
 
 
-async def get_tenant(request: Request) -> str:
-    """The tenant of the caller's API key; with no keys configured, everyone is one tenant.
+def presented_key(request: Request) -> str | None:
+    """The key in ``X-API-Key`` or ``Authorization: Bearer``, if any."""
+    presented = request.headers.get("x-api-key")
+    authorization = request.headers.get("authorization")
+    if presented is None and authorization and authorization[:7].lower() == "bearer ":
+        presented = authorization[7:].strip()
+    return presented or None
+
+
+async def get_caller(request: Request) -> Caller:
+    """Who is calling; with no keys anywhere, everyone is the admin of one tenant.
 
     The key headers are read here rather than declared as ``Header()`` parameters: that
     parsing is a noticeable share of a status poll. The OpenAPI document declares them as a
     security scheme instead (see ``api.app``).
     """
     platform: Platform = request.app.state.platform
-    keys = platform.settings.api_keys
     limiter: RateLimiter = request.app.state.rate_limiter
-    if not keys:
+    if not platform.keys.any_keys():
         limiter.hit(request.client.host if request.client else DEFAULT_TENANT)
-        return DEFAULT_TENANT
-    presented = request.headers.get("x-api-key")
-    authorization = request.headers.get("authorization")
-    if presented is None and authorization and authorization.lower().startswith("bearer "):
-        presented = authorization[7:].strip()
-    if presented:
-        for key, tenant in keys.items():
-            if secrets.compare_digest(key.encode(), presented.encode()):
-                limiter.hit(f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}")
-                return tenant
-    raise Unauthorized("API key is missing or invalid.")
+        return Caller(tenant=DEFAULT_TENANT, role=Role.ADMIN, actor="anonymous")
+    presented = presented_key(request)
+    caller = platform.keys.resolve(presented) if presented else None
+    if caller is None:
+        raise Unauthorized("API key is missing or invalid.")
+    limiter.hit(caller.actor)
+    return caller
+
+
+async def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
+    return caller.tenant
+
+
+async def get_writer(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    """A caller allowed to change jobs: a ``read`` key is refused."""
+    if not caller.can_write:
+        raise Forbidden("This API key may only read; creating or changing jobs needs another role.")
+    return caller
+
+
+async def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    if caller.role is not Role.ADMIN:
+        raise Forbidden("Only an admin key may do this.")
+    return caller
+
+
+async def get_downloader(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> str:
+    """The tenant of a caller downloading a file, counted against the download budget."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.hit(caller.actor, Budget.DOWNLOAD)
+    return caller.tenant
 
 
 ServiceDep = Annotated[JobService, Depends(get_service)]
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 TenantDep = Annotated[str, Depends(get_tenant)]
+WriterDep = Annotated[Caller, Depends(get_writer)]
+AdminDep = Annotated[Caller, Depends(get_admin)]
+DownloadTenantDep = Annotated[str, Depends(get_downloader)]

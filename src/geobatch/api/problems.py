@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,8 @@ TYPE_BASE = "https://geobatch.dev/problems/"
 
 log = logging.getLogger(__name__)
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
 
 def problem(
     status: int, slug: str, title: str, detail: str, instance: str | None = None, **extra: Any
@@ -29,8 +32,8 @@ def problem(
     }
     if instance:
         body["instance"] = instance
+    headers: dict[str, str] = dict(extra.pop("headers", None) or {})
     body.update(extra)
-    headers = {}
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
@@ -39,6 +42,21 @@ def problem(
 def _field_path(location: tuple[Any, ...]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or str(location[-1] if location else "")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (a 405's ``Allow``).
+
+    A literal path (``/v1/jobs/statuses``) wins over a template that would also match it.
+    """
+    path = request.url.path
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    if path not in paths:
+        path = next(
+            (t for t in paths if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), request.url.path)),
+            path,
+        )
+    return sorted(method.upper() for method in paths.get(path, {}) if method.upper() in _METHODS)
 
 
 def install(app: FastAPI) -> None:
@@ -61,7 +79,14 @@ def install(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         slug = title.lower().replace(" ", "-")
-        return problem(exc.status_code, slug, title, str(exc.detail), request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path; a path served
+            # by several routes (GET and DELETE of a job) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem(
+            exc.status_code, slug, title, str(exc.detail), request.url.path, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

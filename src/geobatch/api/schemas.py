@@ -5,17 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
 
 from geobatch.io.inputs import InputFormat
-from geobatch.jobs import Job, progress, type_statistics
+from geobatch.jobs import JOB_TYPES, Job, progress, type_statistics
 from geobatch.jobs.callbacks import CallbackSpec, RetryPolicy, public_callback
+
+_JOB_TYPE_NAMES: list[JsonValue] = [*sorted(JOB_TYPES)]
 
 
 class InputRef(BaseModel):
-    """A job's input when it is not uploaded with the request."""
+    """A job's input when it is not uploaded with the request: a URL or a stored file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("url", "file_name")
+            ]
+        },
+    )
 
     url: HttpUrl | None = None
     storage_id: Literal["default"] | None = None
@@ -31,7 +41,11 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(min_length=1, max_length=40)
+    type: str = Field(
+        min_length=1,
+        max_length=40,
+        json_schema_extra={"enum": _JOB_TYPE_NAMES},
+    )
     input: InputRef
     options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
@@ -217,9 +231,12 @@ class StatusesRequest(BaseModel):
 
     job_ids: list[str] = Field(min_length=1, max_length=1000)
     wait: float = Field(
-        default=0, ge=-1, description="seconds to wait for all to end; -1 = the maximum"
+        default=0,
+        ge=-1,
+        strict=True,
+        description="seconds to wait for all to end; -1 = the maximum",
     )
-    poll_interval: float = Field(default=1.0, ge=0.05, le=60)
+    poll_interval: float = Field(default=1.0, ge=0.05, le=60, strict=True)
 
 
 class JobStatusItem(BaseModel):

@@ -8,6 +8,7 @@ from geobatch.config import Settings
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
+from geobatch.jobs.keys import KeyStore
 from geobatch.jobs.notify import Listener, Notifier
 from geobatch.jobs.releases import load_release, resolve_release
 from geobatch.jobs.scheduler import Scheduler
@@ -26,6 +27,7 @@ class Platform:
     service: JobService
     scheduler: Scheduler | None
     releases: ReleaseStore
+    keys: KeyStore
     listener: Listener | None = None
 
     def release(self, release_id: str | None = None) -> Release:
@@ -75,5 +77,6 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
         service=service,
         scheduler=scheduler,
         releases=ReleaseStore(settings.releases_path),
+        keys=KeyStore(database, settings.api_keys),
         listener=listener,
     )

@@ -29,7 +29,14 @@ from geobatch.jobs.executor import make_executor
 from geobatch.jobs.models import ChunkCounts, Job
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, LeasedChunk, utcnow
-from geobatch.jobs.tasks import ChunkTask, SplitOutcome, SplitTask, process_chunk, split_input
+from geobatch.jobs.tasks import (
+    ChunkTask,
+    SplitOutcome,
+    SplitTask,
+    input_limits,
+    process_chunk,
+    split_input,
+)
 from geobatch.jobs.types import job_type
 
 log = logging.getLogger(__name__)
@@ -189,6 +196,7 @@ class Scheduler:
             chunk_size=self.settings.chunk_size * job_type(job.type).chunk_scale,
             url_allowlist=tuple(self.settings.url_allowlist),
             max_download_bytes=self.settings.max_upload_bytes,
+            input_limits=input_limits(self.settings),
         )
         self._splits[self.executor.submit(split_input, task)] = job.id
 

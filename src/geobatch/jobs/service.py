@@ -23,12 +23,15 @@ from geobatch.errors import (
     InvalidTransition,
     NotFound,
     PayloadTooLarge,
+    StorageQuotaExceeded,
     UnsupportedMediaType,
 )
 from geobatch.io.inputs import InputError, InputFormat, format_from_media_type, preview
+from geobatch.io.inputs.limits import UploadGuard, check_parquet
 from geobatch.io.outputs import MEDIA_TYPES, OutputFormat, stream_parts
 from geobatch.io.storage import BlobStorage
-from geobatch.jobs import layout
+from geobatch.jobs import layout, quotas
+from geobatch.jobs.audit import AuditLog
 from geobatch.jobs.callbacks import resolve_callback
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.delivery import attempts_of
@@ -36,7 +39,7 @@ from geobatch.jobs.models import Job, JobFilter, NewJob
 from geobatch.jobs.releases import resolve_release
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, utcnow
-from geobatch.jobs.tasks import check_header, input_spec
+from geobatch.jobs.tasks import check_header, input_limits, input_spec
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
 from geobatch.reference import ReleaseStore
@@ -95,9 +98,14 @@ class ResultStream:
     job: Job
 
 
-def _input_error(exc: InputError) -> InvalidInput | UnsupportedMediaType:
+_TOO_LARGE_CODES = frozenset({"decompressed_too_large", "compression_ratio_too_high"})
+
+
+def _input_error(exc: InputError) -> InvalidInput | UnsupportedMediaType | PayloadTooLarge:
     if exc.code == "unsupported_format":
         return UnsupportedMediaType(exc.message, code=exc.code)
+    if exc.code in _TOO_LARGE_CODES:
+        return PayloadTooLarge(exc.message, code=exc.code)
     return InvalidInput(exc.message, code=exc.code)
 
 
@@ -114,6 +122,7 @@ class JobService:
         self.store = store
         self.storage = storage
         self.feed = feed
+        self.audit = AuditLog(store.db)
         self._wake_scheduler = wake_scheduler
 
     # -- creating ---------------------------------------------------------------------------
@@ -125,9 +134,17 @@ class JobService:
         body: AsyncIterator[bytes] | None = None,
         *,
         idempotency_key: str | None = None,
+        actor: str = "-",
     ) -> tuple[Job, bool]:
-        """Create a job; returns it and whether it is new (False: an idempotent retry)."""
+        """Create a job; returns it and whether it is new (False: an idempotent retry).
+
+        ``actor`` names the caller in the audit log (a key id, never a key).
+        """
         kind = job_type(request.type)
+        if request.start:
+            await anyio.to_thread.run_sync(
+                quotas.check_running, self.store.db, tenant, self.settings
+            )
         options = kind.parse_options(request.options).model_dump()
         if kind.uses_release:
             releases = ReleaseStore(self.settings.releases_path)
@@ -142,6 +159,7 @@ class JobService:
             )
         if idempotency_key is None:
             job, _ = await self._create(tenant, request, options, body, callback)
+            await anyio.to_thread.run_sync(self.audit.record, tenant, actor, "create", job.id)
             return job, True
         claimed = await anyio.to_thread.run_sync(
             self.store.claim_idempotency_key, tenant, idempotency_key
@@ -158,6 +176,7 @@ class JobService:
         await anyio.to_thread.run_sync(
             self.store.complete_idempotency_key, tenant, idempotency_key, job.id, digest
         )
+        await anyio.to_thread.run_sync(self.audit.record, tenant, actor, "create", job.id)
         return job, True
 
     async def _replay(
@@ -195,10 +214,18 @@ class JobService:
         digest = hashlib.sha256(request.fingerprint().encode())
         job_input = self._describe_input(job_id, source, has_body=body is not None)
         if body is not None:
-            job_input["size_bytes"] = await self._receive(job_id, body, digest)
+            job_input["size_bytes"] = await self._receive(
+                tenant, job_id, body, digest, self._guard(job_input)
+            )
         try:
             if job_input.get("url") is None:
                 columns = await anyio.to_thread.run_sync(self._inspect, job_input)
+                if len(columns) > self.settings.max_columns:
+                    raise InputError(
+                        "too_many_columns",
+                        f"the input has {len(columns)} columns; the limit is "
+                        f"{self.settings.max_columns}",
+                    )
                 check_header(request.type, options, columns)
                 job_input["columns"] = list(columns)
         except InputError as exc:
@@ -244,6 +271,8 @@ class JobService:
             "delimiter": source.delimiter,
             "input_columns": list(source.input_columns) if source.input_columns else None,
         }
+        if fmt is InputFormat.GEOJSON:
+            described["max_geometry_coordinates"] = self.settings.max_geometry_coordinates
         if has_body:
             described["key"] = layout.input_key(job_id)
         elif source.url:
@@ -262,9 +291,23 @@ class JobService:
             )
         return described
 
-    async def _receive(self, job_id: str, body: AsyncIterator[bytes], digest: Any) -> int:
-        """Stream an upload into storage, enforcing the size limit as bytes arrive."""
+    def _guard(self, job_input: dict[str, Any]) -> UploadGuard:
+        limits = input_limits(self.settings)
+        return UploadGuard(limits, InputFormat(job_input["format"]), job_input.get("delimiter"))
+
+    async def _receive(
+        self,
+        tenant: str,
+        job_id: str,
+        body: AsyncIterator[bytes],
+        digest: Any,
+        guard: UploadGuard,
+    ) -> int:
+        """Stream an upload into storage, enforcing the size and input limits as bytes arrive."""
         limit = self.settings.max_upload_bytes
+        room = await anyio.to_thread.run_sync(
+            quotas.storage_room, self.store.db, tenant, self.settings
+        )
         received = 0
         buffer = bytearray()
         key = layout.input_key(job_id)
@@ -276,6 +319,16 @@ class JobService:
                         raise PayloadTooLarge(
                             f"The upload exceeds the limit of {limit} bytes.", limit=limit
                         )
+                    if room is not None and received > room:
+                        raise StorageQuotaExceeded(
+                            f"The upload exceeds the tenant's storage quota "
+                            f"({self.settings.max_stored_bytes} bytes, {room} left).",
+                            limit=self.settings.max_stored_bytes,
+                        )
+                    try:
+                        guard.feed(piece)
+                    except InputError as exc:
+                        raise _input_error(exc) from None
                     digest.update(piece)
                     buffer += piece
                     if len(buffer) >= WRITE_BUFFER_BYTES:
@@ -293,6 +346,12 @@ class JobService:
 
     def _inspect(self, job_input: dict[str, Any]) -> tuple[str, ...]:
         with self.storage.open_read(job_input["key"]) as source:
+            if job_input["format"] == InputFormat.PARQUET.value:
+                check_parquet(
+                    source,
+                    max_columns=self.settings.max_columns,
+                    max_nesting_depth=self.settings.max_nesting_depth,
+                )
             return preview(source, input_spec(job_input)).columns
 
     # -- reading ----------------------------------------------------------------------------
@@ -339,6 +398,8 @@ class JobService:
     # -- control ----------------------------------------------------------------------------
 
     def start(self, tenant: str, job_id: str) -> Job:
+        if self.store.get(job_id, tenant=tenant).status in (JobStatus.CREATED, JobStatus.PAUSED):
+            quotas.check_running(self.store.db, tenant, self.settings)
         job = self.store.transition(job_id, JobStatus.QUEUED, tenant=tenant)
         self._wake_scheduler()
         return job
@@ -346,7 +407,7 @@ class JobService:
     def stop(self, tenant: str, job_id: str) -> Job:
         return self.store.transition(job_id, JobStatus.PAUSED, tenant=tenant)
 
-    def cancel(self, tenant: str, job_id: str) -> Job:
+    def cancel(self, tenant: str, job_id: str, *, actor: str = "-") -> Job:
         job = self.store.transition(
             job_id,
             JobStatus.CANCELLED,
@@ -355,15 +416,17 @@ class JobService:
         )
         for prefix in layout.work_prefixes(job_id):
             self.storage.delete_prefix(prefix)
+        self.audit.record(tenant, actor, "cancel", job_id)
         return job
 
-    def delete(self, tenant: str, job_id: str) -> None:
+    def delete(self, tenant: str, job_id: str, *, actor: str = "-") -> None:
         job = self.store.get(job_id, tenant=tenant)
         if not job.status.is_terminal:
             with contextlib.suppress(InvalidTransition):
                 self.store.transition(job_id, JobStatus.CANCELLED, tenant=tenant)
         self.storage.delete_prefix(layout.job_prefix(job_id))
         self.store.delete(job_id)
+        self.audit.record(tenant, actor, "delete", job_id)
 
     # -- downloads --------------------------------------------------------------------------
 

@@ -170,3 +170,35 @@ delivery_attempts = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime()),
     sa.Index("ix_delivery_attempts_job_id", "job_id", "id"),
 )
+
+# API keys managed with ``geobatch keys``: only a SHA-256 digest of each key is stored (keys
+# are 256 random bits, so a fast hash is enough), with a short prefix to tell them apart.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("tenant", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("tenant", sa.String(200), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("job_id", sa.String(36)),
+    sa.Index("ix_audit_log_tenant_id", "tenant", "id"),
+)

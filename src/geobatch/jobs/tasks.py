@@ -15,10 +15,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from geobatch.config import Settings
 from geobatch.engines.result import ERROR_COLUMNS, EngineResult
 from geobatch.engines.schemas import missing_columns
 from geobatch.errors import ForbiddenUrl
 from geobatch.io.inputs import InputError, InputFormat, InputSpec, iter_batches, preview
+from geobatch.io.inputs.limits import InputLimits, UploadGuard
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
 from geobatch.jobs.models import ChunkCounts
@@ -39,6 +41,7 @@ def input_spec(job_input: dict[str, Any]) -> InputSpec:
         gzip=bool(job_input.get("gzip", False)),
         delimiter=job_input.get("delimiter"),
         input_columns=tuple(columns) if columns else None,
+        max_geometry_coordinates=int(job_input.get("max_geometry_coordinates") or 0),
     )
 
 
@@ -52,6 +55,7 @@ class SplitTask:
     chunk_size: int
     url_allowlist: tuple[str, ...] = ()
     max_download_bytes: int = 5 * 1024**3
+    input_limits: InputLimits | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,13 +82,30 @@ def _download(task: SplitTask, storage: BlobStorage) -> None:
                 raise InputError(
                     "download_failed", f"input URL answered HTTP {response.status_code}"
                 )
+            guard = None
+            if task.input_limits is not None:
+                fmt = InputFormat(task.input["format"])
+                guard = UploadGuard(task.input_limits, fmt, task.input.get("delimiter"))
             for piece in response.iter_raw():
                 received += len(piece)
                 if received > task.max_download_bytes:
                     raise InputError("too_large", "input URL body exceeds the upload limit")
+                if guard is not None:
+                    guard.feed(piece)
                 sink.write(piece)
     except httpx.HTTPError as exc:
         raise InputError("download_failed", str(exc)) from exc
+
+
+def input_limits(settings: Settings) -> InputLimits:
+    """The limits an input must respect, whether uploaded or fetched from a URL."""
+    return InputLimits(
+        max_decompressed_bytes=settings.max_decompressed_bytes,
+        max_compression_ratio=settings.max_compression_ratio,
+        max_line_bytes=settings.max_line_bytes,
+        max_field_bytes=settings.max_field_bytes,
+        max_nesting_depth=settings.max_nesting_depth,
+    )
 
 
 def check_header(job_type_name: str, options: dict[str, Any], columns: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geobatch.api.deps import get_tenant
+from geobatch.api.deps import get_caller
 from geobatch.errors import GeobatchError, InvalidInput, Unauthorized
 from geobatch.jobs import Job, JobFilter, JobService, JobStatus
 
@@ -25,14 +25,14 @@ async def tenant_for_key(request: Request, presented: str | None) -> str:
     tenants and per-key rate limits are exactly those of ``/v1``.
     """
     if presented is None:
-        return await get_tenant(request)
+        return (await get_caller(request)).tenant
     try:
         raw = presented.encode("latin-1")
     except UnicodeEncodeError:
         raise Unauthorized("API key is missing or invalid.") from None
     headers = [(k, v) for k, v in request.scope["headers"] if k != b"x-api-key"]
     headers.append((b"x-api-key", raw))
-    return await get_tenant(Request({**request.scope, "headers": headers}))
+    return (await get_caller(Request({**request.scope, "headers": headers}))).tenant
 
 
 def _as_geobatch_error(exc: Exception) -> GeobatchError | None:

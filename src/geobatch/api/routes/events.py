@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from geobatch.api.deps import PlatformDep, ServiceDep, TenantDep
+from geobatch.api.deps import JobIdPath, PlatformDep, ServiceDep, TenantDep, WriterDep
 from geobatch.api.schemas import CallbackTestResult
 from geobatch.errors import Conflict, InvalidInput, NotFound
 from geobatch.jobs import Platform
@@ -80,16 +80,16 @@ async def _stream(
 
 
 @router.get(
-    "/{job_id}/events",
+    "/{job_id:job_id}/events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
 )
 async def job_events(
     request: Request,
-    job_id: str,
+    job_id: JobIdPath,
     platform: PlatformDep,
     tenant: TenantDep,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header(pattern=r"^\s*[0-9]*\s*$")] = None,
     after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
 ) -> StreamingResponse:
     """Server-sent events of the job's state changes and progress, from its creation (or after
@@ -103,10 +103,10 @@ async def job_events(
     )
 
 
-@router.post("/{job_id}/callback/test", response_model=CallbackTestResult)
-def callback_test(job_id: str, service: ServiceDep, tenant: TenantDep) -> CallbackTestResult:
+@router.post("/{job_id:job_id}/callback/test", response_model=CallbackTestResult)
+def callback_test(job_id: JobIdPath, service: ServiceDep, caller: WriterDep) -> CallbackTestResult:
     """Send a signed ``job.test`` event to the job's callback now and report the answer."""
-    job = service.get(tenant, job_id)
+    job = service.get(caller.tenant, job_id)
     if not job.callback:
         raise Conflict(f"Job {job_id} has no callback to test.")
     message_id, result = send_test(service.settings, job.id, job.callback)

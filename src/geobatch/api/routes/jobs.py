@@ -11,10 +11,11 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import UploadFile
 
-from geobatch.api.deps import ServiceDep, TenantDep
+from geobatch.api.deps import DownloadTenantDep, JobIdPath, ServiceDep, TenantDep, WriterDep
+from geobatch.api.ratelimit import Budget, RateLimiter
 from geobatch.api.schemas import (
     JobCreate,
     JobList,
@@ -29,6 +30,20 @@ from geobatch.io.outputs import OutputFormat
 from geobatch.jobs import InputSource, JobFilter, JobRequest, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_STATUS_NAMES = "|".join(s.value for s in JobStatus)
+STATUS_PATTERN = rf"^\s*({_STATUS_NAMES})\s*(,\s*({_STATUS_NAMES})\s*)*$"
+METADATA_PATTERN = "^[^:]*:"
+
+
+def _iso_only(value: object) -> object:
+    """Timestamps are ISO 8601 text: a bare number would be read as Unix seconds."""
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 UPLOAD_PIECE_BYTES = 1024 * 1024
 
@@ -135,6 +150,20 @@ def _upload_request(
     )
 
 
+async def _json_body(request: Request, service: ServiceDep) -> bytes:
+    """The JSON body, read up to ``max_json_body_bytes`` (a JSON request names its input)."""
+    limit = service.settings.max_json_body_bytes
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"A JSON job request may be at most {limit} bytes; upload files as the body.",
+                limit=limit,
+            )
+    return bytes(body)
+
+
 async def _file_pieces(upload: UploadFile) -> AsyncIterator[bytes]:
     while piece := await upload.read(UPLOAD_PIECE_BYTES):
         yield piece
@@ -172,10 +201,13 @@ async def create_job(
     request: Request,
     response: Response,
     service: ServiceDep,
-    tenant: TenantDep,
+    caller: WriterDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobPublic:
     """Create a job from an upload (raw body or multipart) or from JSON naming its input."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.hit(caller.actor, Budget.CREATE)
+    tenant, actor = caller.tenant, caller.actor
     limit = service.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -187,11 +219,11 @@ async def create_job(
     gzip = request.headers.get("content-encoding", "").lower() == "gzip"
     if media_type == "application/json":
         try:
-            body = JobCreate.model_validate_json(await request.body())
+            body = JobCreate.model_validate_json(await _json_body(request, service))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
         job, created = await service.create(
-            tenant, _json_request(body), idempotency_key=idempotency_key
+            tenant, _json_request(body), idempotency_key=idempotency_key, actor=actor
         )
     elif media_type == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=20)
@@ -203,7 +235,11 @@ async def create_job(
             part_type = (upload.content_type or "").split(";")[0].strip().lower() or None
             job_request = _upload_request(fields, part_type, upload.filename, gzip=False)
             job, created = await service.create(
-                tenant, job_request, _file_pieces(upload), idempotency_key=idempotency_key
+                tenant,
+                job_request,
+                _file_pieces(upload),
+                idempotency_key=idempotency_key,
+                actor=actor,
             )
         finally:
             await form.close()
@@ -211,7 +247,7 @@ async def create_job(
         params = dict(request.query_params)
         job_request = _upload_request(params, media_type or None, params.get("file_name"), gzip)
         job, created = await service.create(
-            tenant, job_request, request.stream(), idempotency_key=idempotency_key
+            tenant, job_request, request.stream(), idempotency_key=idempotency_key, actor=actor
         )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -261,11 +297,17 @@ def list_jobs(
     service: ServiceDep,
     tenant: TenantDep,
     type: str | None = None,
-    status_: Annotated[list[str] | None, Query(alias="status")] = None,
+    status_: Annotated[
+        list[Annotated[str, Query(pattern=STATUS_PATTERN)]] | None,
+        Query(alias="status", description="statuses, comma-separated or repeated"),
+    ] = None,
     bulk_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    metadata: Annotated[list[str] | None, Query(description="key:value, repeatable")] = None,
+    created_after: IsoTime | None = None,
+    created_before: IsoTime | None = None,
+    metadata: Annotated[
+        list[Annotated[str, Query(pattern=METADATA_PATTERN)]] | None,
+        Query(description="key:value, repeatable"),
+    ] = None,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: str | None = None,
 ) -> JobList:
@@ -282,9 +324,12 @@ def summary(
     tenant: TenantDep,
     type: str | None = None,
     bulk_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    metadata: Annotated[list[str] | None, Query()] = None,
+    created_after: IsoTime | None = None,
+    created_before: IsoTime | None = None,
+    metadata: Annotated[
+        list[Annotated[str, Query(pattern=METADATA_PATTERN)]] | None,
+        Query(description="key:value, repeatable"),
+    ] = None,
 ) -> Summary:
     """How many jobs of each type are in each state."""
     counts = service.summary(
@@ -319,9 +364,9 @@ async def statuses(
     return StatusesResponse(jobs=items, not_found=[i for i in body.job_ids if i not in seen])
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id:job_id}", response_model=JobPublic)
 async def get_job(
-    request: Request, job_id: str, service: ServiceDep, tenant: TenantDep
+    request: Request, job_id: JobIdPath, service: ServiceDep, tenant: TenantDep
 ) -> Response:
     """The job: status, statistics, progress, output links, delivery attempts."""
 
@@ -338,28 +383,36 @@ async def get_job(
     return Response(body, media_type="application/json")
 
 
-@router.post("/{job_id}/start", response_model=JobPublic)
-def start_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+@router.post("/{job_id:job_id}/start", response_model=JobPublic)
+def start_job(
+    request: Request, job_id: JobIdPath, service: ServiceDep, caller: WriterDep
+) -> JobPublic:
     """Start a created job, or resume a paused one where it stopped."""
-    return JobPublic.of(service.start(tenant, job_id), str(request.base_url))
+    return JobPublic.of(service.start(caller.tenant, job_id), str(request.base_url))
 
 
-@router.post("/{job_id}/stop", response_model=JobPublic)
-def stop_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+@router.post("/{job_id:job_id}/stop", response_model=JobPublic)
+def stop_job(
+    request: Request, job_id: JobIdPath, service: ServiceDep, caller: WriterDep
+) -> JobPublic:
     """Pause: no new chunks are dispatched; committed work is kept."""
-    return JobPublic.of(service.stop(tenant, job_id), str(request.base_url))
+    return JobPublic.of(service.stop(caller.tenant, job_id), str(request.base_url))
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantDep) -> JobPublic:
+@router.post("/{job_id:job_id}/cancel", response_model=JobPublic)
+def cancel_job(
+    request: Request, job_id: JobIdPath, service: ServiceDep, caller: WriterDep
+) -> JobPublic:
     """Stop for good and discard unfinished work."""
-    return JobPublic.of(service.cancel(tenant, job_id), str(request.base_url))
+    return JobPublic.of(
+        service.cancel(caller.tenant, job_id, actor=caller.actor), str(request.base_url)
+    )
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_job(job_id: str, service: ServiceDep, tenant: TenantDep) -> Response:
+@router.delete("/{job_id:job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job_id: JobIdPath, service: ServiceDep, caller: WriterDep) -> Response:
     """Cancel the job if needed and delete it and its files."""
-    service.delete(tenant, job_id)
+    service.delete(caller.tenant, job_id, actor=caller.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -376,17 +429,23 @@ def _download(
     return StreamingResponse(result.chunks, media_type=result.media_type, headers=headers)
 
 
-@router.get("/{job_id}/results", response_class=StreamingResponse)
+@router.get("/{job_id:job_id}/results", response_class=StreamingResponse)
 def results(
-    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat | None = None
+    job_id: JobIdPath,
+    service: ServiceDep,
+    tenant: DownloadTenantDep,
+    format: OutputFormat | None = None,
 ) -> StreamingResponse:
     """The results so far, streamed; ``X-Geobatch-Partial: true`` until the job has succeeded."""
     return _download(service, tenant, job_id, format, errors=False)
 
 
-@router.get("/{job_id}/errors", response_class=StreamingResponse)
+@router.get("/{job_id:job_id}/errors", response_class=StreamingResponse)
 def errors(
-    job_id: str, service: ServiceDep, tenant: TenantDep, format: OutputFormat | None = None
+    job_id: JobIdPath,
+    service: ServiceDep,
+    tenant: DownloadTenantDep,
+    format: OutputFormat | None = None,
 ) -> StreamingResponse:
     """The error report: one row per record that could not be processed, with a reason."""
     return _download(service, tenant, job_id, format, errors=True)

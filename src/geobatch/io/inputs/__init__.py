@@ -91,7 +91,7 @@ def iter_batches(source: BinaryIO, spec: InputSpec, batch_size: int) -> Iterator
         if spec.format is InputFormat.CSV:
             yield from _iter_csv(stream, spec, batch_size)
         else:
-            yield from _iter_geojson(stream, batch_size)
+            yield from _iter_geojson(stream, batch_size, spec.max_geometry_coordinates)
     finally:
         if stream is not source:
             stream.close()

@@ -41,6 +41,8 @@ class InputSpec:
     delimiter: str | None = None
     input_columns: tuple[str, ...] | None = None
     encoding: str = "utf-8"
+    max_geometry_coordinates: int = 0
+    """A GeoJSON feature whose geometry has more coordinates is a bad record; 0 = no limit."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -160,7 +160,9 @@ def _property_text(value: Any) -> str | None:
 _NUMBER: Final = (int, float)
 
 
-def _check_feature(feature: Any) -> tuple[str | None, Any, dict[str, Any]]:
+def _check_feature(
+    feature: Any, max_coordinates: int = 0
+) -> tuple[str | None, Any, dict[str, Any]]:
     """(problem or None, geometry, properties) of one features element.
 
     The geometry is None, a shapely geometry, or for the common plain Point its coordinate
@@ -186,7 +188,14 @@ def _check_feature(feature: Any) -> tuple[str | None, Any, dict[str, Any]]:
         if type(xy) is list and len(xy) == 2 and type(xy[0]) in _NUMBER and type(xy[1]) in _NUMBER:
             return None, xy, props
     try:
-        return None, shapely.geometry.shape(geometry), props
+        shape = shapely.geometry.shape(geometry)
+        if max_coordinates and (count := shapely.get_num_coordinates(shape)) > max_coordinates:
+            return (
+                f"geometry has {count} coordinates; the limit is {max_coordinates}",
+                None,
+                props,
+            )
+        return None, shape, props
     except (
         ValueError,
         TypeError,
@@ -210,7 +219,7 @@ def _bad_feature(ordinal: int, feature: Any, problem: str) -> tuple[int, str, st
     return (ordinal, _property_text(recid) or str(ordinal), "bad_feature", problem, text)
 
 
-def _geojson_piece(items: list[tuple[int, Any]]) -> RecordBatch:
+def _geojson_piece(items: list[tuple[int, Any]], max_coordinates: int = 0) -> RecordBatch:
     """Features to columns: geometry as WKB, properties flattened to string columns.
 
     A recId property (any case) or else the feature's id becomes recId; a property named
@@ -224,7 +233,7 @@ def _geojson_piece(items: list[tuple[int, Any]]) -> RecordBatch:
     names: dict[str, None] = {}
     errors: list[tuple[int, str, str, str, str]] = []
     for ordinal, feature in items:
-        problem, geometry, props = _check_feature(feature)
+        problem, geometry, props = _check_feature(feature, max_coordinates)
         if problem is not None:
             errors.append(_bad_feature(ordinal, feature, problem))
             continue
@@ -255,7 +264,9 @@ def _geojson_piece(items: list[tuple[int, Any]]) -> RecordBatch:
     return RecordBatch(records=pa.table(columns), errors=_errors_table(errors))
 
 
-def _iter_geojson(stream: BinaryIO, batch_size: int) -> Iterator[RecordBatch]:
+def _iter_geojson(
+    stream: BinaryIO, batch_size: int, max_coordinates: int = 0
+) -> Iterator[RecordBatch]:
     """Features in batches; each batch is built from pieces of _CHUNK_ROWS features so that
     few parsed JSON objects are alive at once (they are what makes the GC slow)."""
     items: list[tuple[int, Any]] = []
@@ -266,13 +277,13 @@ def _iter_geojson(stream: BinaryIO, batch_size: int) -> Iterator[RecordBatch]:
         items.append((ordinal, feature))
         count += 1
         if count == batch_size or len(items) == _CHUNK_ROWS:
-            pieces.append(_geojson_piece(items))
+            pieces.append(_geojson_piece(items, max_coordinates))
             items = []
         if count == batch_size:
             yield _concat(pieces)
             pieces, count = [], 0
     if items:
-        pieces.append(_geojson_piece(items))
+        pieces.append(_geojson_piece(items, max_coordinates))
     if pieces:
         yield _concat(pieces)
 
