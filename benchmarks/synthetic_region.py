@@ -79,7 +79,7 @@ def write_region(extract: Extract, copies: int, target: Path) -> None:
     """Write ``copies`` shifted copies of ``extract`` to ``target`` (a ``.osm.pbf``)."""
     header = osmium.io.Header()
     if extract.timestamp:
-        header.set("timestamp", extract.timestamp)
+        header.set("osmosis_replication_timestamp", extract.timestamp)
     step, x_step = extract.id_step, extract.x_step
     ids = np.asarray(extract.node_ids, dtype=np.int64)
     x = np.asarray(extract.node_x, dtype=np.int64)
