@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from geobatch.client import Client, media_type_for
 from geobatch.errors import GeobatchError
@@ -535,22 +535,25 @@ def _print_manifest(manifest: Any) -> None:
 @releases_app.command("list")
 def releases_list() -> None:
     """Releases, newest first."""
-    table = Table("id", "created", "segments", "addresses", "places")
+    table = Table(
+        Column("id", no_wrap=True), "created", "segments", "addresses", "places", "on disk"
+    )
     for manifest in _release_store().list():
         counts = manifest.counts
         table.add_row(
             manifest.id,
             manifest.created_at.isoformat(timespec="seconds"),
             *(f"{counts.get(key, 0):,}" for key in ("segments", "addresses", "places")),
+            f"{manifest.size_bytes / 1024**2:,.1f} MiB",
         )
     console.print(table)
 
 
 @releases_app.command("show")
-def releases_show(release_id: str) -> None:
-    """Print a release's manifest as JSON."""
+def releases_show(release: str) -> None:
+    """Print a release's manifest as JSON (by id, or the newest release of a name)."""
     store = _release_store()
-    console.print_json(data=_guard(lambda: store.get(release_id).to_json()))
+    console.print_json(data=_guard(lambda: store.resolve(release).to_json()))
 
 
 @releases_app.command("delete")
