@@ -106,10 +106,12 @@ def import_osm(
         for path in paths:
             kind = "osm-xml" if path.name.lower().endswith(XML_SUFFIXES) else "osm-pbf"
             builder.add_source(path, kind)
-        _build(paths, builder, plan, progress or NoProgress())
+        report = progress or NoProgress()
+        _build(paths, builder, plan, report)
         if gazetteer:
-            (progress or NoProgress()).phase("gazetteer")
+            report.phase("gazetteer")
             write_gazetteer(builder, store.root / ".cache")
+        report.phase("indexes")  # built when the release is sealed, as this block ends
     return builder.manifest
 
 
