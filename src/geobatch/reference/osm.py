@@ -195,6 +195,7 @@ def _build(
         admin,
         builder.read("addresses"),
         features.localities,
+        plan.memory_budget,
     )
     builder.bbox = bounds.bbox
 
