@@ -14,7 +14,9 @@ at a junction there. Relations are assembled into areas per file, so a multipoly
 when one file holds it whole.
 
 Memory is bounded by ``memory_budget`` (``Settings.import_memory_mb``), not by the input: it
-decides whether node locations stay in memory and in how many parts junctions are found.
+decides whether node locations stay in memory, and in how many parts junctions are found and
+streets are grouped. What stays proportional to the input is small per object: 8 bytes per
+road way and per kept address or place, and the connectors' coordinates.
 
 Release ids are ``<name>-<YYYY-MM-DD>`` (default name ``osm-<file stem>``), dated by the
 newest file's replication timestamp, else the newest object timestamp (files up to 64 MiB),
@@ -69,7 +71,7 @@ class ImportPlan:
 def plan_import(
     paths: Sequence[Path], memory_budget: int, node_cache: NodeCache = "auto"
 ) -> ImportPlan:
-    """Keep node locations in memory when, by a generous estimate, they take half the budget."""
+    """Keep node locations in memory when, by a generous estimate, they fit half the budget."""
     if node_cache == "auto":
         nodes = sum(Path(p).stat().st_size for p in paths) // PBF_BYTES_PER_NODE
         node_cache = "memory" if nodes * CACHED_NODE_BYTES <= memory_budget // 2 else "disk"
