@@ -16,7 +16,7 @@ when one file holds it whole.
 Memory is bounded by ``memory_budget`` (``Settings.import_memory_mb``), not by the input: it
 decides whether node locations stay in memory, and in how many parts junctions are found and
 streets are grouped. What stays proportional to the input is small per object: 8 bytes per
-road way and per kept address or place, and the connectors' coordinates.
+road way and per kept address or place, the connectors' coordinates, and admin boundaries.
 
 Release ids are ``<name>-<YYYY-MM-DD>`` (default name ``osm-<file stem>``), dated by the
 newest file's replication timestamp, else the newest object timestamp (files up to 64 MiB),
