@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import json
 import os
 import shutil
 import subprocess
@@ -36,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geobatch.reference import Release, ReleaseStore, import_osm
-from harness import SHARED_OSM
+from harness import SHARED_OSM, http_job, serve
 from roadmatch_job import make_roads
 from synthetic_region import region
 
@@ -58,14 +56,6 @@ JOB_TYPES = ("geocode", "reverse_geocode", "road_match")
 SMALL = {"geocode": 200, "reverse_geocode": 1_000, "road_match": 200}
 LARGE = {"geocode": 5_000, "reverse_geocode": 100_000, "road_match": 5_000}
 MB = 1024 * 1024
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PeakRss(threading.Thread):
@@ -195,62 +185,17 @@ def make_inputs(release: Release, folder: Path, seed: int = 11) -> Inputs:
     return inputs
 
 
-@contextlib.contextmanager
-def serve(releases: Path, folder: Path) -> Iterator[tuple[httpx.Client, int]]:
-    """A fresh ``geobatch serve`` with one worker process: a client and the server's pid."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    port = _free_port()
-    env = _env(
-        GEOBATCH_DATA_DIR=str(folder),
-        GEOBATCH_RELEASES_DIR=str(releases),
-        GEOBATCH_WORKERS="1",
-    )
-    with (folder / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "geobatch", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get("/readyz").status_code == 200:
-                        break
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"the server did not start; see {folder / 'server.log'}")
-                time.sleep(0.1)
-            yield client, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def run_job(
     client: httpx.Client, job_type: str, options: dict[str, Any], source: Path
 ) -> tuple[float, str]:
     """Upload a CSV as a job, wait until it succeeds: (seconds, job id)."""
-    started = time.perf_counter()
-    created = client.post(
-        "/v1/jobs",
-        params={"type": job_type, "options": json.dumps(options)},
-        content=source.read_bytes(),
-        headers={"Content-Type": "text/csv"},
-    )
-    created.raise_for_status()
-    job_id = created.json()["id"]
-    while True:
-        answer = client.post("/v1/jobs/statuses", json={"job_ids": [job_id], "wait": 60})
-        if any(word in answer.text for word in ('"succeeded"', '"failed"', '"cancelled"')):
-            break
-    seconds = time.perf_counter() - started
-    job = client.get(f"/v1/jobs/{job_id}").json()
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"the {job_type} job ended {job['status']}: {job.get('error')}")
-    return seconds, job_id
+    seconds, job = http_job(client, job_type, options, source.read_bytes(), "text/csv")
+    return seconds, str(job["id"])
+
+
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def worker_uss(server_pid: int) -> list[int]:
@@ -304,12 +249,12 @@ def measure(
         release_bytes=folder_bytes(releases / release_id),
     )
     for job_type in JOB_TYPES:
-        with serve(releases, cache / "server") as (client, _):
+        with serve(releases, _fresh(cache / "server")) as (client, _):
             options = options_for(job_type, release_id, inputs)
             result.first_job[job_type], _ = run_job(
                 client, job_type, options, inputs.small[job_type]
             )
-    with serve(releases, cache / "server") as (client, pid):
+    with serve(releases, _fresh(cache / "server")) as (client, pid):
         for job_type in JOB_TYPES:
             options = options_for(job_type, release_id, inputs)
             run_job(client, job_type, options, inputs.small[job_type])
