@@ -90,8 +90,9 @@ def import_osm(
 ) -> Manifest:
     """Build and publish a release from one or several OSM extracts; returns its manifest.
 
-    Raises ``ReleaseError`` (and leaves nothing behind) for a missing, unreadable, truncated
-    or empty file.
+    ``memory_budget`` is in bytes (the CLI passes ``Settings.import_memory_mb``); ``node_cache``
+    overrides the plan's choice. Raises ``ReleaseError`` (and leaves nothing behind) for a
+    missing, unreadable, truncated or empty file.
     """
     paths = [Path(pbf)] if isinstance(pbf, str | Path) else [Path(p) for p in pbf]
     if not paths:
