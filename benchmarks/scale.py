@@ -2,12 +2,14 @@
 
 Run with ``.venv/bin/python benchmarks/scale.py [--sizes 1,10,100] [--source PBF]``.
 
-For each size N, a synthetic region of N copies of one extract (Andorra from
-``../shared/data/osm`` by default) is written with pyosmium (``synthetic_region``: copies side
-by side in longitude with offset ids, copy 0 the extract itself; kept in ``--cache`` and
-reused), imported with ``geobatch releases import`` as a user would, gazetteer included (its
-cache is built beforehand, as any import after a store's first finds it; wall time and the
-peak RSS of the importing process tree, sampled every 50 ms), and then worked on:
+For each size N, a synthetic region of N copies of one extract is written with pyosmium
+(``synthetic_region``: copies side by side in longitude with offset ids, copy 0 the extract
+itself; kept in ``--cache`` and reused). The default extract, Andorra from
+``../shared/data/osm``, has 70 k nodes, so 100 copies hold 7 M; Monaco's 180 k nodes make
+36 M in 200 copies (``--source .../monaco.osm.pbf --sizes 1,10,200``). Each region is
+imported with ``geobatch releases import`` as a user would, gazetteer included (its cache is
+built beforehand, as any import after a store's first finds it; wall time and the peak RSS
+of the importing process tree, sampled every 50 ms), and then worked on:
 
 1. **first job**: per job type (``geocode``, ``reverse_geocode``, ``road_match``), a fresh
    ``geobatch serve`` with one worker runs one small job, timed from the upload to the long

@@ -81,6 +81,8 @@ def write_region(extract: Extract, copies: int, target: Path) -> None:
     if extract.timestamp:
         header.set("osmosis_replication_timestamp", extract.timestamp)
     step, x_step = extract.id_step, extract.x_step
+    if max(extract.node_x) + (copies - 1) * x_step > 180 * UNITS:
+        raise ValueError(f"{copies} copies of this extract do not fit east of it in one row")
     ids = np.asarray(extract.node_ids, dtype=np.int64)
     x = np.asarray(extract.node_x, dtype=np.int64)
     lat = (np.asarray(extract.node_y, dtype=np.int64) / UNITS).tolist()
