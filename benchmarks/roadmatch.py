@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evals"))
 from roadmatch_synthetic import Case, build_cases, releases, ways_of
 
 from geobatch.engines.roadmatch import MatchParams, RoadNetwork, match_lines
+from geobatch.engines.roadmatch.candidates import find_candidates
 from geobatch.engines.roadmatch.geometry import resample
 
 SETS = ("offset", "combined", "merge")
@@ -92,11 +93,10 @@ def nearest_snapping(lines: list[shapely.LineString], network: RoadNetwork) -> l
     """The baseline: each sample snapped to its nearest segment, distinct segments per road."""
     metric = network.projection.project(np.asarray(lines, dtype=object))
     samples = resample(metric, MatchParams().spacing_m)
-    points = shapely.points(samples.x, samples.y)
-    point, piece = network.tree.query_nearest(points, max_distance=30.0, all_matches=False)
-    key = np.unique(samples.line[point] * len(network) + network.piece_segment[piece])
+    nearest = find_candidates(samples, network, 30.0, 1)
+    key = np.unique(samples.line[nearest.point] * len(network) + nearest.segment)
     bounds = np.searchsorted(key // len(network), np.arange(len(lines) + 1))
-    ids = network.segment_ids[key % len(network)]
+    ids = np.asarray([network.segment_ids[int(k)] for k in key % len(network)], dtype=object)
     return [list(ids[bounds[i] : bounds[i + 1]]) for i in range(len(lines))]
 
 

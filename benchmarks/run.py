@@ -619,6 +619,8 @@ class Sample:
     worker_rss_max: int
     workers_rss_total: int
     workers: int
+    tree_rss: int = 0
+    tree_pss: int = 0
 
 
 class RssSampler(threading.Thread):
@@ -647,8 +649,17 @@ class RssSampler(threading.Thread):
             children = self.server.descendants()
             workers = [c for c in children if _ppid(c) != main.pid] or children
             sizes = [_rss(c) for c in workers]
+            tree = [main, *children]
             self.samples.append(
-                Sample(now, server_rss, max(sizes, default=0), sum(sizes), len(workers))
+                Sample(
+                    now,
+                    server_rss,
+                    max(sizes, default=0),
+                    sum(sizes),
+                    len(workers),
+                    tree_rss=sum(_rss(c) for c in tree),
+                    tree_pss=sum(_pss(c) for c in tree),
+                )
             )
             self.stop_event.wait(self.interval)
 
@@ -658,6 +669,14 @@ def _ppid(process: psutil.Process) -> int:
         return int(process.ppid())
     except psutil.Error:
         return -1
+
+
+def _pss(process: psutil.Process) -> int:
+    """Proportional set size: shared pages split between the processes that map them."""
+    try:
+        return int(getattr(process.memory_full_info(), "pss", 0))
+    except psutil.Error:
+        return 0
 
 
 def _rss(process: psutil.Process) -> int:
@@ -728,6 +747,8 @@ class ThroughputResult:
     server_rss_idle_mb: float
     server_rss_peak_mb: float
     worker_rss_peak_mb: float
+    tree_rss_peak_mb: float
+    tree_pss_peak_mb: float
     workers: int
     server_rss_at_mb: dict[str, float | None]
     profile: str | None = None
@@ -810,6 +831,8 @@ def bench_throughput(
         server_rss_idle_mb=idle[-1] / MB,
         server_rss_peak_mb=max(s.server_rss for s in running) / MB,
         worker_rss_peak_mb=max(s.worker_rss_max for s in running) / MB,
+        tree_rss_peak_mb=max(s.tree_rss for s in running) / MB,
+        tree_pss_peak_mb=max(s.tree_pss for s in running) / MB,
         workers=max((s.workers for s in running), default=0),
         server_rss_at_mb={f"{p}%": rss_at(p) for p in (10, 50, 90)},
         profile=str(profile_path) if profile_path else None,
@@ -986,7 +1009,8 @@ def render(env: dict[str, Any], results: dict[str, Any], failures: dict[str, str
             f"server peak {t.server_rss_peak_mb:.0f} MB\n"
             f"server at 10/50/90 %: {_fmt(at.get('10%'))} / {_fmt(at.get('50%'))} / "
             f"{_fmt(at.get('90%'))} MB\nlargest worker peak {t.worker_rss_peak_mb:.0f} MB"
-            f" ({t.workers} workers)",
+            f" ({t.workers} workers)\nprocess tree peak: PSS {t.tree_pss_peak_mb:.0f} MB, "
+            f"RSS summed {t.tree_rss_peak_mb:.0f} MB",
             f"server idle before upload\n{t.server_rss_idle_mb:.0f} MB",
             f"{t.server_rss_peak_mb / t.server_rss_idle_mb:.2f}" if t.server_rss_idle_mb else "-",
             f"server < {TARGET_SERVER_RSS_MB:.0f} MB\nand flat (90 % <= 10 % + "

@@ -1,6 +1,6 @@
 """Scale-out: one large job run with 1, 2, 4 ... workers, locally or on a Dask cluster.
 
-Run with ``.venv/bin/python benchmarks/scaleout.py [--records N] [--workers 1,2,4]
+Run with ``.venv/bin/python benchmarks/scaleout.py [--records N] [--workers 1,2,4,8]
 [--executor local|dask] [--type validate|reverse_geocode|geocode] [--chunk-size N]``.
 
 Each run opens the platform in this process with a fresh SQLite database and storage folder,
@@ -113,7 +113,7 @@ def run_once(args: argparse.Namespace, source: Path, releases: Path, workers: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
+    parser.add_argument("--workers", default="1,2,4,8", help="comma-separated worker counts")
     parser.add_argument("--executor", choices=("local", "dask"), default="dask")
     parser.add_argument("--type", default="validate", help="job type to run")
     parser.add_argument("--chunk-size", type=int, default=20_000)
@@ -152,6 +152,18 @@ def main() -> None:
             f"{speedup * base.workers / run.workers:.0%}",
         )
     console.print(table)
+    cores = os.cpu_count() or 1
+    console.print(
+        f"This machine has {cores} cores: the speed-up can grow only up to {cores} workers; "
+        "runs with more workers than cores share them and show the cost of oversubscription."
+    )
+    linear = [run for run in runs if run.workers <= cores]
+    if len(linear) > 1:
+        last = linear[-1]
+        efficiency = (last.rate / base.rate) / (last.workers / base.workers)
+        console.print(
+            f"Up to the cores available ({last.workers} workers): {efficiency:.0%} of linear."
+        )
 
 
 if __name__ == "__main__":

@@ -134,6 +134,30 @@ def settings(database_url: str, tmp_path: Path, releases_root: Path) -> Settings
     )
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's standalone S3 server for the session, with ``AWS_*`` set for every process the
+    tests start (workers read their S3 settings from the environment, as in production)."""
+    pytest.importorskip("s3fs")
+    from tests.s3 import CREDENTIALS, moto_server
+
+    with (
+        moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        yield endpoint
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str) -> str:
+    """A fresh, empty bucket: the storage URL of one test."""
+    from tests.s3 import create_bucket
+
+    return f"s3://{create_bucket(s3_endpoint)}/geobatch"
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

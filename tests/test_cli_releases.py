@@ -51,6 +51,8 @@ def test_import_list_show_delete(tmp_path: Path) -> None:
     shown = geobatch("show", release_id, releases=releases)
     assert shown.returncode == 0
     assert json.loads(shown.stdout)["counts"] == manifest.counts
+    by_name = geobatch("show", "helsinki", releases=releases)
+    assert json.loads(by_name.stdout)["id"] == release_id
 
     assert geobatch("delete", release_id, releases=releases).returncode == 0
     assert ReleaseStore(releases).list() == []

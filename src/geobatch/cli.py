@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from geobatch.client import Client, media_type_for
 from geobatch.errors import GeobatchError
@@ -134,26 +134,47 @@ def _summary(job: dict[str, Any]) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    scheduler: Annotated[
+        bool, typer.Option(help="also run a scheduler and its workers (off for API replicas)")
+    ] = True,
 ) -> None:
     """Run the API, the scheduler and a local worker pool (SQLite and a local folder by default)."""
+    _serve(host, port, run_scheduler=scheduler, jobs_api=True)
+
+
+@app.command("scheduler")
+def scheduler_command(
+    host: Annotated[str, typer.Option(help="interface for /healthz, /readyz, /metrics")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port for /healthz, /readyz, /metrics")] = 8100,
+) -> None:
+    """Run a scheduler and its workers alone, beside API replicas on the same database."""
+    _serve(host, port, run_scheduler=True, jobs_api=False)
+
+
+def _serve(host: str, port: int, *, run_scheduler: bool, jobs_api: bool) -> None:
     import uvicorn
 
     from geobatch.api import create_app
     from geobatch.config import Settings
+    from geobatch.logs import configure_logging
 
     settings = _guard(Settings)
-    if not _is_loopback(host):
+    if jobs_api and not _is_loopback(host):
         with _key_store() as store:
             if not store.any_keys():
                 raise _fail(
                     "without API keys the server listens on loopback only; create one with "
                     f"geobatch keys create (or set GEOBATCH_API_KEYS) to use {host}"
                 )
+    configure_logging(settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_scheduler=run_scheduler, jobs_api=jobs_api),
         host=host,
         port=port,
         log_level="info",
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=settings.access_log,
     )
 
@@ -485,22 +506,25 @@ def _print_manifest(manifest: Any) -> None:
 @releases_app.command("list")
 def releases_list() -> None:
     """Releases, newest first."""
-    table = Table("id", "created", "segments", "addresses", "places")
+    table = Table(
+        Column("id", no_wrap=True), "created", "segments", "addresses", "places", "on disk"
+    )
     for manifest in _release_store().list():
         counts = manifest.counts
         table.add_row(
             manifest.id,
             manifest.created_at.isoformat(timespec="seconds"),
             *(f"{counts.get(key, 0):,}" for key in ("segments", "addresses", "places")),
+            f"{manifest.size_bytes / 1024**2:,.1f} MiB",
         )
     console.print(table)
 
 
 @releases_app.command("show")
-def releases_show(release_id: str) -> None:
-    """Print a release's manifest as JSON."""
+def releases_show(release: str) -> None:
+    """Print a release's manifest as JSON (by id, or the newest release of a name)."""
     store = _release_store()
-    console.print_json(data=_guard(lambda: store.get(release_id).to_json()))
+    console.print_json(data=_guard(lambda: store.resolve(release).to_json()))
 
 
 @releases_app.command("delete")

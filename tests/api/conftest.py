@@ -6,8 +6,10 @@ lets callbacks reach a receiver on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -27,16 +29,24 @@ def platform(settings: Settings) -> Iterator[Platform]:
     opened.close()
 
 
-@pytest.fixture
-def base_url(platform: Platform) -> Iterator[str]:
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port for the block; yields its base URL."""
     port = free_port()
-    app = create_app(platform.settings, platform=platform)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         assert thread.is_alive(), "the server did not start"
         threading.Event().wait(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def base_url(platform: Platform) -> Iterator[str]:
+    with serve_app(create_app(platform.settings, platform=platform)) as url:
+        yield url

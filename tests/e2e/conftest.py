@@ -188,6 +188,13 @@ def shared_server(
         "GEOBATCH_RELEASES_DIR": str(releases_root),
         **getattr(request.module, "SHARED_SERVER_ENV", {}),
     }
+    yield from serve_on_fresh_database(request, folder, env)
+
+
+def serve_on_fresh_database(
+    request: pytest.FixtureRequest, folder: Path, env: dict[str, str]
+) -> Iterator[ServerProcess]:
+    """A started server over a fresh database of the kind ``request.param`` names."""
     for database_url in _module_database(request, folder):
         instance = ServerProcess(folder / "server", database_url, **env)
         try:

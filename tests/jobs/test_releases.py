@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from geobatch.errors import InvalidInput
 from geobatch.jobs.releases import load_release, resolve_release
-from geobatch.reference import Release, ReleaseStore
+from geobatch.reference import Release, ReleaseStore, import_osm
 
 
 def test_default_names_the_bundled_release(session_store: ReleaseStore, helsinki: Release) -> None:
@@ -31,3 +33,15 @@ def test_a_release_is_loaded_once_per_process(
     first = load_release(str(session_store.root), helsinki.manifest.id)
     assert load_release(str(session_store.root), helsinki.manifest.id) is first
     assert first.table("segments").num_rows == helsinki.table("segments").num_rows
+
+
+def test_a_release_is_found_by_its_name(tmp_path: Path, andorra: Release) -> None:
+    """``release: osm-andorra`` is the newest release imported under that name."""
+    store = ReleaseStore(tmp_path)
+    older = import_osm(Path(andorra.manifest.sources[0].path), store, gazetteer=False)
+    newer = import_osm(Path(andorra.manifest.sources[0].path), store, gazetteer=False)
+    assert newer.id != older.id
+    assert resolve_release(store, "osm-andorra").id == newer.id
+    assert resolve_release(store, older.id).id == older.id
+    with pytest.raises(InvalidInput, match="'osm-nowhere' does not exist"):
+        resolve_release(store, "osm-nowhere")

@@ -45,7 +45,7 @@ def test_build_publishes_tables_and_manifest(store: ReleaseStore) -> None:
     assert manifest.counts == {**dict.fromkeys(TABLES, 0), "places": 1}
     assert manifest.schema_version == SCHEMA_VERSION
     folder = store.path("test-2024-01-01")
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "places.arrow"]
+    assert sorted(p.name for p in folder.iterdir()) == ["indexes", "manifest.json", "places.arrow"]
     on_disk = json.loads((folder / "manifest.json").read_text())
     assert Manifest.from_json(on_disk) == manifest == store.get("test-2024-01-01")
     release = store.load("test-2024-01-01")
@@ -147,7 +147,8 @@ def test_delete(store: ReleaseStore) -> None:
     places = release.table("places")
     store.delete("test-2024-01-01")
     assert store.list() == []
-    assert list(store.root.iterdir()) == []
+    assert [p.name for p in store.root.iterdir()] == [".verified"]
+    assert list((store.root / ".verified").iterdir()) == []
     assert places["name"].to_pylist() == ["Kamppi"]  # still mapped
 
 

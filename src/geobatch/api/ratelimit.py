@@ -62,5 +62,28 @@ class RateLimiter:
         )
 
 
+class KeyedLimit:
+    """One fixed limit counted separately per key, e.g. two status polls a second per job.
+
+    The same moving window (and Redis, when configured) as the per-key request limit, for a
+    route that documents a limit of its own.
+    """
+
+    def __init__(self, limit: str, settings: Settings, detail: str) -> None:
+        self.limit = parse(limit)
+        self.detail = detail
+        self._limiter = MovingWindowRateLimiter(
+            storage_from_string(settings.redis_url or "memory://")
+        )
+
+    def hit(self, key: str) -> None:
+        """Count one request for ``key``; raise ``TooManyRequests`` with a retry time when over."""
+        if self._limiter.hit(self.limit, key):
+            return
+        reset = self._limiter.get_window_stats(self.limit, key).reset_time
+        retry_after = max(1, math.ceil(reset - time.time()))
+        raise TooManyRequests(self.detail, retry_after=retry_after)
+
+
 def _parse(value: str) -> RateLimitItem | None:
     return parse(value) if value else None

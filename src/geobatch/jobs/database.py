@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+MIGRATE_LOCK = 0x6765_6F62_6174_6368 & 0x7FFF_FFFF_FFFF_FFFF
+"""The advisory lock key migrations hold on PostgreSQL ("geobatch" in ASCII)."""
+
 
 def _normalise_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
@@ -70,13 +73,28 @@ class Database:
         return engine
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        On PostgreSQL, replicas starting together take turns (an advisory lock): the first
+        migrates, the others then find the schema current.
+        """
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.write_engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-            connection.commit()
+            if not self.is_sqlite:
+                connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATE_LOCK})
+                connection.commit()
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                if not self.is_sqlite:
+                    connection.rollback()
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATE_LOCK}
+                    )
+                    connection.commit()
 
     def dispose(self) -> None:
         self.write_engine.dispose()

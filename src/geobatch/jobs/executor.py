@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -94,3 +95,25 @@ def worker_pids(executor: Executor) -> list[int]:
     if isinstance(executor, ProcessPoolExecutor):
         return [p.pid for p in executor._processes.values() if p.pid is not None]
     return []
+
+
+def executor_problem(executor: Executor | None, setting: str) -> str | None:
+    """Why the executor cannot take work now, or None when it can.
+
+    ``executor`` is this process's own (where a scheduler runs here); without one, a Dask
+    scheduler named by ``setting`` must at least accept connections.
+    """
+    if isinstance(executor, DaskExecutor):
+        if executor.client.status != "running":
+            return f"Dask client is {executor.client.status}"
+        info = executor.client.scheduler_info()
+        return None if info.get("workers") else "the Dask cluster has no workers"
+    if isinstance(executor, ProcessPoolExecutor):
+        return "the worker pool is broken" if executor._broken else None
+    if executor is None and setting.startswith(("dask://", "tcp://")):
+        host, _, port = setting.split("://", 1)[1].rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except (OSError, ValueError) as exc:
+            return f"Dask scheduler unreachable: {exc.__class__.__name__}"
+    return None

@@ -7,25 +7,27 @@ from pathlib import Path
 
 from geobatch.errors import InvalidInput
 from geobatch.reference import Manifest, Release, ReleaseNotFound, ReleaseStore
-from geobatch.reference.default import ensure_default_release
 
 DEFAULT_ALIAS = "default"
 """``release: "default"`` names the bundled default release, whatever else is installed."""
 
 
 def resolve_release(store: ReleaseStore, requested: str | None) -> Manifest:
-    """The release a new job will use: the one asked for, else the newest.
+    """The release a new job will use: the one asked for (by id, or by name for the newest
+    release of that name), else the newest.
 
     With no release at all, the bundled default is built first (once, a few seconds), so a
     fresh installation can match records without any import.
     """
+    from geobatch.reference import ensure_default_release  # the importer loads osmium
+
     if requested == DEFAULT_ALIAS:
         return ensure_default_release(store)
     if requested is None:
         newest = store.newest()
         return newest if newest is not None else ensure_default_release(store)
     try:
-        return store.load(requested).manifest
+        return store.load(store.resolve(requested).id).manifest
     except ReleaseNotFound:
         known = ", ".join(m.id for m in store.list()) or "none"
         raise InvalidInput(

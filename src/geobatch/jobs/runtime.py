@@ -9,6 +9,7 @@ from geobatch.io.storage import BlobStorage
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
 from geobatch.jobs.keys import KeyStore
+from geobatch.jobs.notify import Listener, Notifier
 from geobatch.jobs.releases import load_release, resolve_release
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
@@ -27,6 +28,7 @@ class Platform:
     scheduler: Scheduler | None
     releases: ReleaseStore
     keys: KeyStore
+    listener: Listener | None = None
 
     def release(self, release_id: str | None = None) -> Release:
         """A loaded release for single-shot requests: the one named, else the newest."""
@@ -36,6 +38,8 @@ class Platform:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.database.dispose()
 
 
@@ -44,9 +48,21 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
     database = Database(settings.database_url)
     database.migrate()
     feed = ChangeFeed()
-    store = JobStore(database, on_change=feed.publish)
+    on_change = feed.publish if database.is_sqlite else Notifier(database)
+    store = JobStore(database, on_change=on_change)
     storage = BlobStorage(settings.storage_url)
     scheduler = Scheduler(settings, store, storage) if run_scheduler else None
+    listener = None
+    if not database.is_sqlite:
+        # Other processes share this database: hear their changes (and ours, announced by
+        # the Notifier) and wake the waiters here; a job started elsewhere wakes our scheduler.
+        def heard(job_id: str) -> None:
+            feed.publish(job_id)
+            if scheduler is not None:
+                scheduler.wake()
+
+        listener = Listener(database, heard)
+        listener.start()
     service = JobService(
         settings, store, storage, feed, wake_scheduler=scheduler.wake if scheduler else lambda: None
     )
@@ -62,4 +78,5 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
         scheduler=scheduler,
         releases=ReleaseStore(settings.releases_path),
         keys=KeyStore(database, settings.api_keys),
+        listener=listener,
     )

@@ -16,6 +16,7 @@ import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +45,28 @@ IDLE_POLL_SECONDS = 0.5
 MAX_SPLIT_ATTEMPTS = 3
 
 
+CHUNK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass
+class SchedulerStats:
+    """Counters of this scheduler since it started, for ``/metrics``."""
+
+    lease_expiries: int = 0
+    chunk_count: int = 0
+    chunk_seconds_sum: float = 0.0
+    chunk_seconds_buckets: list[int] = field(
+        default_factory=lambda: [0] * len(CHUNK_SECONDS_BUCKETS)
+    )
+
+    def observe_chunk(self, seconds: float) -> None:
+        self.chunk_count += 1
+        self.chunk_seconds_sum += seconds
+        for index, bound in enumerate(CHUNK_SECONDS_BUCKETS):
+            if seconds <= bound:
+                self.chunk_seconds_buckets[index] += 1
+
+
 class Scheduler:
     def __init__(self, settings: Settings, store: JobStore, storage: BlobStorage) -> None:
         self.settings = settings
@@ -59,6 +82,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._next_housekeeping = 0.0
         self.deliverer = Deliverer(settings, store.db)
+        self.stats = SchedulerStats()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -122,16 +146,23 @@ class Scheduler:
         in_flight = [(c.job_id, c.seq) for c in self._chunks.values()]
         self.store.renew_leases(self.owner, in_flight, self.settings.lease_seconds)
         self.store.touch(list(self._splits.values()))
-        if self.store.reclaim_expired_leases():
-            log.info("re-queued chunks whose leases expired")
+        expired = self.store.reclaim_expired_leases()
+        if expired:
+            self.stats.lease_expiries += expired
+            log.info("re-queued %d chunks whose leases expired", expired)
         stale = utcnow() - timedelta(seconds=self.settings.lease_seconds)
         for job in self.store.jobs_in([JobStatus.RUNNING]):
             if (
                 not job.split_done
                 and job.id not in self._splits.values()
                 and job.updated_at < stale
+                and self.store.claim_split(job.id, stale)
             ):
-                log.info("job %s: its split was interrupted; splitting again", job.id)
+                log.info(
+                    "job %s: its split was interrupted; splitting again",
+                    job.id,
+                    extra={"job_id": job.id},
+                )
                 self._submit_split(job)
         for job in self.store.expired_jobs(utcnow()):
             self.storage.delete_prefix(layout.job_prefix(job.id))
@@ -212,7 +243,7 @@ class Scheduler:
                 retry_splits.append(job_id)
                 continue
             except Exception as exc:
-                log.exception("job %s: split failed", job_id)
+                log.exception("job %s: split failed", job_id, extra={"job_id": job_id})
                 self._fail(job_id, "internal_error", f"splitting the input failed: {exc}")
                 continue
             self._split_done(job_id, outcome)
@@ -225,10 +256,16 @@ class Scheduler:
                 self.store.release_chunk(leased.job_id, leased.seq, self.owner)
                 continue
             except Exception:
-                log.exception("job %s chunk %d failed", leased.job_id, leased.seq)
+                log.exception(
+                    "job %s chunk %d failed",
+                    leased.job_id,
+                    leased.seq,
+                    extra={"job_id": leased.job_id},
+                )
                 self.store.release_chunk(leased.job_id, leased.seq, self.owner)
                 continue
             if self.store.commit_chunk(leased.job_id, leased.seq, self.owner, counts):
+                self.stats.observe_chunk(counts.seconds)
                 self._finish_if_done(leased.job_id)
             else:
                 self._discard_if_gone(leased)

@@ -21,6 +21,7 @@ from geobatch.errors import (
     Gone,
     InvalidInput,
     InvalidTransition,
+    NotFound,
     PayloadTooLarge,
     StorageQuotaExceeded,
     UnsupportedMediaType,
@@ -357,6 +358,13 @@ class JobService:
 
     def get(self, tenant: str, job_id: str) -> Job:
         return self.store.get(job_id, tenant=tenant)
+
+    def get_by_number(self, tenant: str, number: int) -> Job:
+        """The job with this serial number (its ``pk``), for APIs whose job ids are integers."""
+        found, _ = self.store.list_jobs(JobFilter(tenant=tenant), page_size=1, before_pk=number + 1)
+        if not found or found[0].pk != number:
+            raise NotFound(f"No job exists with id {number}.")
+        return found[0]
 
     def delivery_attempts(self, job: Job) -> list[dict[str, Any]] | None:
         """Every webhook delivery attempt for the job's events; None if it has no callback."""

@@ -137,6 +137,42 @@ class JobStore:
                 jobs.update().where(jobs.c.id.in_(list(job_ids))).values(updated_at=utcnow())
             )
 
+    def claim_split(self, job_id: str, stale_before: datetime) -> bool:
+        """Take over the split of a running job nobody has touched since ``stale_before``.
+
+        A compare-and-set on ``updated_at``: of several schedulers that find the same
+        abandoned split, exactly one wins and splits again.
+        """
+        with self._write() as connection:
+            hit = connection.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.RUNNING.value,
+                    jobs.c.split_done.is_(False),
+                    jobs.c.updated_at < stale_before,
+                )
+                .values(updated_at=utcnow())
+            ).rowcount
+        return bool(hit == 1)
+
+    def queue_depth(self) -> dict[str, int]:
+        """Chunks by status over running jobs, and jobs waiting to start: the backlog."""
+        live = [JobStatus.RUNNING.value, JobStatus.PAUSED.value]
+        with self._read() as connection:
+            depth: dict[str, int] = dict(
+                connection.execute(
+                    sa.select(chunks.c.status, sa.func.count())
+                    .select_from(chunks.join(jobs, jobs.c.id == chunks.c.job_id))
+                    .where(jobs.c.status.in_(live))
+                    .group_by(chunks.c.status)
+                ).all()
+            )
+            depth["queued_jobs"] = connection.execute(
+                sa.select(sa.func.count()).where(jobs.c.status == JobStatus.QUEUED.value)
+            ).scalar_one()
+        return depth
+
     def delete(self, job_id: str) -> None:
         with self._write() as connection:
             connection.execute(chunks.delete().where(chunks.c.job_id == job_id))
@@ -374,15 +410,37 @@ class JobStore:
             tenant_load[job.tenant] += 1
             if not pending[job.id]:
                 candidates.remove(job)
+        wanted: dict[str, int] = defaultdict(int)
+        for job_id, _seq in picks:
+            wanted[job_id] += 1
         expires = utcnow() + timedelta(seconds=lease_seconds)
-        leased = []
+        taken: dict[str, list[LeasedChunk]] = {}
         with self._write() as connection:
-            for job_id, seq in picks:
-                row = connection.execute(
+            for job_id, count in wanted.items():
+                # The chunks picked above may have gone to another scheduler meanwhile: take
+                # that many pending ones now, skipping rows another scheduler is taking
+                # (PostgreSQL), so racing schedulers get different chunks instead of colliding.
+                seqs = (
+                    connection.execute(
+                        sa.select(chunks.c.seq)
+                        .where(
+                            chunks.c.job_id == job_id,
+                            chunks.c.status == ChunkStatus.PENDING.value,
+                        )
+                        .order_by(chunks.c.seq)
+                        .limit(count)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not seqs:
+                    continue
+                rows = connection.execute(
                     chunks.update()
                     .where(
                         chunks.c.job_id == job_id,
-                        chunks.c.seq == seq,
+                        chunks.c.seq.in_(list(seqs)),
                         chunks.c.status == ChunkStatus.PENDING.value,
                     )
                     .values(
@@ -391,11 +449,14 @@ class JobStore:
                         lease_expires_at=expires,
                         attempts=chunks.c.attempts + 1,
                     )
-                    .returning(chunks.c.attempts)
-                ).first()
-                if row is not None:
-                    leased.append(LeasedChunk(job_id=job_id, seq=seq, attempts=row[0]))
-        return leased
+                    .returning(chunks.c.seq, chunks.c.attempts)
+                ).all()
+                taken[job_id] = [
+                    LeasedChunk(job_id=job_id, seq=seq, attempts=attempts)
+                    for seq, attempts in sorted(rows, reverse=True)
+                ]
+        # In the fair order picked above: each pick of a job gets that job's next chunk.
+        return [taken[job_id].pop() for job_id, _seq in picks if taken.get(job_id)]
 
     def renew_leases(
         self, owner: str, keys: Sequence[tuple[str, int]], lease_seconds: float

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -67,28 +66,35 @@ class SplitOutcome:
 
 
 def _download(task: SplitTask, storage: BlobStorage) -> None:
+    import httpx  # only here: importing it loads its command line (rich, click) too
+
     request = check_and_pin(task.input["url"], task.url_allowlist, what="input URL")
     received = 0
-    with (
-        httpx.Client(follow_redirects=False, timeout=60) as client,
-        client.stream(
-            "GET", request.url, headers=request.headers, extensions=request.extensions
-        ) as response,
-        storage.open_write(layout.input_key(task.job_id)) as sink,
-    ):
-        if response.status_code != 200:
-            raise InputError("download_failed", f"input URL answered HTTP {response.status_code}")
-        guard = None
-        if task.input_limits is not None:
-            fmt = InputFormat(task.input["format"])
-            guard = UploadGuard(task.input_limits, fmt, task.input.get("delimiter"))
-        for piece in response.iter_raw():
-            received += len(piece)
-            if received > task.max_download_bytes:
-                raise InputError("too_large", "input URL body exceeds the upload limit")
-            if guard is not None:
-                guard.feed(piece)
-            sink.write(piece)
+    try:
+        with (
+            httpx.Client(follow_redirects=False, timeout=60) as client,
+            client.stream(
+                "GET", request.url, headers=request.headers, extensions=request.extensions
+            ) as response,
+            storage.open_write(layout.input_key(task.job_id)) as sink,
+        ):
+            if response.status_code != 200:
+                raise InputError(
+                    "download_failed", f"input URL answered HTTP {response.status_code}"
+                )
+            guard = None
+            if task.input_limits is not None:
+                fmt = InputFormat(task.input["format"])
+                guard = UploadGuard(task.input_limits, fmt, task.input.get("delimiter"))
+            for piece in response.iter_raw():
+                received += len(piece)
+                if received > task.max_download_bytes:
+                    raise InputError("too_large", "input URL body exceeds the upload limit")
+                if guard is not None:
+                    guard.feed(piece)
+                sink.write(piece)
+    except httpx.HTTPError as exc:
+        raise InputError("download_failed", str(exc)) from exc
 
 
 def input_limits(settings: Settings) -> InputLimits:
@@ -137,7 +143,7 @@ def split_input(task: SplitTask) -> SplitOutcome:
                 sizes.append(batch.records.num_rows + batch.errors.num_rows)
     except InputError as exc:
         return SplitOutcome(error_code=exc.code, error_message=exc.message)
-    except (ForbiddenUrl, httpx.HTTPError) as exc:
+    except ForbiddenUrl as exc:
         return SplitOutcome(error_code="download_failed", error_message=str(exc))
     return SplitOutcome(sizes=sizes)
 

@@ -11,6 +11,7 @@ import fcntl
 import importlib.util
 from pathlib import Path
 
+from geobatch.reference.indexes import INDEX_VERSION
 from geobatch.reference.osm import import_osm
 from geobatch.reference.release import Manifest, ReleaseError, ReleaseStore
 from geobatch.reference.schema import SCHEMA_VERSION
@@ -32,7 +33,11 @@ def helsinki_pbf() -> Path:
 def find_default(store: ReleaseStore) -> Manifest | None:
     """The newest release named ``default`` that this geobatch can read."""
     for manifest in store.list():
-        if manifest.name == DEFAULT_NAME and manifest.schema_version == SCHEMA_VERSION:
+        if (
+            manifest.name == DEFAULT_NAME
+            and manifest.schema_version == SCHEMA_VERSION
+            and manifest.index_version == INDEX_VERSION
+        ):
             return manifest
     return None
 

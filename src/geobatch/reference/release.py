@@ -1,10 +1,12 @@
 """Reference releases on disk: built in a temp folder, published atomically, loaded memory-mapped.
 
 A release is ``<root>/<id>/`` holding one uncompressed Arrow IPC *file* per table
-(``segments.arrow`` ...) and a ``manifest.json``. It is written into ``<root>/.building-<uuid>``
-and renamed into place only when complete, so readers never see a half-built release, and it
-is never modified afterwards, so every worker process can memory-map the same files and share
-their pages through the OS page cache (loading costs the metadata, not the data).
+(``segments.arrow`` ...), the engines' ready indexes under ``indexes/`` (see
+``reference.indexes``) and a ``manifest.json`` listing every file with its size and checksum.
+It is written into ``<root>/.building-<uuid>`` and renamed into place only when complete, so
+readers never see a half-built release, and it is never modified afterwards, so every worker
+process can memory-map the same files and share their pages through the OS page cache
+(loading costs the metadata, not the data).
 """
 
 from __future__ import annotations
@@ -24,9 +26,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from geobatch.errors import Conflict, InvalidInput, NotFound
+from geobatch.reference.indexes import (
+    INDEX_VERSION,
+    FileEntry,
+    IndexFileError,
+    build_indexes,
+    describe,
+    open_array,
+    open_table,
+    verify,
+)
+from geobatch.reference.indexes.files import STAMP_DIR, write_stamp
 from geobatch.reference.schema import SCHEMA_VERSION, TABLES
 
 SOURCE_KINDS = frozenset(
@@ -102,17 +116,27 @@ class Manifest:
     counts: dict[str, int] = field(default_factory=dict)
     bbox: tuple[float, float, float, float] | None = None
     build_seconds: float = 0.0
+    index_version: int = 0
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk of every table and index file."""
+        return sum(entry.size_bytes for entry in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "schema_version": self.schema_version,
+            "index_version": self.index_version,
             "created_at": self.created_at.isoformat(),
             "sources": [source.to_json() for source in self.sources],
             "counts": dict(self.counts),
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "build_seconds": self.build_seconds,
+            "size_bytes": self.size_bytes,
+            "files": {name: entry.to_json() for name, entry in self.files.items()},
         }
 
     @classmethod
@@ -133,6 +157,11 @@ class Manifest:
                 if bbox is not None
                 else None,
                 build_seconds=float(data.get("build_seconds", 0.0)),
+                index_version=int(data.get("index_version", 0)),
+                files={
+                    str(name): FileEntry.from_json(entry)
+                    for name, entry in data.get("files", {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ReleaseError(f"malformed release manifest: {exc!r}") from exc
@@ -283,6 +312,14 @@ class ReleaseBuilder:
         with pa.memory_map(str(writer.path), "r") as source:
             return pa.ipc.open_file(source).read_all()
 
+    def table(self, table: str) -> pa.Table:
+        """Any table of this build so far (written or linked), empty if there is none."""
+        path = self.folder / f"{table}.arrow"
+        if not path.exists():
+            return pa.Table.from_batches([], schema=TABLES[table])
+        with pa.memory_map(str(path), "r") as source:
+            return pa.ipc.open_file(source).read_all()
+
     def add_source(self, path: Path, kind: str) -> SourceFile:
         """Record an input file with its SHA-256 (read in chunks, never whole)."""
         if kind not in SOURCE_KINDS:
@@ -304,6 +341,7 @@ class ReleaseBuilder:
         for writer in self._writers.values():
             writer.close()
         shutil.rmtree(self.folder / ".scratch", ignore_errors=True)
+        build_indexes(self.folder, self.table)
         counts = dict.fromkeys(TABLES, 0)
         counts.update({table: writer.rows for table, writer in self._writers.items()})
         counts.update(self._linked)
@@ -316,9 +354,11 @@ class ReleaseBuilder:
             counts=counts,
             bbox=self.bbox,
             build_seconds=round(build_seconds, 3),
+            index_version=INDEX_VERSION,
+            files=describe(self.folder),
         )
-        for path in self.folder.glob("*.arrow"):
-            _fsync(path)
+        for name in manifest.files:
+            _fsync(self.folder / name)
         _write_json(self.folder / MANIFEST, manifest.to_json())
         return manifest
 
@@ -334,6 +374,14 @@ class Release:
 
     def __repr__(self) -> str:
         return f"Release({self.manifest.id!r})"
+
+    def array(self, name: str) -> np.ndarray:
+        """An index array (``roads/piece_x0`` ...), memory-mapped read-only."""
+        return open_array(self.path, name)
+
+    def index_table(self, name: str) -> pa.Table:
+        """An index table, memory-mapped."""
+        return open_table(self.path, name)
 
     def table(self, name: str) -> pa.Table:
         """The table, zero-copy over the file's pages; an absent table is an empty one."""
@@ -389,19 +437,42 @@ class ReleaseStore:
         except (OSError, ValueError) as exc:
             raise ReleaseError(f"reference release {release_id!r} is unreadable: {exc}") from exc
 
+    def resolve(self, name_or_id: str) -> Manifest:
+        """A release by its id, else the newest release imported under that name."""
+        if _ID.fullmatch(name_or_id) and (self.root / name_or_id / MANIFEST).is_file():
+            return self.get(name_or_id)
+        for manifest in self.list():
+            if manifest.name == name_or_id:
+                return manifest
+        raise ReleaseNotFound(f"reference release {name_or_id!r} does not exist")
+
     def newest(self) -> Manifest | None:
         releases = self.list()
         return releases[0] if releases else None
 
     def load(self, release_id: str) -> Release:
-        """Open a release; refuses one built for another schema version (it must be rebuilt)."""
+        """Open a release after checking its files (see ``indexes.files``).
+
+        Refuses one built for another schema or index version (it must be rebuilt), and one
+        whose files are missing, truncated or altered.
+        """
         manifest = self.get(release_id)
         if manifest.schema_version != SCHEMA_VERSION:
             raise ReleaseError(
                 f"reference release {release_id!r} has schema version {manifest.schema_version} "
                 f"but this geobatch reads version {SCHEMA_VERSION}: rebuild it"
             )
-        return Release(manifest, self.root / release_id)
+        if manifest.index_version != INDEX_VERSION:
+            raise ReleaseError(
+                f"reference release {release_id!r} has index version {manifest.index_version} "
+                f"but this geobatch reads version {INDEX_VERSION}: rebuild it"
+            )
+        folder = self.root / release_id
+        try:
+            verify(self.root, release_id, folder, manifest.files)
+        except IndexFileError as exc:
+            raise ReleaseError(str(exc)) from exc
+        return Release(manifest, folder)
 
     def delete(self, release_id: str) -> None:
         """Remove a release: it disappears at once (rename); processes that mapped it read on."""
@@ -412,6 +483,8 @@ class ReleaseStore:
         except FileNotFoundError as exc:
             raise ReleaseNotFound(f"reference release {release_id!r} does not exist") from exc
         shutil.rmtree(doomed, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.root / STAMP_DIR / f"{release_id}.json").unlink()
 
     def free_id(self, base: str) -> str:
         """``base`` if no release has it, else the first free ``base-2``, ``base-3`` ..."""
@@ -448,6 +521,7 @@ class ReleaseStore:
                 manifest = builder._seal(final_id, created_at, time.perf_counter() - started)
                 try:
                     _publish(folder, self.root / final_id)
+                    write_stamp(self.root, final_id, self.root / final_id, list(manifest.files))
                     break
                 except OSError as exc:
                     if not (self.root / final_id).exists():

@@ -29,5 +29,6 @@ def list_releases(platform: PlatformDep, _tenant: TenantDep) -> dict[str, Any]:
 
 @router.get("/{release_id}")
 def get_release(release_id: str, platform: PlatformDep, _tenant: TenantDep) -> dict[str, Any]:
-    """One release's manifest: sources with checksums, counts per table, bounding box."""
-    return public_manifest(platform.releases.get(release_id))
+    """One release's manifest (by id, or the newest release of that name): sources with
+    checksums, counts per table, bounding box, files with sizes and checksums."""
+    return public_manifest(platform.releases.resolve(release_id))

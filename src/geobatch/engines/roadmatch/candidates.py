@@ -1,6 +1,6 @@
 """Candidate positions on the reference network for every sample point of a batch.
 
-One envelope query on the piece index for all points at once, then exact projection onto
+One query on the piece index for all points at once, then exact projection onto
 the straight pieces in numpy; per (point, segment) the nearest piece wins, and per point the
 ``max_candidates`` nearest segments are kept. Each candidate is then offered in both travel
 directions along its segment, since the HMM scores heading and continuity per direction.
@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 
 from geobatch.engines.roadmatch.geometry import Samples
 from geobatch.engines.roadmatch.network import RoadNetwork
@@ -52,10 +51,7 @@ def find_candidates(
 ) -> Candidates:
     """Segments within ``radius_m`` of each sample, nearest first, ``max_candidates`` at most."""
     px, py, r = samples.x, samples.y, radius_m
-    boxes = shapely.box(px - r, py - r, px + r, py + r)
-    point, piece = network.tree.query(boxes)
-    point = point.astype(np.int64)
-    piece = piece.astype(np.int64)
+    point, piece = network.pieces_near(px, py, r)
     dx, dy = network.piece_dx[piece], network.piece_dy[piece]
     length = network.piece_length[piece]
     rx = px[point] - network.piece_x0[piece]

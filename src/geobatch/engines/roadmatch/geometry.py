@@ -1,53 +1,18 @@
 """Local metric coordinates and resampling of input lines.
 
-Matching works in metres: a release covers a city or a small country, so an equirectangular
-projection around the network's centre (scaled with the WGS84 radii at that latitude) keeps
-distances within a fraction of a percent there, and is a pure numpy affine map.
+Matching works in metres, in the network's ``LocalProjection`` (fixed when its release is
+built).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
-_A = 6378137.0
-_E2 = 6.69437999014e-3
-
-
-@dataclass(frozen=True, kw_only=True)
-class LocalProjection:
-    """Equirectangular metres around (lon0, lat0)."""
-
-    lon0: float
-    lat0: float
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """Metres per degree of longitude and of latitude at ``lat0``."""
-        phi = math.radians(self.lat0)
-        w = 1.0 - _E2 * math.sin(phi) ** 2
-        meridional = _A * (1.0 - _E2) / w**1.5
-        normal = _A / math.sqrt(w)
-        return math.radians(1.0) * normal * math.cos(phi), math.radians(1.0) * meridional
-
-    def forward(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kx, ky = self.scale
-        return (np.asarray(lon) - self.lon0) * kx, (np.asarray(lat) - self.lat0) * ky
-
-    def inverse(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kx, ky = self.scale
-        return np.asarray(x) / kx + self.lon0, np.asarray(y) / ky + self.lat0
-
-    def project(self, geometries: np.ndarray) -> np.ndarray:
-        """Geometries from lon/lat to local metres (vectorised over all coordinates)."""
-        kx, ky = self.scale
-        shift = np.array([self.lon0, self.lat0])
-        scale = np.array([kx, ky])
-        return shapely.transform(geometries, lambda xy: (xy - shift) * scale)  # type: ignore[no-any-return]
+from geobatch.reference.indexes.projection import LocalProjection as LocalProjection
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,70 @@
+"""Ready indexes inside a release: built once at import, memory-mapped by every worker.
+
+``build_indexes`` runs every builder over a release's finished tables and writes their
+arrays under ``<release>/indexes/``; the engines open them with the readers here
+(``RoadArrays.open`` ...), which map the files instead of reading them, so workers share one
+copy through the page cache and a fresh worker answers without building anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+
+from geobatch.reference.indexes.files import (
+    INDEX_DIR,
+    FileEntry,
+    IndexFileError,
+    describe,
+    open_array,
+    open_table,
+    verify,
+    write_array,
+    write_table,
+)
+from geobatch.reference.indexes.grid import GridIndex
+from geobatch.reference.indexes.projection import LocalProjection
+from geobatch.reference.indexes.roads import RoadArrays, build_road_index
+from geobatch.reference.indexes.routes import RouteTable
+
+INDEX_VERSION = 2
+"""Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
+
+TableReader = Callable[[str], pa.Table]
+IndexBuilder = Callable[[Path, TableReader], None]
+
+
+def _roads(folder: Path, table: TableReader) -> None:
+    build_road_index(folder, table("segments"), table("connectors"))
+
+
+BUILDERS: dict[str, IndexBuilder] = {"roads": _roads}
+"""Every index of a release, by name; each writes its files under ``indexes/<name>/``."""
+
+
+def build_indexes(folder: Path, table: TableReader) -> None:
+    """Build every index of the release in ``folder`` from its tables (``table(name)``)."""
+    for build in BUILDERS.values():
+        build(folder, table)
+
+
+__all__ = [
+    "BUILDERS",
+    "INDEX_DIR",
+    "INDEX_VERSION",
+    "FileEntry",
+    "GridIndex",
+    "IndexFileError",
+    "LocalProjection",
+    "RoadArrays",
+    "RouteTable",
+    "build_indexes",
+    "describe",
+    "open_array",
+    "open_table",
+    "verify",
+    "write_array",
+    "write_table",
+]

@@ -1,0 +1,132 @@
+"""A static grid index over boxes, stored as three flat arrays that can be memory-mapped.
+
+Each item is filed under every square cell its box overlaps. The cells are kept as sorted
+64-bit keys with the start of each cell's run of items (CSR), so a query is a few vectorised
+binary searches over mapped pages: nothing is built in the process that asks. A query answers
+every item whose cells meet the query box, a superset of the items whose boxes do; callers
+measure exact distances afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geobatch.reference.indexes.files import open_array, write_array
+
+_BIAS = 1 << 30
+"""Cell coordinates are offset by this so keys of negative cells stay ordered and positive."""
+
+
+def _cell(values: np.ndarray, size: float) -> np.ndarray:
+    return np.floor(np.asarray(values, dtype=np.float64) / size).astype(np.int64)
+
+
+def _keys(ix: np.ndarray, iy: np.ndarray) -> np.ndarray:
+    return np.asarray((ix + _BIAS) * (1 << 31) + (iy + _BIAS), dtype=np.int64)
+
+
+def _expand(
+    x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (owner, cell x, cell y) of the cell ranges [x0, x1] x [y0, y1]."""
+    nx, ny = x1 - x0 + 1, y1 - y0 + 1
+    count = nx * ny
+    owner = np.repeat(np.arange(len(x0), dtype=np.int64), count)
+    rank = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    width = np.repeat(nx, count)
+    return owner, np.repeat(x0, count) + rank % width, np.repeat(y0, count) + rank // width
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridIndex:
+    """Items by cell: ``items[starts[k]:starts[k + 1]]`` lie in the cell with key ``keys[k]``."""
+
+    cell: float
+    size: int  # number of items indexed (ids are 0..size-1)
+    keys: np.ndarray  # int64, sorted, unique
+    starts: np.ndarray  # int64, len(keys) + 1
+    items: np.ndarray  # int64
+
+    @classmethod
+    def build(
+        cls,
+        cell: float,
+        min_x: np.ndarray,
+        min_y: np.ndarray,
+        max_x: np.ndarray,
+        max_y: np.ndarray,
+    ) -> GridIndex:
+        if not cell > 0:
+            raise ValueError("cell size must be positive")
+        owner, cx, cy = _expand(
+            _cell(min_x, cell), _cell(min_y, cell), _cell(max_x, cell), _cell(max_y, cell)
+        )
+        keys = _keys(cx, cy)
+        order = np.lexsort((owner, keys))
+        keys, owner = keys[order], owner[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        unique = keys[first]
+        starts = np.append(np.flatnonzero(first), len(keys)).astype(np.int64)
+        return cls(cell=float(cell), size=len(min_x), keys=unique, starts=starts, items=owner)
+
+    def query(
+        self,
+        min_x: np.ndarray,
+        min_y: np.ndarray,
+        max_x: np.ndarray,
+        max_y: np.ndarray,
+        *,
+        unique: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query, item) pairs for items filed in cells the boxes meet, grouped by query.
+
+        With ``unique`` each pair comes once and pairs are sorted; without, an item filed in
+        several of a box's cells comes once per cell (cheaper, for callers that reduce anyway).
+        """
+        empty = np.zeros(0, dtype=np.int64)
+        if not len(self.keys) or not len(np.atleast_1d(min_x)):
+            return empty, empty
+        query, cx, cy = _expand(
+            _cell(min_x, self.cell),
+            _cell(min_y, self.cell),
+            _cell(max_x, self.cell),
+            _cell(max_y, self.cell),
+        )
+        keys = _keys(cx, cy)
+        pos = np.searchsorted(self.keys, keys)
+        hit = pos < len(self.keys)
+        hit[hit] = self.keys[pos[hit]] == keys[hit]
+        query, pos = query[hit], pos[hit]
+        first, count = self.starts[pos], self.starts[pos + 1] - self.starts[pos]
+        owner = np.repeat(query, count)
+        rank = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        items = np.asarray(self.items[np.repeat(first, count) + rank], dtype=np.int64)
+        if not unique:
+            return owner, items
+        # Pairs arrive in runs sorted by query, which the stable (merging) sort exploits.
+        pairs = np.sort(owner * self.size + items, kind="stable")
+        keep = np.ones(len(pairs), dtype=bool)
+        keep[1:] = pairs[1:] != pairs[:-1]
+        pairs = pairs[keep]
+        return pairs // self.size, pairs % self.size
+
+    def save(self, folder: Path, prefix: str) -> None:
+        write_array(folder, f"{prefix}/shape", np.array([self.cell, self.size], dtype=np.float64))
+        write_array(folder, f"{prefix}/keys", self.keys)
+        write_array(folder, f"{prefix}/starts", self.starts)
+        write_array(folder, f"{prefix}/items", self.items)
+
+    @classmethod
+    def open(cls, folder: Path, prefix: str) -> GridIndex:
+        shape = open_array(folder, f"{prefix}/shape")
+        return cls(
+            cell=float(shape[0]),
+            size=int(shape[1]),
+            keys=open_array(folder, f"{prefix}/keys"),
+            starts=open_array(folder, f"{prefix}/starts"),
+            items=open_array(folder, f"{prefix}/items"),
+        )
