@@ -94,7 +94,8 @@ def _call(
 ) -> httpx.Response:
     """One request with an empty JSON body where one may go; an event stream is not read."""
     url = server.url + re.sub(r"\{[^}]+\}", ident, path)
-    headers = {"X-API-Key": key} if key else {}
+    # both places every API reads a key from (some read only one of them)
+    headers = {"X-API-Key": key, "Authorization": f"Bearer {key}"} if key else {}
     body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
     with CLIENT.stream(method, url, headers=headers, **body) as reply:  # type: ignore[arg-type]
         if not reply.headers.get("content-type", "").startswith("text/event-stream"):
@@ -102,12 +103,23 @@ def _call(
     return reply
 
 
+def _assert_native_problem(path: str, reply: httpx.Response) -> None:
+    """The native API answers problem+json; a compatible API answers in its own error shape."""
+    if path.startswith("/v1/"):
+        assert reply.headers["content-type"] == "application/problem+json", path
+
+
+def _anonymous(text: str) -> str:
+    """The answer with every UUID (job ids, correlation ids) blanked out."""
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+
 def test_every_operation_needs_a_key(server: LiveServer, keys: Keys, job_id: str) -> None:
     for method, path in _operations(server):
         for key in (None, "not-a-key", keys.admin[:-1]):
             reply = _call(server, method, path, key, job_id)
             assert reply.status_code == 401, (method, path, reply.text)
-            assert reply.headers["content-type"] == "application/problem+json"
+            _assert_native_problem(path, reply)
             if key:
                 assert key not in reply.text
 
@@ -118,11 +130,8 @@ def test_another_tenants_job_is_an_unknown_id(server: LiveServer, keys: Keys, jo
     for method, path in templated:
         theirs = _call(server, method, path, keys.other, job_id)
         unknown = _call(server, method, path, keys.other, str(uuid.uuid4()))
-        assert theirs.status_code == unknown.status_code == 404, (method, path, theirs.text)
-        assert theirs.json()["type"] == unknown.json()["type"]
-        assert theirs.text.replace(job_id, "ID") == unknown.text.replace(
-            unknown.url.path.split("/")[3], "ID"
-        ), (method, path)
+        assert theirs.status_code == unknown.status_code, (method, path, theirs.text)
+        assert _anonymous(theirs.text) == _anonymous(unknown.text), (method, path)
     # and the lists of the other tenant never mention the job
     for method, path in _operations(server):
         if method == "GET" and "{" not in path:
@@ -135,7 +144,7 @@ def test_a_read_key_reads_but_changes_nothing(server: LiveServer, keys: Keys, jo
         changes = method not in ("GET", "HEAD") and path not in SAFE_POSTS
         if changes or path == "/v1/audit":
             assert reply.status_code == 403, (method, path, reply.text)
-            assert reply.headers["content-type"] == "application/problem+json"
+            _assert_native_problem(path, reply)
         else:
             assert reply.status_code != 403, (method, path)
     assert (

@@ -21,11 +21,15 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "bearer": {"type": "http", "scheme": "bearer"},
 }
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics"}
+    | {"/v7/health", "/v7/version", "/v7/openapi", "/ogcapi", "/ogcapi/conformance"}
+)
 """Operations that answer without a key (liveness and monitoring probes)."""
 
-SAFE_POSTS = frozenset({"/v1/jobs/statuses", "/v1/match/roads"})
-"""POST operations that only read: a ``read`` key may call them."""
+SAFE_POSTS = frozenset({"/v1/jobs/statuses", "/v1/match/roads", "/immuta/jobs/statuses"})
+"""POST operations that only read: a ``read`` key may call them (and no other POST, PUT,
+PATCH or DELETE, on any API: see ``deps.get_caller``)."""
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -70,7 +74,7 @@ def _problem(code: str) -> dict[str, Any]:
 
 
 def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]:
-    if path in PUBLIC_PATHS or not path.startswith("/v"):
+    if path in PUBLIC_PATHS:
         return []
     codes = ["401", "422", "429"]
     if method not in ("get", "head") and path not in SAFE_POSTS:
@@ -96,7 +100,7 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            if path in PUBLIC_PATHS or not path.startswith("/v"):
+            if path in PUBLIC_PATHS:
                 operation["security"] = []
             responses = operation["responses"]
             for code in _error_codes(path, method, operation):

@@ -7,12 +7,15 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.convertors import Convertor, register_url_convertor
 
+from geobatch.api.contract import SAFE_POSTS
 from geobatch.api.ratelimit import Budget, RateLimiter
 from geobatch.errors import Forbidden, Unauthorized
 from geobatch.jobs import JobService, Platform
 from geobatch.jobs.keys import Caller, Role
 
 DEFAULT_TENANT = "default"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_ONLY = "This API key may only read; creating or changing jobs needs another role."
 JOB_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -73,6 +76,11 @@ async def get_caller(request: Request) -> Caller:
     if caller is None:
         raise Unauthorized("API key is missing or invalid.")
     limiter.hit(caller.actor)
+    if not caller.can_write and request.method not in _READ_METHODS:
+        # Enforced here, for every API: a route that forgets ``WriterDep`` is still safe.
+        route = request.scope.get("route")
+        if getattr(route, "path_format", None) not in SAFE_POSTS:
+            raise Forbidden(_READ_ONLY)
     return caller
 
 
@@ -83,7 +91,7 @@ async def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
 async def get_writer(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """A caller allowed to change jobs: a ``read`` key is refused."""
     if not caller.can_write:
-        raise Forbidden("This API key may only read; creating or changing jobs needs another role.")
+        raise Forbidden(_READ_ONLY)
     return caller
 
 
