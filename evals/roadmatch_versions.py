@@ -7,12 +7,13 @@ as ``road_match`` records (the job's default options) onto a release built from
 ``osm/monaco.osm.pbf`` (2016). The truth comes from persistent OSM ids, not from geometry:
 
 - an old edge (two consecutive nodes of an old way) whose two nodes are still consecutive on a
-  new way lies on that way, between those nodes;
+  new way lies on that way, between those nodes; nodes added to the way since (a new crossing)
+  do not break the run, since they were not there to be consecutive with;
 - an old edge of a way that kept its id but was redrawn lies on the new way where both of its
   ends are within 10 m of it, between their projections;
 - any other old edge lies on no reference road (a road since removed, or moved further).
 
-Perturbations, drawn with a fixed seed per road: a sideways offset of 1-6 m, 1 m Gaussian
+Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed seed per road: a sideways offset of 1-6 m, 1 m Gaussian
 jitter on vertices every 10 m, Douglas-Peucker simplification (2 m), splits of a way at a
 random point (often mid-edge, so roads end mid-segment) and merges of two ways that meet end
 to end. Scores, by matched length along the new ways (a few metres of tolerance at the ends
@@ -46,7 +47,7 @@ from geobatch.engines.roadmatch import RoadNetwork, network_for
 from geobatch.engines.roadmatch.chunk import match_records
 from geobatch.engines.roadmatch.output import RoadAnswer
 from geobatch.jobs.types.road_match import RoadMatchOptions, params_of
-from geobatch.reference.osm_tags import road_class
+from geobatch.reference.osm_tags import oneway, road_class
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from roadmatch_data import SHARED_DATA, data_or_exit, temporary_release
@@ -65,7 +66,7 @@ class OsmWay:
     refs: list[int]
     lonlat: np.ndarray
     name: str | None
-    oneway: str | None
+    oneway: int  # 1 along, -1 against, 0 both ways
 
 
 def read_ways(path: Path) -> dict[int, OsmWay]:
@@ -77,7 +78,8 @@ def read_ways(path: Path) -> dict[int, OsmWay]:
         if not isinstance(way, osmium.osm.Way):
             continue
         tags = {tag.k: tag.v for tag in way.tags}
-        if road_class(tags) is None:
+        highway = road_class(tags)
+        if highway is None:
             continue
         refs: list[int] = []
         coords: list[tuple[float, float]] = []
@@ -90,7 +92,9 @@ def read_ways(path: Path) -> dict[int, OsmWay]:
             refs.append(node.ref)
             coords.append(here)
         if len(refs) >= 2:
-            ways[way.id] = OsmWay(way.id, refs, np.asarray(coords), tags.get("name"), None)
+            ways[way.id] = OsmWay(
+                way.id, refs, np.asarray(coords), tags.get("name"), oneway(tags, highway)
+            )
     return ways
 
 
@@ -100,12 +104,15 @@ class NewWays:
 
     ways: dict[int, Way]
     node_at: dict[int, np.ndarray]  # way id -> metres along the way of each node
-    edges: dict[tuple[int, int], list[tuple[int, int]]]  # (node, node) -> [(way id, position)]
+    # (node, node) -> [(way id, position of one, position of the other)]
+    edges: dict[tuple[int, int], list[tuple[int, int, int]]]
     segment_way: dict[int, tuple[int, float]]  # segment index -> (way id, start metres)
     refs: dict[int, list[int]]  # way id -> node ids
 
 
-def index_new(new: dict[int, OsmWay], network: RoadNetwork, segments: pa.Table) -> NewWays:
+def index_new(
+    new: dict[int, OsmWay], old_nodes: set[int], network: RoadNetwork, segments: pa.Table
+) -> NewWays:
     out = NewWays(
         ways={}, node_at={}, edges=defaultdict(list), segment_way={}, refs={}
     )
@@ -119,9 +126,12 @@ def index_new(new: dict[int, OsmWay], network: RoadNetwork, segments: pa.Table) 
         out.refs[way_id] = osm.refs
         step = np.hypot(*np.diff(coords, axis=0).T)
         out.node_at[way_id] = np.concatenate([[0.0], np.cumsum(step)])
-        for i, pair in enumerate(zip(osm.refs[:-1], osm.refs[1:], strict=True)):
-            out.edges[pair].append((way_id, i))
-            out.edges[pair[::-1]].append((way_id, i))
+        # Edges between nodes that were already there, skipping nodes added since.
+        kept = [i for i, ref in enumerate(osm.refs) if ref in old_nodes]
+        for i, j in zip(kept[:-1], kept[1:], strict=True):
+            pair = (osm.refs[i], osm.refs[j])
+            out.edges[pair].append((way_id, i, j))
+            out.edges[pair[::-1]].append((way_id, i, j))
         for seg, start in zip(way.segments.tolist(), way.starts.tolist(), strict=True):
             out.segment_way[seg] = (way_id, float(start))
     return out
@@ -144,10 +154,10 @@ def truth_of_edges(old: OsmWay, new: NewWays, network: RoadNetwork) -> list[OldE
         length = float(np.hypot(*(xy[i + 1] - xy[i])))
         hits = new.edges.get((old.refs[i], old.refs[i + 1]), [])
         if hits:
-            way_id, pos = hits[0]
+            way_id, p, q = hits[0]
             at = new.node_at[way_id]
-            forward = new.refs[way_id][pos] == old.refs[i]
-            lo, hi = (at[pos], at[pos + 1]) if forward else (at[pos + 1], at[pos])
+            forward = new.refs[way_id][p] == old.refs[i]
+            lo, hi = (at[p], at[q]) if forward else (at[q], at[p])
             out.append(OldEdge(length, (way_id, float(lo), float(hi))))
             continue
         if redrawn is not None:
@@ -167,6 +177,7 @@ class Road:
 
     line: shapely.LineString
     name: str | None
+    oneway: int
     pieces: list[tuple[OldEdge, float, float]]
     truth: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
     length_m: float = 0.0
@@ -206,7 +217,11 @@ def perturbed_roads(
             continue
         chain = [way_id]
         used.add(way_id)
-        follow = [w for w in by_start.get(old[way_id].refs[-1], []) if w not in used]
+        follow = [
+            w
+            for w in by_start.get(old[way_id].refs[-1], [])
+            if w not in used and old[w].oneway == old[way_id].oneway
+        ]
         if follow and rng.random() < 0.15:
             chain.append(follow[0])
             used.add(follow[0])
@@ -219,7 +234,7 @@ def perturbed_roads(
             coords = old[way_id].lonlat
             refs.extend(map(tuple, coords if not refs else coords[1:]))
             pieces.extend((edge, 0.0, 1.0) for edge in truth[way_id])
-        name = old[chain[0]].name
+        name, direction = old[chain[0]].name, old[chain[0]].oneway
         xy = np.column_stack(network.projection.forward(*np.asarray(refs).T))
         if rng.random() < 0.2 and len(pieces) >= 1:
             # Split at a random point along the road, usually inside an edge.
@@ -241,7 +256,9 @@ def perturbed_roads(
             if line is None:
                 continue
             lon, lat = network.projection.inverse(*shapely.get_coordinates(line).T)
-            road = Road(shapely.LineString(np.column_stack([lon, lat])), name, part_pieces)
+            road = Road(
+                shapely.LineString(np.column_stack([lon, lat])), name, direction, part_pieces
+            )
             road.settle()
             if road.length_m >= 1.0:
                 roads.append(road)
@@ -344,7 +361,8 @@ def main() -> None:
     new_osm = read_ways(args.new)
     with temporary_release(args.new) as release:
         network = network_for(release)
-        new = index_new(new_osm, network, release.table("segments"))
+        old_nodes = {ref for way in old.values() for ref in way.refs}
+        new = index_new(new_osm, old_nodes, network, release.table("segments"))
         truth = {way_id: truth_of_edges(way, new, network) for way_id, way in old.items()}
         roads = perturbed_roads(old, truth, network, args.seed)
         records = pa.table(
@@ -352,6 +370,7 @@ def main() -> None:
                 "_ordinal": pa.array(np.arange(1, len(roads) + 1), pa.int64()),
                 "recId": pa.array([str(i) for i in range(len(roads))], pa.string()),
                 "name": pa.array([r.name for r in roads], pa.string()),
+                "oneway": pa.array([r.oneway for r in roads], pa.int8()),
                 "geometry": pa.array(shapely.to_wkb(np.asarray([r.line for r in roads]))),
             }
         )

@@ -23,12 +23,12 @@ from geobatch.engines.roadmatch.names import similarity
 from geobatch.engines.roadmatch.network import RoadNetwork
 
 if TYPE_CHECKING:
-    from geobatch.engines.roadmatch.match import MatchParams, RoadMatch
+    from geobatch.engines.roadmatch.match import MatchParams, RoadMatch, Status
 
 DISTANCE_SCALE_M = 12.0
 SHAPE_SCALE_M = 20.0
 HEADING_SCALE = math.radians(25.0)
-WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.15}
+WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.3}
 
 
 def combine(
@@ -64,7 +64,7 @@ def score_roads(
     params: MatchParams,
 ) -> list[RoadMatch]:
     """One RoadMatch per line from its merged pieces and the samples on its path."""
-    from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
+    from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch, Status
 
     n_lines = len(samples.lengths)
     ok = pieces.layer_ok
@@ -110,45 +110,45 @@ def score_roads(
     road_name = np.where(w > 0, road_name, np.nan)
     road_conf = combine(mean_dist, shape, mean_turn, road_name)
     road_conf = np.where(n_ok > 0, road_conf, 0.0)
-    # Matched share of the input; none where every covered piece was too small to report.
-    reported = np.bincount(pieces.line, minlength=n_lines) > 0
-    ratio = np.where(
-        reported, np.clip(pieces.matched_m / np.maximum(samples.lengths, 1e-9), 0.0, 1.0), 0.0
+    # A stretch below the threshold is not a match: it is dropped, and the status comes from
+    # the share of the input that the remaining stretches cover.
+    weak = (p_conf < params.confidence_threshold) | (
+        road_conf[pieces.line] < params.confidence_threshold
     )
+    kept = np.flatnonzero(~weak)
+    covered_input = _covered(pieces.line[kept], pieces.input_lo[kept], pieces.input_hi[kept], n_lines)
+    ratio = np.clip(covered_input / np.maximum(samples.lengths, 1e-9), 0.0, 1.0)
+    unmatched = ratio <= params.min_ratio
+    ratio = np.where(unmatched, 0.0, ratio)
 
-    bounds = np.searchsorted(pieces.line, np.arange(n_lines + 1))
+    line_of_kept = pieces.line[kept]
+    bounds = np.searchsorted(line_of_kept, np.arange(n_lines + 1))
     lengths = network.length_m[pieces.segment]
     out: list[RoadMatch] = []
     for i in range(n_lines):
         conf = round(float(road_conf[i]), 1)
-        if conf < params.confidence_threshold or ratio[i] < params.min_ratio:
-            out.append(
-                RoadMatch(
-                    status="unmatched",
-                    confidence=conf,
-                    matched_ratio=0.0,
-                    length_m=float(samples.lengths[i]),
-                    segments=(),
+        segments = ()
+        if not unmatched[i]:
+            segments = tuple(
+                SegmentMatch(
+                    segment_id=network.segment_ids[k_seg],
+                    source_id=network.source_ids[k_seg],
+                    from_fraction=_fraction(pieces.lo[k], lengths[k]),
+                    to_fraction=_fraction(pieces.hi[k], lengths[k]),
+                    input_from_m=float(pieces.input_lo[k]),
+                    input_to_m=float(pieces.input_hi[k]),
+                    length_m=float(covered[k]),
+                    confidence=round(float(p_conf[k]), 1),
                 )
+                for k in kept[bounds[i] : bounds[i + 1]].tolist()
+                for k_seg in (int(pieces.segment[k]),)
             )
-            continue
-        segments = tuple(
-            SegmentMatch(
-                segment_id=network.segment_ids[k_seg],
-                source_id=network.source_ids[k_seg],
-                from_fraction=_fraction(pieces.lo[k], lengths[k]),
-                to_fraction=_fraction(pieces.hi[k], lengths[k]),
-                input_from_m=float(pieces.input_lo[k]),
-                input_to_m=float(pieces.input_hi[k]),
-                length_m=float(covered[k]),
-                confidence=round(float(p_conf[k]), 1),
-            )
-            for k in range(bounds[i], bounds[i + 1])
-            for k_seg in (int(pieces.segment[k]),)
+        status: Status = (
+            "unmatched" if unmatched[i] else "full" if ratio[i] >= params.full_ratio else "partial"
         )
         out.append(
             RoadMatch(
-                status="full" if ratio[i] >= params.full_ratio else "partial",
+                status=status,
                 confidence=conf,
                 matched_ratio=float(ratio[i]),
                 length_m=float(samples.lengths[i]),
@@ -156,6 +156,20 @@ def score_roads(
             )
         )
     return out
+
+
+def _covered(line: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_lines: int) -> np.ndarray:
+    """Per line, metres of the union of its [lo, hi] ranges (sorted by line, then lo)."""
+    if len(line) == 0:
+        return np.zeros(n_lines)
+    # Lines are far apart on this shifted axis, so one running maximum serves all of them.
+    shift = line * (float(max(hi.max(), 0.0)) + 1.0)
+    start, end = lo + shift, hi + shift
+    reach = np.maximum.accumulate(end)
+    before = np.concatenate([[-np.inf], reach[:-1]])
+    before = np.where(np.r_[True, line[1:] != line[:-1]], -np.inf, before)
+    gained = np.maximum(end - np.maximum(start, before), 0.0)
+    return np.bincount(line, weights=gained, minlength=n_lines)
 
 
 def _lookup(

@@ -63,10 +63,10 @@ class MatchParams:
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
     max_state_turn_deg: float = 110.0  # states heading further off the road are not considered
     max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
-    end_snap_m: float = 5.0  # ranges this close to a segment end reach the end
+    end_snap_m: float = 2.0  # ranges this close to a segment end reach the end
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
     full_ratio: float = 0.9  # matched share of length for "full"
-    min_ratio: float = 0.1  # below this matched share a road is "unmatched"
+    min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
     batch_size: int = 2000  # lines decoded together, at most
     batch_km: float = 400.0  # and about this much road length
 
