@@ -13,11 +13,11 @@ as ``road_match`` records (the job's default options) onto a release built from
   ends are within 10 m of it, between their projections;
 - any other old edge lies on no reference road (a road since removed, or moved further).
 
-Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed seed per road: a sideways offset of 1-6 m, 1 m Gaussian
-jitter on vertices every 10 m, Douglas-Peucker simplification (2 m), splits of a way at a
-random point (often mid-edge, so roads end mid-segment) and merges of two ways that meet end
-to end. Scores, by matched length along the new ways (a few metres of tolerance at the ends
-of a truth range):
+Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed
+seed: a sideways offset of 1-6 m, 1 m Gaussian jitter on vertices every 10 m, Douglas-Peucker
+simplification (2 m), splits of a way at a random point (often mid-edge, so roads end
+mid-segment) and merges of two ways that meet end to end. Scores, by matched length along
+the new ways (a few metres of tolerance at the ends of a truth range):
 
 - precision: matched metres inside a true range of that road / all matched metres;
 - recall: true metres covered by a match / all true metres;
@@ -30,6 +30,7 @@ of a truth range):
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import defaultdict
@@ -72,8 +73,10 @@ class OsmWay:
 def read_ways(path: Path) -> dict[int, OsmWay]:
     """The road ways (the release's road classes) of an OSM file, PBF or XML."""
     ways: dict[int, OsmWay] = {}
-    for way in osmium.FileProcessor(str(path)).with_locations().with_filter(
-        osmium.filter.KeyFilter("highway")
+    for way in (
+        osmium.FileProcessor(str(path))
+        .with_locations()
+        .with_filter(osmium.filter.KeyFilter("highway"))
     ):
         if not isinstance(way, osmium.osm.Way):
             continue
@@ -113,9 +116,7 @@ class NewWays:
 def index_new(
     new: dict[int, OsmWay], old_nodes: set[int], network: RoadNetwork, segments: pa.Table
 ) -> NewWays:
-    out = NewWays(
-        ways={}, node_at={}, edges=defaultdict(list), segment_way={}, refs={}
-    )
+    out = NewWays(ways={}, node_at={}, edges=defaultdict(list), segment_way={}, refs={})
     for way in ways_of(network, segments):
         way_id = int(str(network.source_ids[way.segments[0]]).rsplit("/", 1)[1])
         osm = new.get(way_id)
@@ -128,7 +129,7 @@ def index_new(
         out.node_at[way_id] = np.concatenate([[0.0], np.cumsum(step)])
         # Edges between nodes that were already there, skipping nodes added since.
         kept = [i for i, ref in enumerate(osm.refs) if ref in old_nodes]
-        for i, j in zip(kept[:-1], kept[1:], strict=True):
+        for i, j in itertools.pairwise(kept):
             pair = (osm.refs[i], osm.refs[j])
             out.edges[pair].append((way_id, i, j))
             out.edges[pair[::-1]].append((way_id, i, j))
@@ -316,7 +317,9 @@ def _overlap(lo: float, hi: float, ranges: list[tuple[float, float]]) -> float:
     return covered
 
 
-def score(roads: list[Road], answers: list[RoadAnswer], new: NewWays, network: RoadNetwork) -> Score:
+def score(
+    roads: list[Road], answers: list[RoadAnswer], new: NewWays, network: RoadNetwork
+) -> Score:
     out = Score()
     index = {str(network.segment_ids[k]): k for k in range(len(network))}
     for road, answer in zip(roads, answers, strict=True):
@@ -331,9 +334,8 @@ def score(roads: list[Road], answers: list[RoadAnswer], new: NewWays, network: R
             b = start + max(piece.from_fraction, piece.to_fraction) * length
             matched[way_id].append((a, b))
             out.matched_m += b - a
-            tolerant = [
-                (lo - END_TOLERANCE_M, hi + END_TOLERANCE_M) for lo, hi in road.truth.get(way_id, [])
-            ]
+            truth = road.truth.get(way_id, [])
+            tolerant = [(lo - END_TOLERANCE_M, hi + END_TOLERANCE_M) for lo, hi in truth]
             out.correct_m += _overlap(a, b, tolerant)
         for way_id, ranges in road.truth.items():
             tolerant = [(a - END_TOLERANCE_M, b + END_TOLERANCE_M) for a, b in matched[way_id]]
@@ -397,9 +399,7 @@ def main() -> None:
     for name in names:
         confusion.add_column(name, justify="right")
     for truth_status in names:
-        confusion.add_row(
-            truth_status, *(str(result.confusion[(truth_status, a)]) for a in names)
-        )
+        confusion.add_row(truth_status, *(str(result.confusion[(truth_status, a)]) for a in names))
     console.print(confusion)
     console.print(
         f"matched in {seconds:.2f} s; {batch.errors.num_rows} roads rejected "

@@ -21,6 +21,7 @@ from geobatch.engines.roadmatch.hmm import Layers
 from geobatch.engines.roadmatch.linear import PathPieces
 from geobatch.engines.roadmatch.names import similarity
 from geobatch.engines.roadmatch.network import RoadNetwork
+from geobatch.engines.roadmatch.shapes import covered_lines
 
 if TYPE_CHECKING:
     from geobatch.engines.roadmatch.match import MatchParams, RoadMatch, Status
@@ -64,7 +65,7 @@ def score_roads(
     params: MatchParams,
 ) -> list[RoadMatch]:
     """One RoadMatch per line from its merged pieces and the samples on its path."""
-    from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch, Status
+    from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
 
     n_lines = len(samples.lengths)
     ok = pieces.layer_ok
@@ -111,16 +112,34 @@ def score_roads(
     road_conf = combine(mean_dist, shape, mean_turn, road_name)
     road_conf = np.where(n_ok > 0, road_conf, 0.0)
     # A stretch below the threshold is not a match: it is dropped, and the status comes from
-    # the share of the input that the remaining stretches cover.
+    # the share of the input that the remaining stretches cover. A weak stretch between two
+    # strong ones of the same road (a roundabout passed through) is part of the path and stays.
     weak = (p_conf < params.confidence_threshold) | (
         road_conf[pieces.line] < params.confidence_threshold
     )
-    kept = np.flatnonzero(~weak)
-    covered_input = _covered(pieces.line[kept], pieces.input_lo[kept], pieces.input_hi[kept], n_lines)
+    strong = ~weak
+    first_strong = np.full(n_lines, np.inf)
+    last_strong = np.full(n_lines, -np.inf)
+    np.minimum.at(first_strong, pieces.line[strong], pieces.input_lo[strong])
+    np.maximum.at(last_strong, pieces.line[strong], pieces.input_hi[strong])
+    inside = (pieces.input_lo >= first_strong[pieces.line]) & (
+        pieces.input_hi <= last_strong[pieces.line]
+    )
+    kept = np.flatnonzero(
+        strong | (inside & (road_conf[pieces.line] >= params.confidence_threshold))
+    )
+    covered_input = _covered(
+        pieces.line[kept], pieces.input_lo[kept], pieces.input_hi[kept], n_lines
+    )
     ratio = np.clip(covered_input / np.maximum(samples.lengths, 1e-9), 0.0, 1.0)
     unmatched = ratio <= params.min_ratio
     ratio = np.where(unmatched, 0.0, ratio)
 
+    shapes = np.full(len(pieces.line), None, dtype=object)
+    if params.with_geometry:
+        shapes[kept] = covered_lines(
+            network, pieces.segment[kept], pieces.lo[kept], pieces.hi[kept]
+        )
     line_of_kept = pieces.line[kept]
     bounds = np.searchsorted(line_of_kept, np.arange(n_lines + 1))
     lengths = network.length_m[pieces.segment]
@@ -139,6 +158,7 @@ def score_roads(
                     input_to_m=float(pieces.input_hi[k]),
                     length_m=float(covered[k]),
                     confidence=round(float(p_conf[k]), 1),
+                    geometry=shapes[k],
                 )
                 for k in kept[bounds[i] : bounds[i + 1]].tolist()
                 for k_seg in (int(pieces.segment[k]),)

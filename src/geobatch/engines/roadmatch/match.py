@@ -69,6 +69,7 @@ class MatchParams:
     min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
     batch_size: int = 2000  # lines decoded together, at most
     batch_km: float = 400.0  # and about this much road length
+    with_geometry: bool = False  # give each matched stretch its geometry (lon/lat)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence_threshold <= 100.0:
@@ -104,6 +105,7 @@ class SegmentMatch:
     input_to_m: float
     length_m: float  # matched length along the reference segment
     confidence: float  # 0-100
+    geometry: shapely.LineString | None = None  # the stretch, lon/lat, when asked for
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,12 +10,14 @@ of n for that road; a road without any match gets one row with ``seqNumber`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import numpy as np
 import pyarrow as pa
+import shapely
 
 from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
 
@@ -125,15 +127,10 @@ def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadA
 def _shifted(segment: SegmentMatch, offset: float) -> SegmentMatch:
     if offset == 0:
         return segment
-    return SegmentMatch(
-        segment_id=segment.segment_id,
-        source_id=segment.source_id,
-        from_fraction=segment.from_fraction,
-        to_fraction=segment.to_fraction,
+    return replace(
+        segment,
         input_from_m=segment.input_from_m + offset,
         input_to_m=segment.input_to_m + offset,
-        length_m=segment.length_m,
-        confidence=segment.confidence,
     )
 
 
@@ -151,9 +148,19 @@ def _segment_row(segment: SegmentMatch) -> dict[str, Any]:
 
 
 def road_table(
-    records: pa.Table, rows: np.ndarray, answers: Sequence[RoadAnswer], layout: Layout = "roads"
+    records: pa.Table,
+    rows: np.ndarray,
+    answers: Sequence[RoadAnswer],
+    layout: Layout = "roads",
+    *,
+    geometry: bool = False,
 ) -> pa.Table:
-    """The result table of the matched ``rows`` of ``records`` (one answer per row)."""
+    """The result table of the matched ``rows`` of ``records`` (one answer per row).
+
+    With ``geometry``, a WKB ``geometry`` column (GeoParquet metadata included) holds what was
+    matched: per road a MultiLineString of its stretches, per pair the stretch's LineString.
+    The road id is the input's ``id`` (or ``trace_id``) column, else its ``recId``.
+    """
     take = pa.array(np.asarray(rows, dtype=np.int64), pa.int64())
     ordinals = records.column("_ordinal").take(take)
     rec_ids = records.column("recId").take(take)
@@ -161,10 +168,13 @@ def road_table(
     ids = (
         records.column(id_column).cast(pa.string()).take(take).to_pylist()
         if id_column is not None
-        else [None] * len(rows)
+        else rec_ids.cast(pa.string()).to_pylist()
     )
     if layout == "pairs":
-        return _pairs(ordinals.to_pylist(), rec_ids.to_pylist(), ids, answers)
+        table = _pairs(ordinals.to_pylist(), rec_ids.to_pylist(), ids, answers)
+        if geometry:
+            table = _with_geometry(table, _pair_shapes(answers), "LineString")
+        return table
     size = len(rows)
     columns = {
         "_ordinal": ordinals,
@@ -180,7 +190,41 @@ def road_table(
             [[_segment_row(s) for s in a.segments] for a in answers], pa.list_(SEGMENT)
         ),
     }
-    return pa.table(columns, schema=ROAD_COLUMNS)
+    table = pa.table(columns, schema=ROAD_COLUMNS)
+    if geometry:
+        table = _with_geometry(table, _road_shapes(answers), "MultiLineString")
+    return table
+
+
+def _road_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
+    shapes = np.full(len(answers), None, dtype=object)
+    for k, answer in enumerate(answers):
+        lines = [s.geometry for s in answer.segments if s.geometry is not None]
+        if lines:
+            shapes[k] = shapely.multilinestrings(lines)
+    return shapes
+
+
+def _pair_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
+    """In the row order of the pairs layout (one null row for a road without segments)."""
+    shapes: list[shapely.LineString | None] = []
+    for answer in answers:
+        shapes.extend([s.geometry for s in answer.segments] if answer.segments else [None])
+    out = np.full(len(shapes), None, dtype=object)
+    out[:] = shapes
+    return out
+
+
+def _with_geometry(table: pa.Table, shapes: np.ndarray, kind: str) -> pa.Table:
+    # No "crs" key: GeoParquet reads its absence as OGC:CRS84, which this is.
+    geo = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {"geometry": {"encoding": "WKB", "geometry_types": [kind]}},
+    }
+    table = table.append_column("geometry", pa.array(shapely.to_wkb(shapes), pa.binary()))
+    metadata = {**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()}
+    return table.replace_schema_metadata(metadata)
 
 
 def _pairs(
