@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 DISTANCE_SCALE_M = 12.0
 SHAPE_SCALE_M = 20.0
 HEADING_SCALE = math.radians(25.0)
-WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.3}
+WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.15}
 
 
 def combine(
