@@ -10,7 +10,7 @@ by a few metres keeps a high confidence; a parallel street a block away does not
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import shapely
@@ -140,42 +140,63 @@ def score_roads(
         shapes[kept] = covered_lines(
             network, pieces.segment[kept], pieces.lo[kept], pieces.hi[kept]
         )
-    line_of_kept = pieces.line[kept]
-    bounds = np.searchsorted(line_of_kept, np.arange(n_lines + 1))
-    lengths = network.length_m[pieces.segment]
-    out: list[RoadMatch] = []
-    for i in range(n_lines):
-        conf = round(float(road_conf[i]), 1)
-        segments = ()
-        if not unmatched[i]:
-            segments = tuple(
-                SegmentMatch(
-                    segment_id=network.segment_ids[k_seg],
-                    source_id=network.source_ids[k_seg],
-                    from_fraction=_fraction(pieces.lo[k], lengths[k]),
-                    to_fraction=_fraction(pieces.hi[k], lengths[k]),
-                    input_from_m=float(pieces.input_lo[k]),
-                    input_to_m=float(pieces.input_hi[k]),
-                    length_m=float(covered[k]),
-                    confidence=round(float(p_conf[k]), 1),
-                    geometry=shapes[k],
-                )
-                for k in kept[bounds[i] : bounds[i + 1]].tolist()
-                for k_seg in (int(pieces.segment[k]),)
-            )
-        status: Status = (
-            "unmatched" if unmatched[i] else "full" if ratio[i] >= params.full_ratio else "partial"
+    # Plain Python values, converted once for all the kept stretches.
+    kept_segment = pieces.segment[kept]
+    length = network.length_m[kept_segment]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.where(
+            length[:, None] > 0,
+            np.clip(np.column_stack([pieces.lo[kept], pieces.hi[kept]]) / length[:, None], 0, 1),
+            0.0,
         )
-        out.append(
-            RoadMatch(
-                status=status,
-                confidence=conf,
-                matched_ratio=float(ratio[i]),
-                length_m=float(samples.lengths[i]),
-                segments=segments,
-            )
+    rows = zip(
+        network.segment_ids[kept_segment].tolist(),
+        network.source_ids[kept_segment].tolist(),
+        fractions[:, 0].tolist(),
+        fractions[:, 1].tolist(),
+        pieces.input_lo[kept].tolist(),
+        pieces.input_hi[kept].tolist(),
+        covered[kept].tolist(),
+        np.round(p_conf[kept], 1).tolist(),
+        shapes[kept].tolist(),
+        strict=True,
+    )
+    stretches = [
+        SegmentMatch(
+            segment_id=segment_id,
+            source_id=source_id,
+            from_fraction=lo,
+            to_fraction=hi,
+            input_from_m=input_lo,
+            input_to_m=input_hi,
+            length_m=metres,
+            confidence=confidence,
+            geometry=shape,
         )
-    return out
+        for segment_id, source_id, lo, hi, input_lo, input_hi, metres, confidence, shape in rows
+    ]
+    bounds = np.searchsorted(pieces.line[kept], np.arange(n_lines + 1)).tolist()
+    statuses = np.where(
+        unmatched, "unmatched", np.where(ratio >= params.full_ratio, "full", "partial")
+    ).tolist()
+    return [
+        RoadMatch(
+            status=cast("Status", status),
+            confidence=conf,
+            matched_ratio=matched,
+            length_m=road_length,
+            segments=() if status == "unmatched" else tuple(stretches[begin:end]),
+        )
+        for status, conf, matched, road_length, begin, end in zip(
+            statuses,
+            np.round(road_conf, 1).tolist(),
+            ratio.tolist(),
+            samples.lengths.tolist(),
+            bounds[:-1],
+            bounds[1:],
+            strict=True,
+        )
+    ]
 
 
 def _covered(line: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_lines: int) -> np.ndarray:
@@ -200,10 +221,6 @@ def _lookup(
         return default
     pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
     return np.where(keys[pos] == query, values[pos], default)
-
-
-def _fraction(offset: float, length: float) -> float:
-    return float(min(max(offset / length, 0.0), 1.0)) if length > 0 else 0.0
 
 
 def _shape(
