@@ -56,6 +56,12 @@ def normalise(name: str) -> str:
 
 def similarity(name: str, candidates: Iterable[str]) -> float | None:
     """Best similarity 0-100 of ``name`` to any candidate name; None when either side has none."""
+    return _similarity(name, tuple(candidates))
+
+
+@lru_cache(maxsize=65536)
+def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
+    """Cached: a street's name meets the same reference names at every layer of every road."""
     left = normalise(name) if name else ""
     if not left:
         return None

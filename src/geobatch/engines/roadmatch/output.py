@@ -90,9 +90,12 @@ def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadA
     are shifted by the length of the parts before it, so they read along the whole road.
     """
     answers: list[RoadAnswer] = []
-    bounds = np.flatnonzero(np.diff(owner)) + 1 if len(owner) else np.zeros(0, dtype=np.int64)
-    for group in np.split(np.arange(len(owner)), bounds) if len(owner) else []:
-        parts = [matches[i] for i in group]
+    if len(owner) == 0:
+        return answers
+    heads = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ends = [*heads[1:].tolist(), len(owner)]
+    for begin, end in zip(heads.tolist(), ends, strict=True):
+        parts = list(matches[begin:end])
         if len(parts) == 1:
             only = parts[0]
             answers.append(
@@ -186,14 +189,38 @@ def road_table(
         "confidence": pa.array([round(a.confidence) for a in answers], pa.int32()),
         "matched_ratio": pa.array([round(a.matched_ratio, 4) for a in answers], pa.float64()),
         "length_m": pa.array([round(a.length_m, 2) for a in answers], pa.float64()),
-        "segments": pa.array(
-            [[_segment_row(s) for s in a.segments] for a in answers], pa.list_(SEGMENT)
-        ),
+        "segments": _segment_lists(answers),
     }
     table = pa.table(columns, schema=ROAD_COLUMNS)
     if geometry:
         table = _with_geometry(table, _road_shapes(answers), "MultiLineString")
     return table
+
+
+def _segment_lists(answers: Sequence[RoadAnswer]) -> pa.Array:
+    """Every answer's segments as one list-of-struct column, built column by column."""
+    flat = [segment for answer in answers for segment in answer.segments]
+    counts = np.fromiter((len(answer.segments) for answer in answers), np.int32, len(answers))
+    offsets = np.zeros(len(answers) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+
+    def rounded(values: list[float], digits: int) -> pa.Array:
+        return pa.array(np.round(np.asarray(values, dtype=np.float64), digits), pa.float64())
+
+    fields = {
+        "segment_id": pa.array([s.segment_id for s in flat], pa.string()),
+        "source_id": pa.array([s.source_id for s in flat], pa.string()),
+        "from_fraction": rounded([s.from_fraction for s in flat], 6),
+        "to_fraction": rounded([s.to_fraction for s in flat], 6),
+        "input_from_m": rounded([s.input_from_m for s in flat], 2),
+        "input_to_m": rounded([s.input_to_m for s in flat], 2),
+        "length_m": rounded([s.length_m for s in flat], 2),
+        "confidence": pa.array(
+            np.round(np.asarray([s.confidence for s in flat], dtype=np.float64)).astype(np.int32)
+        ),
+    }
+    values = pa.StructArray.from_arrays(list(fields.values()), fields=SEGMENT_FIELDS)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(SEGMENT))
 
 
 def _road_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
