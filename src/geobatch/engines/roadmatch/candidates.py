@@ -64,29 +64,20 @@ def find_candidates(
     qx = network.piece_x0[piece] + t * dx
     qy = network.piece_y0[piece] + t * dy
     dist = np.hypot(px[point] - qx, py[point] - qy)
-    keep = dist <= r
-    point, piece, t, qx, qy, dist = (a[keep] for a in (point, piece, t, qx, qy, dist))
     segment = network.piece_segment[piece]
-
-    # Nearest piece per (point, segment), then the nearest segments per point.
-    order = np.lexsort((dist, segment, point))
+    # Sort indices only, and gather the candidate columns once at the end.
+    within = np.flatnonzero(dist <= r)
+    # Nearest piece per (point, segment) ...
+    pair = point[within] * len(network) + segment[within]
+    order = np.lexsort((dist[within], pair))
+    pair = pair[order]
+    pick = within[order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order]
+    # ... then the nearest segments per point.
+    pick = pick[np.lexsort((dist[pick], point[pick]))]
+    run_start = np.searchsorted(point[pick], point[pick], side="left")
+    pick = pick[np.arange(len(pick)) - run_start < max_candidates]
     point, piece, t, qx, qy, dist, segment = (
-        a[order] for a in (point, piece, t, qx, qy, dist, segment)
-    )
-    first = np.ones(len(point), dtype=bool)
-    first[1:] = (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])
-    point, piece, t, qx, qy, dist, segment = (
-        a[first] for a in (point, piece, t, qx, qy, dist, segment)
-    )
-    order = np.lexsort((dist, point))
-    point, piece, t, qx, qy, dist, segment = (
-        a[order] for a in (point, piece, t, qx, qy, dist, segment)
-    )
-    run_start = np.searchsorted(point, point, side="left")
-    rank = np.arange(len(point)) - run_start
-    keep = rank < max_candidates
-    point, piece, t, qx, qy, dist, segment = (
-        a[keep] for a in (point, piece, t, qx, qy, dist, segment)
+        a[pick] for a in (point, piece, t, qx, qy, dist, segment)
     )
 
     offset = network.piece_offset[piece] + t * network.piece_length[piece]
