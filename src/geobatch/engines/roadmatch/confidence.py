@@ -149,9 +149,11 @@ def score_roads(
             np.clip(np.column_stack([pieces.lo[kept], pieces.hi[kept]]) / length[:, None], 0, 1),
             0.0,
         )
+    # Ids one by one: the network's id columns are sequences, not necessarily numpy arrays.
+    segment_numbers = kept_segment.tolist()
     rows = zip(
-        network.segment_ids[kept_segment].tolist(),
-        network.source_ids[kept_segment].tolist(),
+        [network.segment_ids[k] for k in segment_numbers],
+        [network.source_ids[k] for k in segment_numbers],
         fractions[:, 0].tolist(),
         fractions[:, 1].tolist(),
         pieces.input_lo[kept].tolist(),
