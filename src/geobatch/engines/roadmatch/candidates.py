@@ -61,17 +61,20 @@ def find_candidates(
     rx = px[point] - network.piece_x0[piece]
     ry = py[point] - network.piece_y0[piece]
     t = np.clip((rx * dx + ry * dy) / (length * length), 0.0, 1.0)
-    qx = network.piece_x0[piece] + t * dx
-    qy = network.piece_y0[piece] + t * dy
-    dist = np.hypot(px[point] - qx, py[point] - qy)
+    # From the projection to the point; only pairs within the radius go further.
+    ex, ey = rx - t * dx, ry - t * dy
+    within = np.flatnonzero(ex * ex + ey * ey <= r * r)
+    point, piece, t = point[within], piece[within], t[within]
+    dist = np.hypot(ex[within], ey[within])
+    qx = px[point] - ex[within]
+    qy = py[point] - ey[within]
     segment = network.piece_segment[piece]
-    # Sort indices only, and gather the candidate columns once at the end.
-    within = np.flatnonzero(dist <= r)
-    # Nearest piece per (point, segment) ...
-    pair = point[within] * len(network) + segment[within]
-    order = np.lexsort((dist[within], pair))
+    # Sort indices only, and gather the candidate columns once at the end. Nearest piece per
+    # (point, segment) ...
+    pair = point * len(network) + segment
+    order = np.lexsort((dist, pair))
     pair = pair[order]
-    pick = within[order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order]
+    pick = order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order
     # ... then the nearest segments per point.
     pick = pick[np.lexsort((dist[pick], point[pick]))]
     run_start = np.searchsorted(point[pick], point[pick], side="left")
