@@ -69,14 +69,16 @@ def find_candidates(
     qx = px[point] - ex[within]
     qy = py[point] - ey[within]
     segment = network.piece_segment[piece]
-    # Sort indices only, and gather the candidate columns once at the end. Nearest piece per
-    # (point, segment) ...
+    # Sort indices only, and gather the candidate columns once at the end. A distance is at
+    # most r, so "key * span + distance" with span > r orders by key, then distance, in one
+    # float sort (much cheaper than a lexsort). Nearest piece per (point, segment) ...
+    span = 2.0 * r + 1.0
     pair = point * len(network) + segment
-    order = np.lexsort((dist, pair))
+    order = np.argsort(pair * span + dist)
     pair = pair[order]
     pick = order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order
     # ... then the nearest segments per point.
-    pick = pick[np.lexsort((dist[pick], point[pick]))]
+    pick = pick[np.argsort(point[pick] * span + dist[pick])]
     run_start = np.searchsorted(point[pick], point[pick], side="left")
     pick = pick[np.arange(len(pick)) - run_start < max_candidates]
     point, piece, t, qx, qy, dist, segment = (
