@@ -63,10 +63,11 @@ def customer_roads(release: Release, seed: int = 2012) -> list[Road]:
 def write_csv(roads: list[Road], copies: int, path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["recId", "name", "oneway", "geometry"])
+        writer.writerow(["recId", "id", "name", "oneway", "geometry"])
         for copy in range(copies):
             for k, road in enumerate(roads):
-                writer.writerow([f"{copy}-{k}", road.name or "", road.oneway, road.line.wkt])
+                ident = f"{copy}-{k}"
+                writer.writerow([ident, ident, road.name or "", road.oneway, road.line.wkt])
 
 
 def records_of(roads: list[Road], copies: int) -> pa.Table:

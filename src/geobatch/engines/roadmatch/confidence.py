@@ -5,6 +5,10 @@ samples to the path, shape (the larger of the discrete Frechet distance between 
 samples and their positions on the path, and the largest route detour between samples),
 mean heading difference, and, where both sides have names, name similarity. A road offset
 by a few metres keeps a high confidence; a parallel street a block away does not.
+
+Stretches (and whole roads) below ``confidence_threshold`` are dropped, and a road's status
+follows the share of its length that the remaining stretches cover, so that a road the
+reference lacks is reported unmatched rather than as its nearest neighbour.
 """
 
 from __future__ import annotations
