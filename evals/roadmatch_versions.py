@@ -286,6 +286,8 @@ def _redraw(xy: np.ndarray, rng: np.random.Generator) -> shapely.LineString | No
 
 @dataclass
 class Score:
+    """Sums over the roads: metres matched, right, true and recalled, and status counts."""
+
     matched_m: float = 0.0
     correct_m: float = 0.0
     truth_m: float = 0.0
