@@ -24,7 +24,8 @@ the new ways (a few metres of tolerance at the ends of a truth range):
 - status agreement: the status from the truth (``full`` when >= 90 % of the road lies on
   reference roads, ``unmatched`` when none of it does, else ``partial``) against the answer;
 - absent matched: of the roads none of which lies on the reference, the share not answered
-  ``unmatched``.
+  ``unmatched``; and the same for those of them more than 10 m (median) from every reference
+  road, since most roads absent by their ids were only re-created under new ids in place.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from geobatch.engines.roadmatch import RoadNetwork, network_for
 from geobatch.engines.roadmatch.chunk import match_records
 from geobatch.engines.roadmatch.output import RoadAnswer
 from geobatch.jobs.types.road_match import RoadMatchOptions, params_of
+from geobatch.reference import Release
 from geobatch.reference.osm_tags import oneway, road_class
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -353,6 +355,27 @@ def score(
     return out
 
 
+def _absent_far(
+    roads: list[Road], answers: list[RoadAnswer], network: RoadNetwork, release: Release
+) -> tuple[int, int]:
+    """Of the roads absent by their ids, those whose points lie more than 10 m (median) from
+    every reference road, and how many of those were matched: most roads absent by id were
+    only re-created under new ids where they were."""
+    segments = shapely.from_wkb(release.table("segments").column("geometry").to_numpy(False))
+    tree = shapely.STRtree(network.projection.project(segments))
+    far = matched = 0
+    for road, answer in zip(roads, answers, strict=True):
+        if road.status != "unmatched":
+            continue
+        line = network.projection.project(np.asarray([road.line], dtype=object))[0]
+        points = shapely.points(shapely.get_coordinates(shapely.segmentize(line, 5.0)))
+        _, distance = tree.query_nearest(points, return_distance=True, all_matches=False)
+        if float(np.median(distance)) > REDRAWN_M:
+            far += 1
+            matched += answer.status != "unmatched"
+    return far, matched
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, default=SHARED_DATA / "osm" / "monaco-2012.osm.gz")
@@ -383,8 +406,10 @@ def main() -> None:
         seconds = time.perf_counter() - started
         answered = [roads[row] for row in batch.rows.tolist()]
         result = score(answered, batch.answers, new, network)
+        far, far_matched = _absent_far(answered, batch.answers, network, release)
     table = Table(title=f"{args.old.name} onto {release.manifest.id} (seed {args.seed})")
-    for column in ("roads", "km", "precision", "recall", "status agreement", "absent matched"):
+    columns = ("roads", "km", "precision", "recall", "status agreement", "absent matched")
+    for column in (*columns, "of them > 10 m away"):
         table.add_column(column, justify="right")
     table.add_row(
         str(result.roads),
@@ -393,6 +418,7 @@ def main() -> None:
         f"{result.recalled_m / max(result.truth_m, 1e-9):.3f}",
         f"{result.status_same / max(result.roads, 1):.3f}",
         f"{result.absent_matched}/{result.absent}",
+        f"{far_matched}/{far}",
     )
     console.print(table)
     confusion = Table(title="status: truth (rows) against answer (columns)")
