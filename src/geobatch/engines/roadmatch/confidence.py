@@ -116,8 +116,8 @@ def score_roads(
     road_conf = combine(mean_dist, shape, mean_turn, road_name)
     road_conf = np.where(n_ok > 0, road_conf, 0.0)
     # A stretch below the threshold is not a match: it is dropped, and the status comes from
-    # the share of the input that the remaining stretches cover. A weak stretch between two
-    # strong ones of the same road (a roundabout passed through) is part of the path and stays.
+    # the share of the input that the remaining stretches cover. A short weak stretch between
+    # two strong ones of the same road (a roundabout passed through) is part of the path.
     weak = (p_conf < params.confidence_threshold) | (
         road_conf[pieces.line] < params.confidence_threshold
     )
@@ -126,15 +126,21 @@ def score_roads(
     last_strong = np.full(n_lines, -np.inf)
     np.minimum.at(first_strong, pieces.line[strong], pieces.input_lo[strong])
     np.maximum.at(last_strong, pieces.line[strong], pieces.input_hi[strong])
-    inside = (pieces.input_lo >= first_strong[pieces.line]) & (
-        pieces.input_hi <= last_strong[pieces.line]
+    inside = (
+        (pieces.input_lo >= first_strong[pieces.line])
+        & (pieces.input_hi <= last_strong[pieces.line])
+        & (pieces.input_hi - pieces.input_lo <= 3 * params.spacing_m)
     )
     kept = np.flatnonzero(
         strong | (inside & (road_conf[pieces.line] >= params.confidence_threshold))
     )
-    covered_input = _covered(
+    # The input on the matched path, less what only dropped stretches covered. (Slivers left
+    # out of the ranges, a few metres past a junction at a road's end, still count as on it.)
+    lost = _covered(pieces.line, pieces.input_lo, pieces.input_hi, n_lines) - _covered(
         pieces.line[kept], pieces.input_lo[kept], pieces.input_hi[kept], n_lines
     )
+    has_kept = np.bincount(pieces.line[kept], minlength=n_lines) > 0
+    covered_input = np.where(has_kept, np.maximum(pieces.matched_m - lost, 0.0), 0.0)
     ratio = np.clip(covered_input / np.maximum(samples.lengths, 1e-9), 0.0, 1.0)
     unmatched = ratio <= params.min_ratio
     ratio = np.where(unmatched, 0.0, ratio)
