@@ -117,9 +117,7 @@ def route_lengths(
     advance = (c.offset[b] - c.offset[a]) * c.direction[a]
     along = (c.direction[a] == c.direction[b]) & (advance >= -tol)
     across = exit_m[a] + routes.distance(exit_node[a], entry_node[b]) + entry_m[b]
-    return np.where(
-        seg_a == seg_b, np.where(along, np.maximum(advance, 0.0), np.inf), across
-    )
+    return np.where(seg_a == seg_b, np.where(along, np.maximum(advance, 0.0), np.inf), across)
 
 
 def transition_costs(
