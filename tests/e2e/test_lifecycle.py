@@ -424,7 +424,7 @@ def test_geojson_geometries_for_road_match(shared_client: httpx.Client) -> None:
             "geometry coordinates are outside lon -180..180 / lat -90..90",
         ),
         ({"id": "e"}, None, "geometry is missing"),
-        ({}, {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}, "id is missing"),
+        ({}, {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}, None),  # recId names it
     ]
     features = [
         {"type": "Feature", "geometry": geometry, "properties": props}

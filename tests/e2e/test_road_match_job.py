@@ -252,6 +252,48 @@ def test_single_shot_endpoint_answers_a_feature_collection(
     assert reported == {len(roads) + i: code for i, (_wkt, code) in enumerate(BAD.values())}
 
 
+def test_a_csv_with_only_recid_gets_matched_geometry_in_geojson(
+    shared_client: httpx.Client, helsinki: Release
+) -> None:
+    roads = _roads(helsinki, count=4)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["recId", "geometry"])
+    writer.writerows([road["recId"], road["wkt"]] for road in roads)
+    options = {"release": helsinki.manifest.id, "output_geometry": "matched"}
+    job_id = _run(shared_client, out.getvalue().encode(), "text/csv", options)
+    results = download(shared_client, job_id, fmt=OutputFormat.GEOJSON)
+    assert [r["id"] for r in results] == [r["recId"] for r in results]
+    assert sorted(r["recId"] for r in results) == sorted(r["recId"] for r in roads)
+    for row in results:
+        assert row["status"] in ("full", "partial")
+        assert row["geometry"]["type"] == "MultiLineString"
+        assert len(row["geometry"]["coordinates"]) == len(row["segments"])
+
+
+def test_single_shot_takes_recid_as_the_road_id(
+    shared_client: httpx.Client, helsinki: Release
+) -> None:
+    roads = _roads(helsinki, count=2)
+    features = [
+        {
+            "type": "Feature",
+            "geometry": json.loads(shapely.to_geojson(shapely.from_wkt(road["wkt"]))),
+            "properties": {"recId": road["recId"]},
+        }
+        for road in roads
+    ]
+    response = shared_client.post(
+        "/v1/match/roads",
+        params={"release": helsinki.manifest.id},
+        json={"type": "FeatureCollection", "features": features},
+    )
+    assert response.status_code == 200, response.text
+    answered = response.json()["features"]
+    assert [f["id"] for f in answered] == [r["recId"] for r in roads]
+    assert [f["properties"]["id"] for f in answered] == [r["recId"] for r in roads]
+
+
 def test_single_shot_groups_point_features_into_a_trace(
     shared_client: httpx.Client, helsinki: Release
 ) -> None:

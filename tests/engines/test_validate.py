@@ -375,9 +375,11 @@ def test_road_match_wkt_rules(geometry: str | None, reason: str | None) -> None:
     assert one(ROAD_MATCH, id="x", geometry=geometry) == reason
 
 
-def test_road_match_id_is_checked_before_the_geometry() -> None:
-    assert one(ROAD_MATCH, id="", geometry="garbage") == "id is missing"
-    assert one(ROAD_MATCH, geometry="LINESTRING (0 0, 1 1)") == "id is missing"
+def test_road_match_takes_recid_or_id_as_the_road_id_before_the_geometry() -> None:
+    assert one(ROAD_MATCH, id="", geometry="LINESTRING (0 0, 1 1)") is None
+    assert one(ROAD_MATCH, geometry="LINESTRING (0 0, 1 1)") is None
+    nameless = records(id=[""], geometry=["garbage"]).set_column(1, "recId", pa.array([""]))
+    assert verdicts(nameless, ROAD_MATCH) == ["one of id, recId is required"]
 
 
 def test_road_match_without_a_geometry_column() -> None:
@@ -426,7 +428,7 @@ def test_road_match_mixed_batch() -> None:
         WRONG_LINE_TYPE.format("Point"),
         "geometry is missing",
         "geometry crosses itself",
-        "id is missing",
+        None,  # no id: the recId names the road
         OUTSIDE,
         "geometry is not valid WKT",
         None,  # heights are not checked
@@ -457,8 +459,9 @@ def test_fewer_than_two_points_rule() -> None:
         ("road_match", ("id", "WKT"), []),
         ("road_match", ("Id", "Geometry"), []),
         ("road_match", ("id",), ["geometry"]),
-        ("road_match", ("geometry",), ["id"]),
-        ("road_match", (), ["id", "geometry"]),
+        ("road_match", ("recId", "geometry"), []),
+        ("road_match", ("geometry",), ["id or recId"]),
+        ("road_match", (), ["geometry", "id or recId"]),
         ("geocode", ("searchText",), []),
         ("geocode", ("CITY", "other"), []),
         ("geocode", ("other",), [" or ".join(ADDRESS_FIELDS)]),
@@ -471,6 +474,6 @@ def test_missing_columns(name: str, columns: tuple[str, ...], missing: list[str]
 
 def test_header_columns() -> None:
     assert REVERSE.header_columns == ("lat", "lon")
-    assert ROAD_MATCH.header_columns == ("id", "geometry")
+    assert ROAD_MATCH.header_columns == ("geometry",)
     assert GEOCODE.header_columns == ()
     assert LOOKUP.header_columns == ("id",)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import shapely
 
 from geobatch.errors import InvalidInput
+from geobatch.io.outputs import OutputFormat, read_output, write_output
 from geobatch.jobs.types import job_type, type_statistics
 from geobatch.jobs.types.road_match import RoadMatchOptions
 from geobatch.reference import Release, ReleaseStore, import_osm
@@ -179,3 +182,59 @@ def test_real_city_roads_that_lie_along_osm_are_matched(shared_data: Path, tmp_p
     assert np.mean(status[along] != "unmatched") >= 0.9
     assert np.mean(ratio[along]) >= 0.85
     assert np.mean(status[~along] != "unmatched") <= 0.15  # no matches made up elsewhere
+
+
+def test_recid_is_the_road_id_when_there_is_no_id_column(helsinki: Release) -> None:
+    records = _chunk(helsinki, 0, 3, [FAR_AWAY]).drop_columns(["id"])
+    for layout in ("roads", "pairs"):
+        result = KIND.run(records, _options(helsinki, output_layout=layout), helsinki)
+        table = result.results
+        assert table.column("id").to_pylist() == table.column("recId").to_pylist()
+        assert set(table.column("id").to_pylist()) == {"r0", "r1", "r2", "r3"}
+
+
+def _stretch_lengths_m(geometry: shapely.Geometry) -> float:
+    scale = np.array([np.cos(np.radians(60.17)) * 111_320, 111_320])  # metres near Helsinki
+    return float(shapely.length(shapely.transform(geometry, lambda xy: xy * scale)))
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.GEOJSON, OutputFormat.PARQUET])
+def test_matched_geometry_per_road_and_per_pair(
+    helsinki: Release, fmt: OutputFormat, tmp_path: Path
+) -> None:
+    records = _chunk(helsinki, 0, 4, [FAR_AWAY])
+    roads = KIND.run(records, _options(helsinki, output_geometry="matched"), helsinki).results
+    pairs = KIND.run(
+        records, _options(helsinki, output_geometry="matched", output_layout="pairs"), helsinki
+    ).results
+    for table, kind in ((roads, "MultiLineString"), (pairs, "LineString")):
+        geo = json.loads(table.schema.metadata[b"geo"])
+        assert geo["columns"]["geometry"]["geometry_types"] == [kind]
+        path = tmp_path / f"{kind}.{fmt.value}"
+        with path.open("wb") as sink:
+            write_output([lambda t=table: pa.BufferReader(_parquet_bytes(t))], fmt, sink)
+        rows = read_output(path.read_bytes(), fmt)
+        assert len(rows) == table.num_rows
+        if fmt is OutputFormat.PARQUET:  # GeoParquet: the metadata travels to the output
+            assert b"geo" in (pq.read_schema(path).metadata or {})
+        else:
+            assert rows[0]["geometry"]["type"] == kind
+    by_road = roads.to_pylist()
+    for row in by_road[:4]:
+        shape = shapely.from_wkb(row["geometry"])
+        assert shape.geom_type == "MultiLineString"
+        # The stretches drawn add up to the lengths reported, and lie on the input road.
+        reported = sum(s["length_m"] for s in row["segments"])
+        assert _stretch_lengths_m(shape) == pytest.approx(reported, rel=0.02)
+        road = shapely.from_wkt(records.column("geometry")[by_road.index(row)].as_py())
+        assert shapely.hausdorff_distance(shape, road) < 1e-4  # the road is a reference segment
+    assert by_road[4]["geometry"] is None  # unmatched: no geometry
+    pair_rows = pairs.to_pylist()
+    assert all(shapely.from_wkb(r["geometry"]).geom_type == "LineString" for r in pair_rows[:-1])
+    assert pair_rows[-1]["geometry"] is None
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue())

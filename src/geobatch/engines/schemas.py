@@ -52,7 +52,9 @@ RECORD_SCHEMAS: dict[str, RecordSchema] = {
     ),
     "lookup": RecordSchema(job_type="lookup", required=("id",)),
     "road_match": RecordSchema(
-        job_type="road_match", required=("id",), geometry_types=("LineString", "MultiLineString")
+        job_type="road_match",
+        any_of=("id", "recId"),  # the road id: either names it, as in every other job type
+        geometry_types=("LineString", "MultiLineString"),
     ),
 }
 

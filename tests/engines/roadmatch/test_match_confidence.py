@@ -78,3 +78,34 @@ def test_params_refuse_out_of_range_values() -> None:
         MatchParams(confidence_threshold=101)
     with pytest.raises(ValueError, match="search_radius_m"):
         MatchParams(search_radius_m=0)
+
+
+def _main_street_in_two() -> object:
+    return network(
+        {"a": [(0, 0), (150, 0)], "b": [(150, 0), (300, 0)]},
+        names={"a": "Main Street", "b": "Main Street"},
+    )
+
+
+def test_a_road_missing_from_the_reference_is_unmatched_not_snapped_to_a_neighbour() -> None:
+    net = _main_street_in_two()
+    road = line([(20, 18), (280, 18)])  # a street of its own, 18 m beside Main Street
+    named, unnamed = match_lines([road, road], ["Harbour Road", None], net, PARAMS)
+    assert (named.status, named.segments, named.matched_ratio) == ("unmatched", (), 0.0)
+    assert unnamed.status == "unmatched"
+    assert named.confidence < unnamed.confidence < PARAMS.confidence_threshold
+
+
+def test_confidence_threshold_drops_weak_stretches_and_the_status_follows() -> None:
+    net = _main_street_in_two()
+    # On Main Street for its first half, then drifting 16 m off it.
+    road = line([(10, 2), (150, 2), (300, 16)])
+    (loose,) = match_lines([road], ["Main Street"], net, MatchParams(confidence_threshold=50))
+    (strict,) = match_lines([road], ["Main Street"], net, MatchParams(confidence_threshold=84))
+    assert [s.segment_id for s in loose.segments] == ["a", "b"]
+    assert loose.status == "full"
+    weak = loose.segments[1].confidence
+    assert loose.segments[0].confidence > 84 > weak
+    assert [s.segment_id for s in strict.segments] == ["a"]
+    assert strict.status == "partial"
+    assert strict.matched_ratio == pytest.approx(140 / 291, abs=0.03)

@@ -48,6 +48,30 @@ def test_short_segments_between_samples_are_covered_whole() -> None:
 
 def test_ends_within_the_snap_distance_reach_the_segment_end() -> None:
     net = network({"a": [(0, 0), (100, 0)]})
-    (match,) = match_lines([line([(3, 2), (96, 2)])], None, net, PARAMS)
+    (match,) = match_lines([line([(1, 2), (98.5, 2)])], None, net, PARAMS)
     (seg,) = match.segments
     assert (seg.from_fraction, seg.to_fraction) == (0.0, 1.0)
+
+
+def test_a_road_ending_mid_segment_covers_only_up_to_its_end() -> None:
+    net = network({"a": [(0, 0), (100, 0)], "b": [(100, 0), (400, 0)]})
+    # Starts 6 m past the junction with a, ends 4 m short of b's far end.
+    (match,) = match_lines([line([(106, 3), (396, 3)])], None, net, PARAMS)
+    (seg,) = match.segments
+    assert seg.segment_id == "b"
+    assert (seg.from_fraction, seg.to_fraction) == pytest.approx((6 / 300, 296 / 300), abs=0.004)
+    assert seg.length_m == pytest.approx(290.0, abs=1.0)
+    assert match.status == "full"
+
+
+def test_one_piece_of_a_long_way_is_covered_only_where_the_road_runs() -> None:
+    # A 2 km way with no junction; the road covers 137 m of its middle, drawn backwards.
+    net = network({"long": [(0, 0), (700, 0), (1300, 10), (2000, 10)]})
+    (match,) = match_lines([line([(1000.0, 2.0), (863.0, 4.0)])], None, net, PARAMS)
+    (seg,) = match.segments
+    length = net.length_m[0]
+    assert seg.from_fraction * length == pytest.approx(863.0, abs=1.5)
+    assert seg.to_fraction * length == pytest.approx(1000.0, abs=1.5)
+    assert seg.length_m == pytest.approx(137.0, abs=1.5)
+    assert seg.input_to_m - seg.input_from_m == pytest.approx(137.0, abs=1.5)
+    assert match.matched_ratio == pytest.approx(1.0, abs=0.02)

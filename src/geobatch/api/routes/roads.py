@@ -125,7 +125,8 @@ def _records(
         if code is not None:
             errors.append({"index": index, "id": None, "code": code, "message": problem})
             continue
-        ident = _text(feature["id"] if feature.get("id") is not None else _property(feature, "id"))
+        given = (feature.get("id"), _property(feature, "id"), _property(feature, "recId"))
+        ident = _text(next((value for value in given if value is not None), None))
         if kind == "traces" and geometry is not None and geometry.geom_type == "Point":
             trace = _text(_property(feature, "trace_id")) or ident or "1"
             stamp = _text(_property(feature, "timestamp") or _property(feature, "time"))

@@ -57,32 +57,28 @@ def find_candidates(
     rx = px[point] - network.piece_x0[piece]
     ry = py[point] - network.piece_y0[piece]
     t = np.clip((rx * dx + ry * dy) / (length * length), 0.0, 1.0)
-    qx = network.piece_x0[piece] + t * dx
-    qy = network.piece_y0[piece] + t * dy
-    dist = np.hypot(px[point] - qx, py[point] - qy)
-    keep = dist <= r
-    point, piece, t, qx, qy, dist = (a[keep] for a in (point, piece, t, qx, qy, dist))
+    # From the projection to the point; only pairs within the radius go further.
+    ex, ey = rx - t * dx, ry - t * dy
+    within = np.flatnonzero(ex * ex + ey * ey <= r * r)
+    point, piece, t = point[within], piece[within], t[within]
+    dist = np.hypot(ex[within], ey[within])
+    qx = px[point] - ex[within]
+    qy = py[point] - ey[within]
     segment = network.piece_segment[piece]
-
-    # Nearest piece per (point, segment), then the nearest segments per point.
-    order = np.lexsort((dist, segment, point))
+    # Sort indices only, and gather the candidate columns once at the end. A distance is at
+    # most r, so "key * span + distance" with span > r orders by key, then distance, in one
+    # float sort (much cheaper than a lexsort). Nearest piece per (point, segment) ...
+    span = 2.0 * r + 1.0
+    pair = point * len(network) + segment
+    order = np.argsort(pair * span + dist)
+    pair = pair[order]
+    pick = order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order
+    # ... then the nearest segments per point.
+    pick = pick[np.argsort(point[pick] * span + dist[pick])]
+    run_start = np.searchsorted(point[pick], point[pick], side="left")
+    pick = pick[np.arange(len(pick)) - run_start < max_candidates]
     point, piece, t, qx, qy, dist, segment = (
-        a[order] for a in (point, piece, t, qx, qy, dist, segment)
-    )
-    first = np.ones(len(point), dtype=bool)
-    first[1:] = (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])
-    point, piece, t, qx, qy, dist, segment = (
-        a[first] for a in (point, piece, t, qx, qy, dist, segment)
-    )
-    order = np.lexsort((dist, point))
-    point, piece, t, qx, qy, dist, segment = (
-        a[order] for a in (point, piece, t, qx, qy, dist, segment)
-    )
-    run_start = np.searchsorted(point, point, side="left")
-    rank = np.arange(len(point)) - run_start
-    keep = rank < max_candidates
-    point, piece, t, qx, qy, dist, segment = (
-        a[keep] for a in (point, piece, t, qx, qy, dist, segment)
+        a[pick] for a in (point, piece, t, qx, qy, dist, segment)
     )
 
     offset = network.piece_offset[piece] + t * network.piece_length[piece]

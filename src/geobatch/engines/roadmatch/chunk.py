@@ -26,8 +26,10 @@ class BatchMatch:
     errors: pa.Table
     seconds: float
 
-    def table(self, records: pa.Table, layout: Layout = "roads") -> pa.Table:
-        return road_table(records, self.rows, self.answers, layout)
+    def table(
+        self, records: pa.Table, layout: Layout = "roads", *, geometry: bool = False
+    ) -> pa.Table:
+        return road_table(records, self.rows, self.answers, layout, geometry=geometry)
 
 
 def match_records(
@@ -40,6 +42,7 @@ def match_records(
         params = MatchParams.for_traces(
             search_radius_m=params.search_radius_m,
             confidence_threshold=params.confidence_threshold,
+            with_geometry=params.with_geometry,
         )
     lines = decode_roads(records, traces=traces, use_names=params.use_names)
     matches = (

@@ -5,12 +5,16 @@ samples to the path, shape (the larger of the discrete Frechet distance between 
 samples and their positions on the path, and the largest route detour between samples),
 mean heading difference, and, where both sides have names, name similarity. A road offset
 by a few metres keeps a high confidence; a parallel street a block away does not.
+
+Stretches (and whole roads) below ``confidence_threshold`` are dropped, and a road's status
+follows the share of its length that the remaining stretches cover, so that a road the
+reference lacks is reported unmatched rather than as its nearest neighbour.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import shapely
@@ -21,9 +25,10 @@ from geobatch.engines.roadmatch.hmm import Layers
 from geobatch.engines.roadmatch.linear import PathPieces
 from geobatch.engines.roadmatch.names import similarity
 from geobatch.engines.roadmatch.network import RoadNetwork
+from geobatch.engines.roadmatch.shapes import covered_lines
 
 if TYPE_CHECKING:
-    from geobatch.engines.roadmatch.match import MatchParams, RoadMatch
+    from geobatch.engines.roadmatch.match import MatchParams, RoadMatch, Status
 
 DISTANCE_SCALE_M = 12.0
 SHAPE_SCALE_M = 20.0
@@ -110,52 +115,114 @@ def score_roads(
     road_name = np.where(w > 0, road_name, np.nan)
     road_conf = combine(mean_dist, shape, mean_turn, road_name)
     road_conf = np.where(n_ok > 0, road_conf, 0.0)
-    # Matched share of the input; none where every covered piece was too small to report.
-    reported = np.bincount(pieces.line, minlength=n_lines) > 0
-    ratio = np.where(
-        reported, np.clip(pieces.matched_m / np.maximum(samples.lengths, 1e-9), 0.0, 1.0), 0.0
+    # A stretch below the threshold is not a match: it is dropped, and the status comes from
+    # the share of the input that the remaining stretches cover. A short weak stretch between
+    # two strong ones of the same road (a roundabout passed through) is part of the path.
+    weak = (p_conf < params.confidence_threshold) | (
+        road_conf[pieces.line] < params.confidence_threshold
     )
+    strong = ~weak
+    first_strong = np.full(n_lines, np.inf)
+    last_strong = np.full(n_lines, -np.inf)
+    np.minimum.at(first_strong, pieces.line[strong], pieces.input_lo[strong])
+    np.maximum.at(last_strong, pieces.line[strong], pieces.input_hi[strong])
+    inside = (
+        (pieces.input_lo >= first_strong[pieces.line])
+        & (pieces.input_hi <= last_strong[pieces.line])
+        & (pieces.input_hi - pieces.input_lo <= 3 * params.spacing_m)
+    )
+    kept = np.flatnonzero(
+        strong | (inside & (road_conf[pieces.line] >= params.confidence_threshold))
+    )
+    # The input on the matched path, less what only dropped stretches covered. (Slivers left
+    # out of the ranges, a few metres past a junction at a road's end, still count as on it.)
+    lost = _covered(pieces.line, pieces.input_lo, pieces.input_hi, n_lines) - _covered(
+        pieces.line[kept], pieces.input_lo[kept], pieces.input_hi[kept], n_lines
+    )
+    has_kept = np.bincount(pieces.line[kept], minlength=n_lines) > 0
+    covered_input = np.where(has_kept, np.maximum(pieces.matched_m - lost, 0.0), 0.0)
+    ratio = np.clip(covered_input / np.maximum(samples.lengths, 1e-9), 0.0, 1.0)
+    unmatched = ratio <= params.min_ratio
+    ratio = np.where(unmatched, 0.0, ratio)
 
-    bounds = np.searchsorted(pieces.line, np.arange(n_lines + 1))
-    lengths = network.length_m[pieces.segment]
-    out: list[RoadMatch] = []
-    for i in range(n_lines):
-        conf = round(float(road_conf[i]), 1)
-        if conf < params.confidence_threshold or ratio[i] < params.min_ratio:
-            out.append(
-                RoadMatch(
-                    status="unmatched",
-                    confidence=conf,
-                    matched_ratio=0.0,
-                    length_m=float(samples.lengths[i]),
-                    segments=(),
-                )
-            )
-            continue
-        segments = tuple(
-            SegmentMatch(
-                segment_id=network.segment_ids[k_seg],
-                source_id=network.source_ids[k_seg],
-                from_fraction=_fraction(pieces.lo[k], lengths[k]),
-                to_fraction=_fraction(pieces.hi[k], lengths[k]),
-                input_from_m=float(pieces.input_lo[k]),
-                input_to_m=float(pieces.input_hi[k]),
-                length_m=float(covered[k]),
-                confidence=round(float(p_conf[k]), 1),
-            )
-            for k in range(bounds[i], bounds[i + 1])
-            for k_seg in (int(pieces.segment[k]),)
+    shapes = np.full(len(pieces.line), None, dtype=object)
+    if params.with_geometry:
+        shapes[kept] = covered_lines(
+            network, pieces.segment[kept], pieces.lo[kept], pieces.hi[kept]
         )
-        out.append(
-            RoadMatch(
-                status="full" if ratio[i] >= params.full_ratio else "partial",
-                confidence=conf,
-                matched_ratio=float(ratio[i]),
-                length_m=float(samples.lengths[i]),
-                segments=segments,
-            )
+    # Plain Python values, converted once for all the kept stretches.
+    kept_segment = pieces.segment[kept]
+    length = network.length_m[kept_segment]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.where(
+            length[:, None] > 0,
+            np.clip(np.column_stack([pieces.lo[kept], pieces.hi[kept]]) / length[:, None], 0, 1),
+            0.0,
         )
-    return out
+    # Ids one by one: the network's id columns are sequences, not necessarily numpy arrays.
+    segment_numbers = kept_segment.tolist()
+    rows = zip(
+        [network.segment_ids[k] for k in segment_numbers],
+        [network.source_ids[k] for k in segment_numbers],
+        fractions[:, 0].tolist(),
+        fractions[:, 1].tolist(),
+        pieces.input_lo[kept].tolist(),
+        pieces.input_hi[kept].tolist(),
+        covered[kept].tolist(),
+        np.round(p_conf[kept], 1).tolist(),
+        shapes[kept].tolist(),
+        strict=True,
+    )
+    stretches = [
+        SegmentMatch(
+            segment_id=segment_id,
+            source_id=source_id,
+            from_fraction=lo,
+            to_fraction=hi,
+            input_from_m=input_lo,
+            input_to_m=input_hi,
+            length_m=metres,
+            confidence=confidence,
+            geometry=shape,
+        )
+        for segment_id, source_id, lo, hi, input_lo, input_hi, metres, confidence, shape in rows
+    ]
+    bounds = np.searchsorted(pieces.line[kept], np.arange(n_lines + 1)).tolist()
+    statuses = np.where(
+        unmatched, "unmatched", np.where(ratio >= params.full_ratio, "full", "partial")
+    ).tolist()
+    return [
+        RoadMatch(
+            status=cast("Status", status),
+            confidence=conf,
+            matched_ratio=matched,
+            length_m=road_length,
+            segments=() if status == "unmatched" else tuple(stretches[begin:end]),
+        )
+        for status, conf, matched, road_length, begin, end in zip(
+            statuses,
+            np.round(road_conf, 1).tolist(),
+            ratio.tolist(),
+            samples.lengths.tolist(),
+            bounds[:-1],
+            bounds[1:],
+            strict=True,
+        )
+    ]
+
+
+def _covered(line: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_lines: int) -> np.ndarray:
+    """Per line, metres of the union of its [lo, hi] ranges (sorted by line, then lo)."""
+    if len(line) == 0:
+        return np.zeros(n_lines)
+    # Lines are far apart on this shifted axis, so one running maximum serves all of them.
+    shift = line * (float(max(hi.max(), 0.0)) + 1.0)
+    start, end = lo + shift, hi + shift
+    reach = np.maximum.accumulate(end)
+    before = np.concatenate([[-np.inf], reach[:-1]])
+    before = np.where(np.r_[True, line[1:] != line[:-1]], -np.inf, before)
+    gained = np.maximum(end - np.maximum(start, before), 0.0)
+    return np.bincount(line, weights=gained, minlength=n_lines)
 
 
 def _lookup(
@@ -166,10 +233,6 @@ def _lookup(
         return default
     pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
     return np.where(keys[pos] == query, values[pos], default)
-
-
-def _fraction(offset: float, length: float) -> float:
-    return float(min(max(offset / length, 0.0), 1.0)) if length > 0 else 0.0
 
 
 def _shape(

@@ -106,20 +106,18 @@ def route_lengths(
 ) -> np.ndarray:
     """Network metres from candidate ``a`` to candidate ``b`` travelling in their directions."""
     c = candidates
+    # Junctions and remaining metres per candidate, once, rather than per pair of candidates.
+    forward = c.direction > 0
+    length = network.length_m[c.segment]
+    exit_node = np.where(forward, network.to_node[c.segment], network.from_node[c.segment])
+    entry_node = np.where(forward, network.from_node[c.segment], network.to_node[c.segment])
+    exit_m = np.where(forward, length - c.offset, c.offset)
+    entry_m = length - exit_m
     seg_a, seg_b = c.segment[a], c.segment[b]
-    dir_a, dir_b = c.direction[a], c.direction[b]
-    off_a, off_b = c.offset[a], c.offset[b]
-    len_a, len_b = network.length_m[seg_a], network.length_m[seg_b]
-    same = seg_a == seg_b
-    advance = (off_b - off_a) * dir_a
-    route = np.where((dir_a == dir_b) & (advance >= -tol), np.maximum(advance, 0.0), np.inf)
-    d = ~same
-    exit_node = np.where(dir_a[d] > 0, network.to_node[seg_a[d]], network.from_node[seg_a[d]])
-    exit_m = np.where(dir_a[d] > 0, len_a[d] - off_a[d], off_a[d])
-    entry_node = np.where(dir_b[d] > 0, network.from_node[seg_b[d]], network.to_node[seg_b[d]])
-    entry_m = np.where(dir_b[d] > 0, off_b[d], len_b[d] - off_b[d])
-    route[d] = exit_m + routes.distance(exit_node, entry_node) + entry_m
-    return route
+    advance = (c.offset[b] - c.offset[a]) * c.direction[a]
+    along = (c.direction[a] == c.direction[b]) & (advance >= -tol)
+    across = exit_m[a] + routes.distance(exit_node[a], entry_node[b]) + entry_m[b]
+    return np.where(seg_a == seg_b, np.where(along, np.maximum(advance, 0.0), np.inf), across)
 
 
 def transition_costs(

@@ -165,12 +165,14 @@ class _Reasons:
     def __init__(self, size: int) -> None:
         self.codes = np.full(size, None, dtype=object)
         self.messages = np.full(size, None, dtype=object)
+        self._open = np.ones(size, dtype=bool)
 
     def open(self) -> np.ndarray:
-        return _flags(code is None for code in self.codes)
+        return self._open.copy()
 
     def add(self, failed: np.ndarray, code: str, message: str | np.ndarray | None = None) -> None:
-        mask = failed & self.open()
+        mask = failed & self._open
+        self._open &= ~mask
         self.codes[mask] = code
         if isinstance(message, np.ndarray):
             self.messages[mask] = message[mask]
@@ -295,10 +297,13 @@ def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = T
         geoms = np.full(size, None, dtype=object)
     else:
         geoms, raw = _decode(values)
-        missing = _flags(v is None or (isinstance(v, str) and not v.strip()) for v in raw)
+        missing = np.asarray(pc.is_null(values))
+        if _is_text(values):
+            missing |= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True))
         reasons.add(missing, "missing_geometry")
-        unreadable = _flags(g is None for g in geoms) & ~missing
-        one_point = _flags(_one_point_text(v) for v in raw)
+        unreadable = shapely.is_missing(geoms) & ~missing
+        one_point = np.zeros(size, dtype=bool)
+        one_point[unreadable] = _flags(_one_point_text(v) for v in raw[unreadable])
         reasons.add(unreadable & one_point, "too_few_points", "the line has a single point")
         kind = "WKT" if _is_text(values) else "WKB"
         reasons.add(unreadable, "invalid_geometry", f"the geometry is not valid {kind}")

@@ -49,7 +49,7 @@ class MatchParams:
     """How to match; the defaults suit road datasets digitised within metres of the reference."""
 
     search_radius_m: float = 30.0
-    confidence_threshold: float = 60.0  # 0-100; below it a road is "unmatched"
+    confidence_threshold: float = 60.0  # 0-100; weaker stretches (or roads) are not matches
     use_names: bool = True
     spacing_m: float = 15.0  # resampling step along the input
     max_candidates: int = 6  # nearest segments kept per sample
@@ -63,12 +63,13 @@ class MatchParams:
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
     max_state_turn_deg: float = 110.0  # states heading further off the road are not considered
     max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
-    end_snap_m: float = 5.0  # ranges this close to a segment end reach the end
+    end_snap_m: float = 2.0  # ranges this close to a segment end reach the end
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
-    full_ratio: float = 0.9  # matched share of length for "full"
-    min_ratio: float = 0.1  # below this matched share a road is "unmatched"
+    full_ratio: float = 0.9  # share of the input covered by matched stretches for "full"
+    min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
     batch_size: int = 2000  # lines decoded together, at most
     batch_km: float = 400.0  # and about this much road length
+    with_geometry: bool = False  # give each matched stretch its geometry (lon/lat)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence_threshold <= 100.0:
@@ -104,6 +105,7 @@ class SegmentMatch:
     input_to_m: float
     length_m: float  # matched length along the reference segment
     confidence: float  # 0-100
+    geometry: shapely.LineString | None = None  # the stretch, lon/lat, when asked for
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,6 +56,12 @@ def normalise(name: str) -> str:
 
 def similarity(name: str, candidates: Iterable[str]) -> float | None:
     """Best similarity 0-100 of ``name`` to any candidate name; None when either side has none."""
+    return _similarity(name, tuple(candidates))
+
+
+@lru_cache(maxsize=65536)
+def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
+    """Cached: a street's name meets the same reference names at every layer of every road."""
     left = normalise(name) if name else ""
     if not left:
         return None
@@ -77,13 +83,17 @@ def mismatch(
     out = np.zeros(len(line))
     if len(line) == 0:
         return out
-    key = line.astype(np.int64) * len(network) + segment
+    # Per distinct (name, segment): split roads and repeated streets share their names.
+    spelled, name_of_line = np.unique(
+        np.asarray([n or "" for n in names], dtype=object), return_inverse=True
+    )
+    key = name_of_line[line].astype(np.int64) * len(network) + segment
     unique, inverse = np.unique(key, return_inverse=True)
     values = np.zeros(len(unique))
-    lines = (unique // len(network)).tolist()
-    segments = (unique % len(network)).tolist()
-    for k, (ln, sg) in enumerate(zip(lines, segments, strict=True)):
-        name = names[ln]
+    for k, (nm, sg) in enumerate(
+        zip((unique // len(network)).tolist(), (unique % len(network)).tolist(), strict=True)
+    ):
+        name = spelled[nm]
         if not name:
             continue
         score = similarity(name, network.names[sg])

@@ -10,12 +10,14 @@ of n for that road; a road without any match gets one row with ``seqNumber`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import numpy as np
 import pyarrow as pa
+import shapely
 
 from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
 
@@ -88,9 +90,12 @@ def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadA
     are shifted by the length of the parts before it, so they read along the whole road.
     """
     answers: list[RoadAnswer] = []
-    bounds = np.flatnonzero(np.diff(owner)) + 1 if len(owner) else np.zeros(0, dtype=np.int64)
-    for group in np.split(np.arange(len(owner)), bounds) if len(owner) else []:
-        parts = [matches[i] for i in group]
+    if len(owner) == 0:
+        return answers
+    heads = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ends = [*heads[1:].tolist(), len(owner)]
+    for begin, end in zip(heads.tolist(), ends, strict=True):
+        parts = list(matches[begin:end])
         if len(parts) == 1:
             only = parts[0]
             answers.append(
@@ -125,15 +130,10 @@ def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadA
 def _shifted(segment: SegmentMatch, offset: float) -> SegmentMatch:
     if offset == 0:
         return segment
-    return SegmentMatch(
-        segment_id=segment.segment_id,
-        source_id=segment.source_id,
-        from_fraction=segment.from_fraction,
-        to_fraction=segment.to_fraction,
+    return replace(
+        segment,
         input_from_m=segment.input_from_m + offset,
         input_to_m=segment.input_to_m + offset,
-        length_m=segment.length_m,
-        confidence=segment.confidence,
     )
 
 
@@ -151,9 +151,19 @@ def _segment_row(segment: SegmentMatch) -> dict[str, Any]:
 
 
 def road_table(
-    records: pa.Table, rows: np.ndarray, answers: Sequence[RoadAnswer], layout: Layout = "roads"
+    records: pa.Table,
+    rows: np.ndarray,
+    answers: Sequence[RoadAnswer],
+    layout: Layout = "roads",
+    *,
+    geometry: bool = False,
 ) -> pa.Table:
-    """The result table of the matched ``rows`` of ``records`` (one answer per row)."""
+    """The result table of the matched ``rows`` of ``records`` (one answer per row).
+
+    With ``geometry``, a WKB ``geometry`` column (GeoParquet metadata included) holds what was
+    matched: per road a MultiLineString of its stretches, per pair the stretch's LineString.
+    The road id is the input's ``id`` (or ``trace_id``) column, else its ``recId``.
+    """
     take = pa.array(np.asarray(rows, dtype=np.int64), pa.int64())
     ordinals = records.column("_ordinal").take(take)
     rec_ids = records.column("recId").take(take)
@@ -161,10 +171,13 @@ def road_table(
     ids = (
         records.column(id_column).cast(pa.string()).take(take).to_pylist()
         if id_column is not None
-        else [None] * len(rows)
+        else rec_ids.cast(pa.string()).to_pylist()
     )
     if layout == "pairs":
-        return _pairs(ordinals.to_pylist(), rec_ids.to_pylist(), ids, answers)
+        table = _pairs(ordinals.to_pylist(), rec_ids.to_pylist(), ids, answers)
+        if geometry:
+            table = _with_geometry(table, _pair_shapes(answers), "LineString")
+        return table
     size = len(rows)
     columns = {
         "_ordinal": ordinals,
@@ -176,11 +189,69 @@ def road_table(
         "confidence": pa.array([round(a.confidence) for a in answers], pa.int32()),
         "matched_ratio": pa.array([round(a.matched_ratio, 4) for a in answers], pa.float64()),
         "length_m": pa.array([round(a.length_m, 2) for a in answers], pa.float64()),
-        "segments": pa.array(
-            [[_segment_row(s) for s in a.segments] for a in answers], pa.list_(SEGMENT)
+        "segments": _segment_lists(answers),
+    }
+    table = pa.table(columns, schema=ROAD_COLUMNS)
+    if geometry:
+        table = _with_geometry(table, _road_shapes(answers), "MultiLineString")
+    return table
+
+
+def _segment_lists(answers: Sequence[RoadAnswer]) -> pa.Array:
+    """Every answer's segments as one list-of-struct column, built column by column."""
+    flat = [segment for answer in answers for segment in answer.segments]
+    counts = np.fromiter((len(answer.segments) for answer in answers), np.int32, len(answers))
+    offsets = np.zeros(len(answers) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+
+    def rounded(values: list[float], digits: int) -> pa.Array:
+        return pa.array(np.round(np.asarray(values, dtype=np.float64), digits), pa.float64())
+
+    fields = {
+        "segment_id": pa.array([s.segment_id for s in flat], pa.string()),
+        "source_id": pa.array([s.source_id for s in flat], pa.string()),
+        "from_fraction": rounded([s.from_fraction for s in flat], 6),
+        "to_fraction": rounded([s.to_fraction for s in flat], 6),
+        "input_from_m": rounded([s.input_from_m for s in flat], 2),
+        "input_to_m": rounded([s.input_to_m for s in flat], 2),
+        "length_m": rounded([s.length_m for s in flat], 2),
+        "confidence": pa.array(
+            np.round(np.asarray([s.confidence for s in flat], dtype=np.float64)).astype(np.int32)
         ),
     }
-    return pa.table(columns, schema=ROAD_COLUMNS)
+    values = pa.StructArray.from_arrays(list(fields.values()), fields=SEGMENT_FIELDS)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(SEGMENT))
+
+
+def _road_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
+    shapes = np.full(len(answers), None, dtype=object)
+    for k, answer in enumerate(answers):
+        lines = [s.geometry for s in answer.segments if s.geometry is not None]
+        if lines:
+            shapes[k] = shapely.multilinestrings(lines)
+    return shapes
+
+
+def _pair_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
+    """In the row order of the pairs layout (one null row for a road without segments)."""
+    shapes: list[shapely.LineString | None] = []
+    for answer in answers:
+        shapes.extend([s.geometry for s in answer.segments] if answer.segments else [None])
+    out = np.full(len(shapes), None, dtype=object)
+    out[:] = shapes
+    return out
+
+
+def _with_geometry(table: pa.Table, shapes: np.ndarray, kind: str) -> pa.Table:
+    # No "crs" key: GeoParquet reads its absence as OGC:CRS84, which this is.
+    geo = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {"geometry": {"encoding": "WKB", "geometry_types": [kind]}},
+    }
+    table = table.append_column("geometry", pa.array(shapely.to_wkb(shapes), pa.binary()))
+    metadata = {**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()}
+    return table.replace_schema_metadata(metadata)
 
 
 def _pairs(

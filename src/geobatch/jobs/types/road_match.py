@@ -60,6 +60,11 @@ class RoadMatchOptions(ReleaseOptions):
         description="roads: one row per input road with a segments list; pairs: one row per "
         "(input road, reference segment).",
     )
+    output_geometry: Literal["none", "matched"] = Field(
+        default="none",
+        description="matched: add the matched geometry (per road a MultiLineString of its "
+        "matched stretches, per pair the stretch), to look at in GeoJSON or GeoParquet output.",
+    )
 
 
 def params_of(options: RoadMatchOptions) -> MatchParams:
@@ -67,6 +72,7 @@ def params_of(options: RoadMatchOptions) -> MatchParams:
         search_radius_m=options.search_radius_m,
         confidence_threshold=options.confidence_threshold,
         use_names=options.use_names,
+        with_geometry=options.output_geometry == "matched",
     )
 
 
@@ -79,7 +85,9 @@ def _run(records: pa.Table, options: RoadMatchOptions, release: Release | None) 
         params_of(options),
         traces=options.input_kind == "traces",
     )
-    table = batch.table(records, options.output_layout)
+    table = batch.table(
+        records, options.output_layout, geometry=options.output_geometry == "matched"
+    )
     first = np.ones(table.num_rows, dtype=bool)
     if options.output_layout == "pairs":
         first = np.asarray(table.column("seqNumber")) <= 1

@@ -1,0 +1,439 @@
+"""Cross-version evaluation of road matching: an old OSM snapshot's roads onto a newer release.
+
+Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --new F]``.
+
+The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
+as ``road_match`` records (the job's default options) onto a release built from
+``osm/monaco.osm.pbf`` (2016). The truth comes from persistent OSM ids, not from geometry:
+
+- an old edge (two consecutive nodes of an old way) whose two nodes are still consecutive on a
+  new way lies on that way, between those nodes; nodes added to the way since (a new crossing)
+  do not break the run, since they were not there to be consecutive with;
+- an old edge of a way that kept its id but was redrawn lies on the new way where both of its
+  ends are within 10 m of it, between their projections;
+- any other old edge lies on no reference road (a road since removed, or moved further).
+
+Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed
+seed: a sideways offset of 1-6 m, 1 m Gaussian jitter on vertices every 10 m, Douglas-Peucker
+simplification (2 m), splits of a way at a random point (often mid-edge, so roads end
+mid-segment) and merges of two ways that meet end to end. Scores, by matched length along
+the new ways (a few metres of tolerance at the ends of a truth range):
+
+- precision: matched metres inside a true range of that road / all matched metres;
+- recall: true metres covered by a match / all true metres;
+- status agreement: the status from the truth (``full`` when >= 90 % of the road lies on
+  reference roads, ``unmatched`` when none of it does, else ``partial``) against the answer;
+- absent matched: of the roads none of which lies on the reference, the share not answered
+  ``unmatched``; and the same for those of them more than 10 m (median) from every reference
+  road, since most roads absent by their ids were only re-created under new ids in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import osmium
+import pyarrow as pa
+import shapely
+from rich.console import Console
+from rich.table import Table
+
+from geobatch.engines.roadmatch import RoadNetwork, network_for
+from geobatch.engines.roadmatch.chunk import match_records
+from geobatch.engines.roadmatch.output import RoadAnswer
+from geobatch.jobs.types.road_match import RoadMatchOptions, params_of
+from geobatch.reference import Release
+from geobatch.reference.osm_tags import oneway, road_class
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from roadmatch_data import SHARED_DATA, data_or_exit, temporary_release
+from roadmatch_synthetic import Way, ways_of
+
+REDRAWN_M = 10.0
+END_TOLERANCE_M = 3.0
+FULL_SHARE = 0.9
+
+
+@dataclass
+class OsmWay:
+    """A road way of a snapshot: node ids and lon/lat, consecutive duplicates dropped."""
+
+    id: int
+    refs: list[int]
+    lonlat: np.ndarray
+    name: str | None
+    oneway: int  # 1 along, -1 against, 0 both ways
+
+
+def read_ways(path: Path) -> dict[int, OsmWay]:
+    """The road ways (the release's road classes) of an OSM file, PBF or XML."""
+    ways: dict[int, OsmWay] = {}
+    for way in (
+        osmium.FileProcessor(str(path))
+        .with_locations()
+        .with_filter(osmium.filter.KeyFilter("highway"))
+    ):
+        if not isinstance(way, osmium.osm.Way):
+            continue
+        tags = {tag.k: tag.v for tag in way.tags}
+        highway = road_class(tags)
+        if highway is None:
+            continue
+        refs: list[int] = []
+        coords: list[tuple[float, float]] = []
+        for node in way.nodes:
+            if not node.location.valid():
+                continue
+            here = (node.location.lon, node.location.lat)
+            if coords and coords[-1] == here:
+                continue
+            refs.append(node.ref)
+            coords.append(here)
+        if len(refs) >= 2:
+            ways[way.id] = OsmWay(
+                way.id, refs, np.asarray(coords), tags.get("name"), oneway(tags, highway)
+            )
+    return ways
+
+
+@dataclass
+class NewWays:
+    """The release's ways with where their nodes lie along them, and an edge index."""
+
+    ways: dict[int, Way]
+    node_at: dict[int, np.ndarray]  # way id -> metres along the way of each node
+    # (node, node) -> [(way id, position of one, position of the other)]
+    edges: dict[tuple[int, int], list[tuple[int, int, int]]]
+    segment_way: dict[int, tuple[int, float]]  # segment index -> (way id, start metres)
+    refs: dict[int, list[int]]  # way id -> node ids
+
+
+def index_new(
+    new: dict[int, OsmWay], old_nodes: set[int], network: RoadNetwork, segments: pa.Table
+) -> NewWays:
+    out = NewWays(ways={}, node_at={}, edges=defaultdict(list), segment_way={}, refs={})
+    for way in ways_of(network, segments):
+        way_id = int(str(network.source_ids[way.segments[0]]).rsplit("/", 1)[1])
+        osm = new.get(way_id)
+        coords = shapely.get_coordinates(way.metric)
+        if osm is None or len(osm.refs) != len(coords):
+            continue  # a way cut into runs by missing nodes: left out of the truth
+        out.ways[way_id] = way
+        out.refs[way_id] = osm.refs
+        step = np.hypot(*np.diff(coords, axis=0).T)
+        out.node_at[way_id] = np.concatenate([[0.0], np.cumsum(step)])
+        # Edges between nodes that were already there, skipping nodes added since.
+        kept = [i for i, ref in enumerate(osm.refs) if ref in old_nodes]
+        for i, j in itertools.pairwise(kept):
+            pair = (osm.refs[i], osm.refs[j])
+            out.edges[pair].append((way_id, i, j))
+            out.edges[pair[::-1]].append((way_id, i, j))
+        for seg, start in zip(way.segments.tolist(), way.starts.tolist(), strict=True):
+            out.segment_way[seg] = (way_id, float(start))
+    return out
+
+
+@dataclass
+class OldEdge:
+    """Where an old edge lies on the new network: (way id, from metres, to metres) or None."""
+
+    length_m: float
+    on: tuple[int, float, float] | None
+
+
+def truth_of_edges(old: OsmWay, new: NewWays, network: RoadNetwork) -> list[OldEdge]:
+    x, y = network.projection.forward(old.lonlat[:, 0], old.lonlat[:, 1])
+    xy = np.column_stack([x, y])
+    redrawn = new.ways.get(old.id)
+    out: list[OldEdge] = []
+    for i in range(len(old.refs) - 1):
+        length = float(np.hypot(*(xy[i + 1] - xy[i])))
+        hits = new.edges.get((old.refs[i], old.refs[i + 1]), [])
+        if hits:
+            way_id, p, q = hits[0]
+            at = new.node_at[way_id]
+            forward = new.refs[way_id][p] == old.refs[i]
+            lo, hi = (at[p], at[q]) if forward else (at[q], at[p])
+            out.append(OldEdge(length, (way_id, float(lo), float(hi))))
+            continue
+        if redrawn is not None:
+            ends = shapely.points(xy[i : i + 2])
+            if float(shapely.distance(redrawn.metric, ends).max()) <= REDRAWN_M:
+                lo, hi = shapely.line_locate_point(redrawn.metric, ends)
+                if abs(hi - lo) > 0.5 * length:
+                    out.append(OldEdge(length, (old.id, float(lo), float(hi))))
+                    continue
+        out.append(OldEdge(length, None))
+    return out
+
+
+@dataclass
+class Road:
+    """One test road: its lon/lat line, and pieces (edge truth, share from, share to)."""
+
+    line: shapely.LineString
+    name: str | None
+    oneway: int
+    pieces: list[tuple[OldEdge, float, float]]
+    truth: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+    length_m: float = 0.0
+    on_reference_m: float = 0.0
+
+    def settle(self) -> None:
+        for edge, f0, f1 in self.pieces:
+            share = (f1 - f0) * edge.length_m
+            self.length_m += share
+            if edge.on is None:
+                continue
+            self.on_reference_m += share
+            way_id, lo, hi = edge.on
+            a, b = lo + f0 * (hi - lo), lo + f1 * (hi - lo)
+            self.truth.setdefault(way_id, []).append((min(a, b), max(a, b)))
+
+    @property
+    def status(self) -> str:
+        share = self.on_reference_m / max(self.length_m, 1e-9)
+        if share >= FULL_SHARE:
+            return "full"
+        return "partial" if self.on_reference_m > 1.0 else "unmatched"
+
+
+def perturbed_roads(
+    old: dict[int, OsmWay], truth: dict[int, list[OldEdge]], network: RoadNetwork, seed: int
+) -> list[Road]:
+    """Old ways as customer roads: some merged end to end, some split, all redrawn."""
+    rng = np.random.default_rng(seed)
+    by_start: dict[int, list[int]] = defaultdict(list)
+    for way in old.values():
+        by_start[way.refs[0]].append(way.id)
+    used: set[int] = set()
+    chains: list[list[int]] = []
+    for way_id in sorted(old):
+        if way_id in used:
+            continue
+        chain = [way_id]
+        used.add(way_id)
+        follow = [
+            w
+            for w in by_start.get(old[way_id].refs[-1], [])
+            if w not in used and old[w].oneway == old[way_id].oneway
+        ]
+        if follow and rng.random() < 0.15:
+            chain.append(follow[0])
+            used.add(follow[0])
+        chains.append(chain)
+    roads: list[Road] = []
+    for chain in chains:
+        refs: list[tuple[float, float]] = []
+        pieces: list[tuple[OldEdge, float, float]] = []
+        for way_id in chain:
+            coords = old[way_id].lonlat
+            refs.extend(map(tuple, coords if not refs else coords[1:]))
+            pieces.extend((edge, 0.0, 1.0) for edge in truth[way_id])
+        name, direction = old[chain[0]].name, old[chain[0]].oneway
+        xy = np.column_stack(network.projection.forward(*np.asarray(refs).T))
+        if rng.random() < 0.2 and len(pieces) >= 1:
+            # Split at a random point along the road, usually inside an edge.
+            cum = np.concatenate([[0.0], np.cumsum([e.length_m for e, _, _ in pieces])])
+            cut = rng.uniform(0.25, 0.75) * cum[-1]
+            k = int(np.searchsorted(cum, cut, side="right") - 1)
+            k = min(k, len(pieces) - 1)
+            f = (cut - cum[k]) / max(pieces[k][0].length_m, 1e-9)
+            point = xy[k] + f * (xy[k + 1] - xy[k])
+            first_xy = np.vstack([xy[: k + 1], point])
+            second_xy = np.vstack([point, xy[k + 1 :]])
+            first = [*pieces[:k], (pieces[k][0], 0.0, f)]
+            second = [(pieces[k][0], f, 1.0), *pieces[k + 1 :]]
+            parts = [(first_xy, first), (second_xy, second)]
+        else:
+            parts = [(xy, pieces)]
+        for part_xy, part_pieces in parts:
+            line = _redraw(part_xy, rng)
+            if line is None:
+                continue
+            lon, lat = network.projection.inverse(*shapely.get_coordinates(line).T)
+            road = Road(
+                shapely.LineString(np.column_stack([lon, lat])), name, direction, part_pieces
+            )
+            road.settle()
+            if road.length_m >= 1.0:
+                roads.append(road)
+    return roads
+
+
+def _redraw(xy: np.ndarray, rng: np.random.Generator) -> shapely.LineString | None:
+    """Offset sideways, densified with jitter, simplified; None when it degenerates."""
+    line = shapely.LineString(xy)
+    if line.length < 1.0:
+        return None
+    if rng.random() < 0.8:
+        moved = shapely.offset_curve(line, float(rng.uniform(1.0, 6.0) * rng.choice([-1, 1])))
+        if isinstance(moved, shapely.LineString) and not moved.is_empty:
+            line = moved
+    dense = shapely.get_coordinates(shapely.segmentize(line, 10.0))
+    inner = rng.normal(0.0, 1.0, size=(len(dense) - 2, 2))
+    dense[1:-1] += inner
+    simplified = shapely.simplify(shapely.LineString(dense), 2.0)
+    if shapely.get_num_coordinates(simplified) < 2 or simplified.length < 1.0:
+        return None
+    return simplified
+
+
+@dataclass
+class Score:
+    """Sums over the roads: metres matched, right, true and recalled, and status counts."""
+
+    matched_m: float = 0.0
+    correct_m: float = 0.0
+    truth_m: float = 0.0
+    recalled_m: float = 0.0
+    status_same: int = 0
+    roads: int = 0
+    absent: int = 0
+    absent_matched: int = 0
+    confusion: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _overlap(lo: float, hi: float, ranges: list[tuple[float, float]]) -> float:
+    """Metres of [lo, hi] inside the union of ``ranges``."""
+    covered = 0.0
+    ordered = sorted(ranges)
+    start, end = None, None
+    merged: list[tuple[float, float]] = []
+    for a, b in ordered:
+        if start is None or end is None or a > end:
+            if start is not None and end is not None:
+                merged.append((start, end))
+            start, end = a, b
+        else:
+            end = max(end, b)
+    if start is not None and end is not None:
+        merged.append((start, end))
+    for a, b in merged:
+        covered += max(0.0, min(hi, b) - max(lo, a))
+    return covered
+
+
+def score(
+    roads: list[Road], answers: list[RoadAnswer], new: NewWays, network: RoadNetwork
+) -> Score:
+    out = Score()
+    index = {str(network.segment_ids[k]): k for k in range(len(network))}
+    for road, answer in zip(roads, answers, strict=True):
+        matched: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        for piece in answer.segments:
+            seg = index[piece.segment_id]
+            if seg not in new.segment_way:
+                continue
+            way_id, start = new.segment_way[seg]
+            length = float(network.length_m[seg])
+            a = start + min(piece.from_fraction, piece.to_fraction) * length
+            b = start + max(piece.from_fraction, piece.to_fraction) * length
+            matched[way_id].append((a, b))
+            out.matched_m += b - a
+            truth = road.truth.get(way_id, [])
+            tolerant = [(lo - END_TOLERANCE_M, hi + END_TOLERANCE_M) for lo, hi in truth]
+            out.correct_m += _overlap(a, b, tolerant)
+        for way_id, ranges in road.truth.items():
+            tolerant = [(a - END_TOLERANCE_M, b + END_TOLERANCE_M) for a, b in matched[way_id]]
+            for lo, hi in ranges:
+                out.truth_m += hi - lo
+                out.recalled_m += _overlap(lo, hi, tolerant)
+        out.roads += 1
+        out.status_same += road.status == answer.status
+        out.confusion[(road.status, answer.status)] += 1
+        if road.status == "unmatched":
+            out.absent += 1
+            out.absent_matched += answer.status != "unmatched"
+    return out
+
+
+def _absent_far(
+    roads: list[Road], answers: list[RoadAnswer], network: RoadNetwork, release: Release
+) -> tuple[int, int]:
+    """Of the roads absent by their ids, those whose points lie more than 10 m (median) from
+    every reference road, and how many of those were matched: most roads absent by id were
+    only re-created under new ids where they were."""
+    segments = shapely.from_wkb(release.table("segments").column("geometry").to_numpy(False))
+    tree = shapely.STRtree(network.projection.project(segments))
+    far = matched = 0
+    for road, answer in zip(roads, answers, strict=True):
+        if road.status != "unmatched":
+            continue
+        line = network.projection.project(np.asarray([road.line], dtype=object))[0]
+        points = shapely.points(shapely.get_coordinates(shapely.segmentize(line, 5.0)))
+        _, distance = tree.query_nearest(points, return_distance=True, all_matches=False)
+        if float(np.median(distance)) > REDRAWN_M:
+            far += 1
+            matched += answer.status != "unmatched"
+    return far, matched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", type=Path, default=SHARED_DATA / "osm" / "monaco-2012.osm.gz")
+    parser.add_argument("--new", type=Path, default=SHARED_DATA / "osm" / "monaco.osm.pbf")
+    parser.add_argument("--seed", type=int, default=2012)
+    args = parser.parse_args()
+    data_or_exit(str(args.old.relative_to(SHARED_DATA)), str(args.new.relative_to(SHARED_DATA)))
+    console = Console()
+    old = read_ways(args.old)
+    new_osm = read_ways(args.new)
+    with temporary_release(args.new) as release:
+        network = network_for(release)
+        old_nodes = {ref for way in old.values() for ref in way.refs}
+        new = index_new(new_osm, old_nodes, network, release.table("segments"))
+        truth = {way_id: truth_of_edges(way, new, network) for way_id, way in old.items()}
+        roads = perturbed_roads(old, truth, network, args.seed)
+        records = pa.table(
+            {
+                "_ordinal": pa.array(np.arange(1, len(roads) + 1), pa.int64()),
+                "recId": pa.array([str(i) for i in range(len(roads))], pa.string()),
+                "name": pa.array([r.name for r in roads], pa.string()),
+                "oneway": pa.array([r.oneway for r in roads], pa.int8()),
+                "geometry": pa.array(shapely.to_wkb(np.asarray([r.line for r in roads]))),
+            }
+        )
+        started = time.perf_counter()
+        batch = match_records(records, network, params_of(RoadMatchOptions()))
+        seconds = time.perf_counter() - started
+        answered = [roads[row] for row in batch.rows.tolist()]
+        result = score(answered, batch.answers, new, network)
+        far, far_matched = _absent_far(answered, batch.answers, network, release)
+    table = Table(title=f"{args.old.name} onto {release.manifest.id} (seed {args.seed})")
+    columns = ("roads", "km", "precision", "recall", "status agreement", "absent matched")
+    for column in (*columns, "of them > 10 m away"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(result.roads),
+        f"{sum(r.length_m for r in roads) / 1000:.1f}",
+        f"{result.correct_m / max(result.matched_m, 1e-9):.3f}",
+        f"{result.recalled_m / max(result.truth_m, 1e-9):.3f}",
+        f"{result.status_same / max(result.roads, 1):.3f}",
+        f"{result.absent_matched}/{result.absent}",
+        f"{far_matched}/{far}",
+    )
+    console.print(table)
+    confusion = Table(title="status: truth (rows) against answer (columns)")
+    confusion.add_column("truth")
+    names = ("full", "partial", "unmatched")
+    for name in names:
+        confusion.add_column(name, justify="right")
+    for truth_status in names:
+        confusion.add_row(truth_status, *(str(result.confusion[(truth_status, a)]) for a in names))
+    console.print(confusion)
+    console.print(
+        f"matched in {seconds:.2f} s; {batch.errors.num_rows} roads rejected "
+        f"({', '.join(sorted(set(batch.errors.column('code').to_pylist())))})"
+    )
+
+
+if __name__ == "__main__":
+    main()
