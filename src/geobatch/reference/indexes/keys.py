@@ -56,9 +56,13 @@ class KeyIndex:
         texts = np.array([v for v in values if v is not None], dtype=object)
         rows = np.asarray(rows, dtype=np.int64)[valid]
         hashes = key_hashes(texts.tolist())
-        # sort by hash, then text (colliding keys apart), then position (stable rows)
-        order = np.lexsort((np.arange(len(texts)), texts.astype(str), hashes))
+        # sort by hash, then position (rows stay in order within a key)
+        order = np.argsort(hashes, kind="stable")
         hashes, texts, rows = hashes[order], texts[order], rows[order]
+        same = hashes[1:] == hashes[:-1]
+        if np.any(texts[1:][same] != texts[:-1][same]):  # keys sharing a hash: keep them apart
+            order = np.lexsort((np.arange(len(texts)), texts.astype(str), hashes))
+            hashes, texts, rows = hashes[order], texts[order], rows[order]
         first = np.ones(len(texts), dtype=bool)
         first[1:] = (hashes[1:] != hashes[:-1]) | (texts[1:] != texts[:-1])
         starts = np.append(np.flatnonzero(first), len(texts)).astype(np.int64)

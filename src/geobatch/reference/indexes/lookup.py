@@ -19,7 +19,7 @@ import shapely
 
 from geobatch.reference.indexes.files import open_table, write_table
 from geobatch.reference.indexes.keys import KeyIndex
-from geobatch.reference.indexes.labels import house_label, join, text
+from geobatch.reference.indexes.labels import flat, house_label, join, text
 
 PREFIX = "lookup"
 OBJECT_COLUMNS = pa.schema(
@@ -167,37 +167,39 @@ def _connectors(table: pa.Table) -> pa.Table:
 
 
 def _gazetteer(table: pa.Table) -> pa.Table:
-    feature = table.column("feature").to_pylist()
-    country = table.column("country").to_pylist()
-    admin1 = table.column("admin1").to_pylist()
-    names = table.column("name").to_pylist()
-    regions = {
-        (c, a): n
-        for f, c, a, n in zip(feature, country, admin1, names, strict=True)
-        if f == "admin1"
-    }
-    countries = {c: n for f, c, n in zip(feature, country, names, strict=True) if f == "country"}
-    state = [regions.get((c, a)) for c, a in zip(country, admin1, strict=True)]
-    country_name = [
-        countries.get(c) if f != "country" else None for f, c in zip(feature, country, strict=True)
-    ]
-    levels = {"city": "locality", "admin1": "region", "country": "country"}
-    is_city = [f == "city" for f in feature]
+    feature = flat(table.column("feature"))
+    country, names = flat(table.column("country")), flat(table.column("name"))
+    is_city, is_country = pc.equal(feature, "city"), pc.equal(feature, "country")
+    regions = table.filter(pc.equal(feature, "admin1"))
+    region_key = pc.binary_join_element_wise(
+        regions.column("country"), regions.column("admin1"), "|"
+    )
+    key = pc.binary_join_element_wise(country, flat(table.column("admin1")), "|")
+    state = regions.column("name").take(pc.index_in(key, value_set=flat(region_key)))
+    countries = table.filter(is_country)
+    country_name = countries.column("name").take(
+        pc.index_in(country, value_set=flat(countries.column("country")))
+    )
+    none = pa.scalar(None, pa.string())
+    level = pc.if_else(
+        is_city,
+        "locality",
+        pc.if_else(
+            is_country, "country", pc.if_else(pc.equal(feature, "admin1"), "region", "locality")
+        ),
+    )
     return _objects(
         table.num_rows,
-        pa.array([levels.get(f, "locality") for f in feature], pa.string()),
+        level,
         lat=table.column("lat"),
         lon=table.column("lon"),
         label=join(
-            table.column("name"),
-            pa.array(
-                [s if f == "city" else None for s, f in zip(state, feature, strict=True)],
-                pa.string(),
-            ),
-            pa.array(country_name, pa.string()),
+            names,
+            pc.if_else(is_city, flat(state), none),
+            pc.if_else(is_country, none, flat(country_name)),
         ),
-        city=pa.array([n if c else None for n, c in zip(names, is_city, strict=True)], pa.string()),
-        state=pa.array(state, pa.string()),
+        city=pc.if_else(is_city, names, none),
+        state=state,
         country=table.column("country"),
         ref_id=table.column("id"),
     )

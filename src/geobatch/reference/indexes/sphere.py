@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from geobatch.reference.indexes.files import open_array, write_array
-from geobatch.reference.indexes.grid import GridIndex
+from geobatch.reference.indexes.grid import GridIndex, _cell, _expand, _keys
 
 EARTH_RADIUS_M = 6_371_008.8
 _METRES_PER_DEGREE = np.pi * EARTH_RADIUS_M / 180.0
@@ -25,6 +25,8 @@ _MARGIN = 1.001
 """Boxes are widened by this factor: a chord is a little shorter than its arc."""
 _POLAR_LAT = 89.0
 """A query box reaching beyond this latitude spans every longitude."""
+_MAX_CELLS = 4_096
+"""A query box over more grid cells than this (near a pole) reads its latitude band instead."""
 
 
 def sphere_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -76,12 +78,22 @@ def _boxes(
     )
 
 
+def _runs(first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``first[i], first[i] + 1, ...`` for ``count[i]`` items each, concatenated."""
+    rank = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    return np.repeat(first, count) + rank
+
+
 @dataclass(frozen=True, kw_only=True)
 class SpherePoints:
-    """Points as ``(n, 3)`` positions and a grid over their longitudes and latitudes."""
+    """Points as ``(n, 3)`` positions, a grid over their longitudes and latitudes, and the
+    points by latitude (for the few searches near a pole, where a box spans every cell of its
+    rows)."""
 
     xyz: np.ndarray
     grid: GridIndex
+    by_lat: np.ndarray  # point numbers sorted by latitude
+    sorted_lat: np.ndarray
 
     def __len__(self) -> int:
         return len(self.xyz)
@@ -92,43 +104,101 @@ class SpherePoints:
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
         cell = cell_m / _METRES_PER_DEGREE
+        by_lat = np.argsort(lat, kind="stable")
         return cls(
             xyz=sphere_xyz(lat, lon).reshape(len(lat), 3),
             grid=GridIndex.build(cell, lon, lat, lon, lat),
+            by_lat=by_lat,
+            sorted_lat=lat[by_lat],
         )
+
+    def _candidates(
+        self, lat: np.ndarray, lon: np.ndarray, radius_m: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query, point) pairs, each once, for every point that may lie within ``radius_m``."""
+        owner, x0, y0, x1, y1 = _boxes(lat, lon, radius_m)
+        cell = self.grid.cell
+        cx0, cx1 = np.floor(x0 / cell), np.floor(x1 / cell)
+        cy0, cy1 = np.floor(y0 / cell), np.floor(y1 / cell)
+        wide = (cx1 - cx0 + 1) * (cy1 - cy0 + 1) > _MAX_CELLS
+        # near a pole: every point of the latitude band (few there), then the rest by cell
+        band = np.unique(owner[wide])
+        first = len(lat)  # the first boxes are the queries' own, in order
+        low = np.searchsorted(self.sorted_lat, y0[:first][band])
+        high = np.searchsorted(self.sorted_lat, y1[:first][band], side="right")
+        band_query = np.repeat(band, high - low)
+        band_items = self.by_lat[_runs(low, high - low)] if len(band) else band
+        narrow = ~wide & ~np.isin(owner, band)
+        box, items = self._cells(x0[narrow], y0[narrow], x1[narrow], y1[narrow])
+        return (
+            np.concatenate([owner[narrow][box], band_query]),
+            np.concatenate([items, np.asarray(band_items, dtype=np.int64)]),
+        )
+
+    def _cells(
+        self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(box, point) for the points filed in the cells each box meets. Unlike
+        ``GridIndex.query`` nothing is deduplicated: a point lies in one cell, and the boxes
+        of one query (split at the antimeridian) meet different cells."""
+        grid = self.grid
+        box, cx, cy = _expand(
+            _cell(x0, grid.cell), _cell(y0, grid.cell), _cell(x1, grid.cell), _cell(y1, grid.cell)
+        )
+        keys = _keys(cx, cy)
+        pos = np.searchsorted(grid.keys, keys)
+        hit = pos < len(grid.keys)
+        hit[hit] = grid.keys[pos[hit]] == keys[hit]
+        box, pos = box[hit], pos[hit]
+        count = grid.starts[pos + 1] - grid.starts[pos]
+        items = np.asarray(grid.items[_runs(grid.starts[pos], count)], dtype=np.int64)
+        return np.repeat(box, count), items
 
     def query(
         self, xyz: np.ndarray, k: int, distance_upper_bound: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Like ``cKDTree.query`` with ``k`` as a number: ``(n, k)`` distances (inf where
         fewer than ``k`` points lie within the bound) and point numbers (``len(self)`` there),
-        nearest first; ties go to the lower point number."""
+        nearest first; ties go to the lower point number.
+
+        The search starts within one grid cell and doubles its radius, up to the bound, only
+        for the points that have not yet found ``k`` neighbours: a far bound costs little where
+        points are dense.
+        """
         size = len(xyz)
         distance = np.full((size, k), np.inf)
         found = np.full((size, k), len(self.xyz), dtype=np.int64)
         if not size or not len(self.xyz) or k < 1:
             return distance, found
-        lat, lon = sphere_latlon(np.asarray(xyz, dtype=np.float64))
-        valid = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
-        owner, x0, y0, x1, y1 = _boxes(lat[valid], lon[valid], float(distance_upper_bound))
-        owner = valid[owner]
-        box, item = self.grid.query(x0, y0, x1, y1)
-        query = owner[box]
-        gap = xyz[query] - self.xyz[item]
-        metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
-        near = metres <= distance_upper_bound
-        query, item, metres = query[near], item[near], metres[near]
-        order = np.lexsort((item, metres, query))
-        query, item, metres = query[order], item[order], metres[order]
-        first = np.searchsorted(query, query, side="left")
-        rank = np.arange(len(query)) - first
-        keep = rank < k
-        distance[query[keep], rank[keep]] = metres[keep]
-        found[query[keep], rank[keep]] = item[keep]
+        xyz = np.asarray(xyz, dtype=np.float64)
+        lat, lon = sphere_latlon(xyz)
+        pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+        bound = float(distance_upper_bound)
+        radius = min(bound, self.grid.cell * _METRES_PER_DEGREE)
+        while len(pending):
+            at, item = self._candidates(lat[pending], lon[pending], radius)
+            query = pending[at]
+            gap = xyz[query] - self.xyz[item]
+            metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
+            near = metres <= radius
+            query, item, metres = query[near], item[near], metres[near]
+            order = np.lexsort((item, metres, query))
+            query, item, metres = query[order], item[order], metres[order]
+            rank = np.arange(len(query)) - np.searchsorted(query, query, side="left")
+            count = np.bincount(query, minlength=size)[pending]
+            final = radius >= bound or radius >= 2 * EARTH_RADIUS_M
+            done = pending[(count >= k) | final]
+            keep = (rank < k) & np.isin(query, done)
+            distance[query[keep], rank[keep]] = metres[keep]
+            found[query[keep], rank[keep]] = item[keep]
+            pending = np.setdiff1d(pending, done, assume_unique=True)
+            radius = min(bound, radius * 2)
         return distance, found
 
     def save(self, folder: Path, prefix: str) -> None:
         write_array(folder, f"{prefix}/xyz", self.xyz)
+        write_array(folder, f"{prefix}/by_lat", self.by_lat)
+        write_array(folder, f"{prefix}/sorted_lat", self.sorted_lat)
         self.grid.save(folder, f"{prefix}/grid")
 
     @classmethod
@@ -136,4 +206,6 @@ class SpherePoints:
         return cls(
             xyz=open_array(folder, f"{prefix}/xyz"),
             grid=GridIndex.open(folder, f"{prefix}/grid"),
+            by_lat=open_array(folder, f"{prefix}/by_lat"),
+            sorted_lat=open_array(folder, f"{prefix}/sorted_lat"),
         )
