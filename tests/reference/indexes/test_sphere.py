@@ -20,7 +20,7 @@ def test_nearest_within_a_radius_matches_a_kd_tree(radius_m: float) -> None:
     lon = np.r_[rng.uniform(24.8, 25.0, 1_000), rng.uniform(-180, 180, 3_000), [10.0, -170.0]]
     lat = np.r_[lat, rng.uniform(-17, -16, 200)]
     lon = np.r_[lon, rng.choice([-179.99, 179.99], 200)]
-    points = SpherePoints.build(lat, lon, cell_m=radius_m)
+    points = SpherePoints.build(lat, lon, cell_m=radius_m / 8, reach_m=radius_m)
     tree = cKDTree(sphere_xyz(lat, lon))
     q_lat = np.r_[rng.uniform(60.1, 60.2, 200), rng.uniform(-90, 90, 500), [90.0, -16.5]]
     q_lon = np.r_[rng.uniform(24.8, 25.0, 200), rng.uniform(-180, 180, 500), [0.0, 180.0]]

@@ -49,7 +49,7 @@ REGION_REACH_M = 50_000.0
 """A GeoNames city this near tells the region (admin1) a point lies in."""
 COUNTRY_REACH_M = 100_000.0
 """A GeoNames city this near tells the country; farther out (open sea) there is no answer."""
-GAZETTEER_CELL_M = 10_000.0
+GAZETTEER_CELL_M = 2_000.0
 """Grid cell over GeoNames cities: the search for the nearest grows from here to its reach."""
 _NEIGHBOURS = 3
 """Candidates taken from each reach band."""
@@ -208,7 +208,7 @@ def _tiers(
     for high in REACH_TIERS_M:
         rows = np.flatnonzero(on_tree & (reach > low) & (reach <= high))
         if len(rows):
-            points = SpherePoints.build(lat[rows], lon[rows], cell_m=high)
+            points = SpherePoints.build(lat[rows], lon[rows], cell_m=high / 4, reach_m=high)
             tiers.append(Tier(points=points, rows=rows, reach=high))
         low = high
     return tuple(tiers)
@@ -226,7 +226,10 @@ def _gazetteer(table: pa.Table) -> Gazetteer:
     state = regions.column("name").take(pc.index_in(key, value_set=region_key.combine_chunks()))
     return Gazetteer(
         points=SpherePoints.build(
-            cities.column("lat").to_numpy(), cities.column("lon").to_numpy(), GAZETTEER_CELL_M
+            cities.column("lat").to_numpy(),
+            cities.column("lon").to_numpy(),
+            GAZETTEER_CELL_M,
+            COUNTRY_REACH_M,
         ),
         labels=pa.table(
             {

@@ -28,10 +28,14 @@ from geobatch.reference.indexes.sphere import SpherePoints, sphere_latlon, spher
 PREFIX = "reverse"
 EDGE_MAX_DEG = 0.0002
 """Longest edge, in degrees (about 22 m north-south, less east-west)."""
-ADDRESS_CELL_M = 100.0
-EDGE_CELL_M = 250.0
-NUMBER_CELL_M = 150.0
-"""Grid cells near the radius each search usually asks for."""
+ADDRESS_CELL_M = 25.0
+EDGE_CELL_M = 40.0
+NUMBER_CELL_M = 40.0
+"""The finest grid cells: about the distance to a point's nearest neighbours in a town."""
+ADDRESS_REACH_M = 1_000.0
+EDGE_REACH_M = 5_000.0
+NUMBER_REACH_M = 150.0
+"""The widest searches (the largest radius a request may ask for)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +116,7 @@ def _addresses(table: pa.Table, areas: AreaIndex) -> AddressPoints:
         dtype=np.int64,
     )
     return AddressPoints(
-        points=SpherePoints.build(lat, lon, ADDRESS_CELL_M),
+        points=SpherePoints.build(lat, lon, ADDRESS_CELL_M, ADDRESS_REACH_M),
         lat=lat,
         lon=lon,
         rows=rows,
@@ -149,6 +153,7 @@ def _numbered(addresses: pa.Table, codes: dict[str, int]) -> NumberedPoints:
             addresses.column("lat").to_numpy()[keep],
             addresses.column("lon").to_numpy()[keep],
             NUMBER_CELL_M,
+            NUMBER_REACH_M,
         ),
         number=numbers[keep],
         street=street[keep],
@@ -185,7 +190,7 @@ def _streets(segments: pa.Table, addresses: pa.Table, areas: AreaIndex) -> Stree
     length = np.sqrt(length2)
     mid_lat, mid_lon = sphere_latlon(middle)
     return StreetEdges(
-        middles=SpherePoints.build(mid_lat, mid_lon, EDGE_CELL_M),
+        middles=SpherePoints.build(mid_lat, mid_lon, EDGE_CELL_M, EDGE_REACH_M),
         starts=starts,
         ends=ends,
         along=along,

@@ -25,6 +25,8 @@ _MARGIN = 1.001
 """Boxes are widened by this factor: a chord is a little shorter than its arc."""
 _POLAR_LAT = 89.0
 """A query box reaching beyond this latitude spans every longitude."""
+_GROWTH = 2.0
+"""Each grid's cells are this much wider than the previous one's."""
 _MAX_CELLS = 4_096
 """A query box over more grid cells than this (near a pole) reads its latitude band instead."""
 
@@ -81,17 +83,36 @@ def _boxes(
 def _runs(first: np.ndarray, count: np.ndarray) -> np.ndarray:
     """``first[i], first[i] + 1, ...`` for ``count[i]`` items each, concatenated."""
     rank = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-    return np.repeat(first, count) + rank
+    return np.asarray(np.repeat(first, count) + rank, dtype=np.int64)
+
+
+def _cells(
+    grid: GridIndex, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(box, point) for the points filed in the cells each box meets. Unlike
+    ``GridIndex.query`` nothing is deduplicated: a point lies in one cell, and the boxes of
+    one query (split at the antimeridian) meet different cells."""
+    box, cx, cy = _expand(
+        _cell(x0, grid.cell), _cell(y0, grid.cell), _cell(x1, grid.cell), _cell(y1, grid.cell)
+    )
+    keys = _keys(cx, cy)
+    pos = np.searchsorted(grid.keys, keys)
+    hit = pos < len(grid.keys)
+    hit[hit] = grid.keys[pos[hit]] == keys[hit]
+    box, pos = box[hit], pos[hit]
+    count = grid.starts[pos + 1] - grid.starts[pos]
+    items = np.asarray(grid.items[_runs(grid.starts[pos], count)], dtype=np.int64)
+    return np.repeat(box, count), items
 
 
 @dataclass(frozen=True, kw_only=True)
 class SpherePoints:
-    """Points as ``(n, 3)`` positions, a grid over their longitudes and latitudes, and the
-    points by latitude (for the few searches near a pole, where a box spans every cell of its
-    rows)."""
+    """Points as ``(n, 3)`` positions, grids over their longitudes and latitudes at cells
+    each twice as wide as the last (each search reads the grid whose cells suit its radius), and the points
+    by latitude (for the few searches near a pole, where a box spans every cell of its rows)."""
 
     xyz: np.ndarray
-    grid: GridIndex
+    grids: tuple[GridIndex, ...]  # finest first
     by_lat: np.ndarray  # point numbers sorted by latitude
     sorted_lat: np.ndarray
 
@@ -99,25 +120,39 @@ class SpherePoints:
         return len(self.xyz)
 
     @classmethod
-    def build(cls, lat: np.ndarray, lon: np.ndarray, cell_m: float) -> SpherePoints:
-        """Index points; ``cell_m`` near the radius most queries ask for keeps queries quick."""
+    def build(
+        cls, lat: np.ndarray, lon: np.ndarray, cell_m: float, reach_m: float | None = None
+    ) -> SpherePoints:
+        """Index points: the finest grid has cells of ``cell_m`` (about the distance to a
+        point's nearest neighbours), coarser ones follow up to ``reach_m``, the widest search
+        expected."""
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
-        cell = cell_m / _METRES_PER_DEGREE
+        cells = [cell_m]
+        while cells[-1] * _GROWTH <= (reach_m or cell_m):
+            cells.append(cells[-1] * _GROWTH)
         by_lat = np.argsort(lat, kind="stable")
         return cls(
             xyz=sphere_xyz(lat, lon).reshape(len(lat), 3),
-            grid=GridIndex.build(cell, lon, lat, lon, lat),
+            grids=tuple(
+                GridIndex.build(cell / _METRES_PER_DEGREE, lon, lat, lon, lat) for cell in cells
+            ),
             by_lat=by_lat,
             sorted_lat=lat[by_lat],
         )
+
+    def _grid(self, radius_m: float) -> GridIndex:
+        """The coarsest grid whose cells are no wider than the radius (else the finest)."""
+        fits = [g for g in self.grids if g.cell * _METRES_PER_DEGREE <= radius_m]
+        return fits[-1] if fits else self.grids[0]
 
     def _candidates(
         self, lat: np.ndarray, lon: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """(query, point) pairs, each once, for every point that may lie within ``radius_m``."""
         owner, x0, y0, x1, y1 = _boxes(lat, lon, radius_m)
-        cell = self.grid.cell
+        grid = self._grid(radius_m)
+        cell = grid.cell
         cx0, cx1 = np.floor(x0 / cell), np.floor(x1 / cell)
         cy0, cy1 = np.floor(y0 / cell), np.floor(y1 / cell)
         wide = (cx1 - cx0 + 1) * (cy1 - cy0 + 1) > _MAX_CELLS
@@ -129,37 +164,18 @@ class SpherePoints:
         band_query = np.repeat(band, high - low)
         band_items = self.by_lat[_runs(low, high - low)] if len(band) else band
         narrow = ~wide & ~np.isin(owner, band)
-        box, items = self._cells(x0[narrow], y0[narrow], x1[narrow], y1[narrow])
+        box, items = _cells(grid, x0[narrow], y0[narrow], x1[narrow], y1[narrow])
         return (
             np.concatenate([owner[narrow][box], band_query]),
             np.concatenate([items, np.asarray(band_items, dtype=np.int64)]),
         )
-
-    def _cells(
-        self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(box, point) for the points filed in the cells each box meets. Unlike
-        ``GridIndex.query`` nothing is deduplicated: a point lies in one cell, and the boxes
-        of one query (split at the antimeridian) meet different cells."""
-        grid = self.grid
-        box, cx, cy = _expand(
-            _cell(x0, grid.cell), _cell(y0, grid.cell), _cell(x1, grid.cell), _cell(y1, grid.cell)
-        )
-        keys = _keys(cx, cy)
-        pos = np.searchsorted(grid.keys, keys)
-        hit = pos < len(grid.keys)
-        hit[hit] = grid.keys[pos[hit]] == keys[hit]
-        box, pos = box[hit], pos[hit]
-        count = grid.starts[pos + 1] - grid.starts[pos]
-        items = np.asarray(grid.items[_runs(grid.starts[pos], count)], dtype=np.int64)
-        return np.repeat(box, count), items
 
     def query(
         self, xyz: np.ndarray, k: int, distance_upper_bound: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Like ``cKDTree.query`` with ``k`` as a number: ``(n, k)`` distances (inf where
         fewer than ``k`` points lie within the bound) and point numbers (``len(self)`` there),
-        nearest first; ties go to the lower point number.
+        nearest first.
 
         The search starts within one grid cell and doubles its radius, up to the bound, only
         for the points that have not yet found ``k`` neighbours: a far bound costs little where
@@ -174,38 +190,45 @@ class SpherePoints:
         lat, lon = sphere_latlon(xyz)
         pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
         bound = float(distance_upper_bound)
-        radius = min(bound, self.grid.cell * _METRES_PER_DEGREE)
+        radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
         while len(pending):
             at, item = self._candidates(lat[pending], lon[pending], radius)
-            query = pending[at]
-            gap = xyz[query] - self.xyz[item]
+            gap = xyz[pending][at] - self.xyz[item]
             metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
             near = metres <= radius
-            query, item, metres = query[near], item[near], metres[near]
-            order = np.lexsort((item, metres, query))
-            query, item, metres = query[order], item[order], metres[order]
-            rank = np.arange(len(query)) - np.searchsorted(query, query, side="left")
-            count = np.bincount(query, minlength=size)[pending]
+            at, item, metres = at[near], item[near], metres[near]
+            # by query, then distance: one sort of a float key (at + metres / radius lies in
+            # [at, at + 1)), far cheaper than sorting on several keys
+            order = np.argsort(at + metres / (radius * (1 + 1e-9)), kind="stable")
+            at, item, metres = at[order], item[order], metres[order]
+            starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
+            rank = np.arange(len(at)) - np.repeat(starts, np.diff(np.r_[starts, len(at)]))
             final = radius >= bound or radius >= 2 * EARTH_RADIUS_M
-            done = pending[(count >= k) | final]
-            keep = (rank < k) & np.isin(query, done)
-            distance[query[keep], rank[keep]] = metres[keep]
-            found[query[keep], rank[keep]] = item[keep]
-            pending = np.setdiff1d(pending, done, assume_unique=True)
+            done = (np.bincount(at, minlength=len(pending)) >= k) | final
+            keep = (rank < k) & done[at]
+            query = pending[at[keep]]
+            distance[query, rank[keep]] = metres[keep]
+            found[query, rank[keep]] = item[keep]
+            pending = pending[~done]
             radius = min(bound, radius * 2)
         return distance, found
 
     def save(self, folder: Path, prefix: str) -> None:
         write_array(folder, f"{prefix}/xyz", self.xyz)
         write_array(folder, f"{prefix}/by_lat", self.by_lat)
+        write_array(folder, f"{prefix}/cells", np.array([g.cell for g in self.grids]))
         write_array(folder, f"{prefix}/sorted_lat", self.sorted_lat)
-        self.grid.save(folder, f"{prefix}/grid")
+        for number, grid in enumerate(self.grids):
+            grid.save(folder, f"{prefix}/grid{number}")
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> SpherePoints:
         return cls(
             xyz=open_array(folder, f"{prefix}/xyz"),
-            grid=GridIndex.open(folder, f"{prefix}/grid"),
+            grids=tuple(
+                GridIndex.open(folder, f"{prefix}/grid{number}")
+                for number in range(len(open_array(folder, f"{prefix}/cells")))
+            ),
             by_lat=open_array(folder, f"{prefix}/by_lat"),
             sorted_lat=open_array(folder, f"{prefix}/sorted_lat"),
         )
