@@ -27,6 +27,8 @@ _POLAR_LAT = 89.0
 """A query box reaching beyond this latitude spans every longitude."""
 _GROWTH = 2.0
 """Each grid's cells are this much wider than the previous one's."""
+_FEW = 64
+"""A search with at most this many points within its whole bound skips the widening."""
 _MAX_CELLS = 4_096
 """A query box over more grid cells than this (near a pole) reads its latitude band instead."""
 
@@ -86,12 +88,10 @@ def _runs(first: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.asarray(np.repeat(first, count) + rank, dtype=np.int64)
 
 
-def _cells(
+def _cell_runs(
     grid: GridIndex, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(box, point) for the points filed in the cells each box meets. Unlike
-    ``GridIndex.query`` nothing is deduplicated: a point lies in one cell, and the boxes of
-    one query (split at the antimeridian) meet different cells."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every non-empty cell each box meets: the box, where its points start, how many."""
     box, cx, cy = _expand(
         _cell(x0, grid.cell), _cell(y0, grid.cell), _cell(x1, grid.cell), _cell(y1, grid.cell)
     )
@@ -100,16 +100,26 @@ def _cells(
     hit = pos < len(grid.keys)
     hit[hit] = grid.keys[pos[hit]] == keys[hit]
     box, pos = box[hit], pos[hit]
-    count = grid.starts[pos + 1] - grid.starts[pos]
-    items = np.asarray(grid.items[_runs(grid.starts[pos], count)], dtype=np.int64)
+    return box, grid.starts[pos], grid.starts[pos + 1] - grid.starts[pos]
+
+
+def _cells(
+    grid: GridIndex, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(box, point) for the points filed in the cells each box meets. Unlike
+    ``GridIndex.query`` nothing is deduplicated: a point lies in one cell, and the boxes of
+    one query (split at the antimeridian) meet different cells."""
+    box, first, count = _cell_runs(grid, x0, y0, x1, y1)
+    items = np.asarray(grid.items[_runs(first, count)], dtype=np.int64)
     return np.repeat(box, count), items
 
 
 @dataclass(frozen=True, kw_only=True)
 class SpherePoints:
-    """Points as ``(n, 3)`` positions, grids over their longitudes and latitudes at cells
-    each twice as wide as the last (each search reads the grid whose cells suit its radius), and the points
-    by latitude (for the few searches near a pole, where a box spans every cell of its rows)."""
+    """Points as ``(n, 3)`` positions, grids over their longitudes and latitudes with cells
+    each twice as wide as the last (each search reads the grid whose cells suit its radius),
+    and the points by latitude (for the few searches near a pole, where a box spans every cell
+    of its rows)."""
 
     xyz: np.ndarray
     grids: tuple[GridIndex, ...]  # finest first
@@ -190,28 +200,66 @@ class SpherePoints:
         lat, lon = sphere_latlon(xyz)
         pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
         bound = float(distance_upper_bound)
+        if bound < 2 * EARTH_RADIUS_M:
+            # points with few neighbours within the whole bound are searched there at once
+            few = self._count(lat[pending], lon[pending], bound) <= _FEW
+            self._step(xyz, lat, lon, pending[few], bound, k, True, distance, found)
+            pending = pending[~few]
         radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
         while len(pending):
-            at, item = self._candidates(lat[pending], lon[pending], radius)
-            gap = xyz[pending][at] - self.xyz[item]
-            metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
-            near = metres <= radius
-            at, item, metres = at[near], item[near], metres[near]
-            # by query, then distance: one sort of a float key (at + metres / radius lies in
-            # [at, at + 1)), far cheaper than sorting on several keys
-            order = np.argsort(at + metres / (radius * (1 + 1e-9)), kind="stable")
-            at, item, metres = at[order], item[order], metres[order]
-            starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
-            rank = np.arange(len(at)) - np.repeat(starts, np.diff(np.r_[starts, len(at)]))
             final = radius >= bound or radius >= 2 * EARTH_RADIUS_M
-            done = (np.bincount(at, minlength=len(pending)) >= k) | final
-            keep = (rank < k) & done[at]
-            query = pending[at[keep]]
-            distance[query, rank[keep]] = metres[keep]
-            found[query, rank[keep]] = item[keep]
+            done = self._step(xyz, lat, lon, pending, radius, k, final, distance, found)
             pending = pending[~done]
             radius = min(bound, radius * 2)
         return distance, found
+
+    def _count(self, lat: np.ndarray, lon: np.ndarray, radius_m: float) -> np.ndarray:
+        """How many points each search within ``radius_m`` would measure (a box spanning too
+        many cells, near a pole, counts as many)."""
+        owner, x0, y0, x1, y1 = _boxes(lat, lon, radius_m)
+        grid = self._grid(radius_m)
+        span = (np.floor(x1 / grid.cell) - np.floor(x0 / grid.cell) + 1) * (
+            np.floor(y1 / grid.cell) - np.floor(y0 / grid.cell) + 1
+        )
+        wide = span > _MAX_CELLS
+        box, _, count = _cell_runs(grid, x0[~wide], y0[~wide], x1[~wide], y1[~wide])
+        total = np.bincount(owner[~wide][box], weights=count, minlength=len(lat)).astype(float)
+        total[owner[wide]] = np.inf
+        return total
+
+    def _step(
+        self,
+        xyz: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        pending: np.ndarray,
+        radius: float,
+        k: int,
+        final: bool,
+        distance: np.ndarray,
+        found: np.ndarray,
+    ) -> np.ndarray:
+        """Search ``pending`` queries within ``radius``; fill in those that found ``k`` points
+        (all of them when ``final``) and say which."""
+        if not len(pending):
+            return np.zeros(0, dtype=bool)
+        at, item = self._candidates(lat[pending], lon[pending], radius)
+        gap = xyz[pending][at] - self.xyz[item]
+        metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
+        near = metres <= radius
+        at, item, metres = at[near], item[near], metres[near]
+        # by query, then distance: one sort of a float key (at + metres / radius lies in
+        # [at, at + 1)), far cheaper than sorting on several keys
+        order = np.argsort(at + metres / (radius * (1 + 1e-9)), kind="stable")
+        at, item, metres = at[order], item[order], metres[order]
+        starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
+        rank = np.arange(len(at)) - np.repeat(starts, np.diff(np.r_[starts, len(at)]))
+        done = (np.bincount(at, minlength=len(pending)) >= k) | final
+        keep = (rank < k) & done[at]
+        query = pending[at[keep]]
+        distance[query, rank[keep]] = metres[keep]
+        found[query, rank[keep]] = item[keep]
+        return np.asarray(done)
 
     def save(self, folder: Path, prefix: str) -> None:
         write_array(folder, f"{prefix}/xyz", self.xyz)
