@@ -44,6 +44,13 @@ def test_keys_find_their_rows_in_order() -> None:
     assert runs == [[10, 13], None, None, [14], [11]]
 
 
+def test_a_key_hashes_the_same_alone_and_among_others() -> None:
+    many = ["a", "osm:node/267901435", "x" * 300, "ä" * 20, "", None]
+    alone = [keys.key_hashes([key])[0] for key in many]
+    assert keys.key_hashes(many).tolist() == alone
+    assert len(set(alone)) == len(many)
+
+
 def test_keys_sharing_a_hash_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(keys, "key_hashes", lambda values: np.full(len(list(values)), 7, np.uint64))
     index = KeyIndex.build(pa.array(["b", "a", "c", "a"]), np.arange(4))
