@@ -200,12 +200,12 @@ class SpherePoints:
         lat, lon = sphere_latlon(xyz)
         pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
         bound = float(distance_upper_bound)
-        if bound < 2 * EARTH_RADIUS_M:
+        radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
+        if 4 * radius < bound < 2 * EARTH_RADIUS_M:
             # points with few neighbours within the whole bound are searched there at once
             few = self._count(lat[pending], lon[pending], bound) <= _FEW
             self._step(xyz, lat, lon, pending[few], bound, k, True, distance, found)
             pending = pending[~few]
-        radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
         while len(pending):
             final = radius >= bound or radius >= 2 * EARTH_RADIUS_M
             done = self._step(xyz, lat, lon, pending, radius, k, final, distance, found)
