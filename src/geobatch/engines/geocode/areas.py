@@ -6,23 +6,14 @@ is built from it at import); here a worker opens it once per release.
 
 from __future__ import annotations
 
-import threading
-
+from geobatch.engines.geocode.cache import cached
 from geobatch.reference import Release
 from geobatch.reference.indexes.areas import NULL, AreaHits, AreaIndex
-
-_CACHE: dict[tuple[str, str], AreaIndex] = {}
-_LOCK = threading.Lock()
 
 
 def area_index(release: Release) -> AreaIndex:
     """The release's area index, mapped from its files (opened once per process)."""
-    key = (release.manifest.id, str(release.path))
-    with _LOCK:
-        found = _CACHE.get(key)
-        if found is None:
-            found = _CACHE[key] = AreaIndex.open(release.path)
-        return found
+    return cached("areas", release, lambda r: AreaIndex.open(r.path))
 
 
 __all__ = ["NULL", "AreaHits", "AreaIndex", "area_index"]

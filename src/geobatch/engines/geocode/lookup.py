@@ -11,12 +11,11 @@ returned, addresses first, up to ``limit``. An unknown id is answered with null 
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.checks import split_invalid
 from geobatch.engines.geocode.output import GEOCODE_COLUMNS
 from geobatch.engines.result import EngineResult
@@ -58,18 +57,9 @@ def find(index: LookupIndex, ids: list[str | None], limit: int = DEFAULT_LIMIT) 
     )
 
 
-_CACHE: dict[tuple[str, str], LookupIndex] = {}
-_LOCK = threading.Lock()
-
-
 def lookup_index(release: Release) -> LookupIndex:
     """The release's id index, mapped from its files (opened once per process)."""
-    key = (release.manifest.id, str(release.path))
-    with _LOCK:
-        found = _CACHE.get(key)
-        if found is None:
-            found = _CACHE[key] = LookupIndex.open(release.path)
-        return found
+    return cached("lookup", release, lambda r: LookupIndex.open(r.path))
 
 
 def lookup(release: Release, ids: list[str | None], limit: int = DEFAULT_LIMIT) -> pa.Table:

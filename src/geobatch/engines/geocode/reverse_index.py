@@ -11,12 +11,12 @@ segments of either direction.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from geobatch.engines.geocode.areas import area_index
+from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.spatial import closest_on_edges, side_of_edge
 from geobatch.reference import Release
 from geobatch.reference.indexes.areas import AreaIndex
@@ -121,26 +121,20 @@ def interpolate(
     return result
 
 
-_CACHE: dict[tuple[str, str], ReverseIndex] = {}
-_LOCK = threading.Lock()
+def _open(release: Release) -> ReverseIndex:
+    areas = area_index(release)
+    return ReverseIndex(
+        release_id=release.manifest.id,
+        addresses=open_addresses(release.path),
+        streets=open_streets(release.path),
+        areas=areas,
+        country_names=areas.country_names(),
+    )
 
 
 def reverse_index(release: Release) -> ReverseIndex:
     """The release's indexes, mapped from its files (opened once per process)."""
-    key = (release.manifest.id, str(release.path))
-    with _LOCK:
-        found = _CACHE.get(key)
-        if found is None:
-            areas = area_index(release)
-            found = ReverseIndex(
-                release_id=release.manifest.id,
-                addresses=open_addresses(release.path),
-                streets=open_streets(release.path),
-                areas=areas,
-                country_names=areas.country_names(),
-            )
-            _CACHE[key] = found
-        return found
+    return cached("reverse", release, _open)
 
 
 __all__ = [

@@ -46,7 +46,7 @@ def _mix(value: np.ndarray) -> np.ndarray:
     """The SplitMix64 finaliser, element-wise (uint64 arithmetic wraps)."""
     value = (value ^ (value >> np.uint64(30))) * _MIX_1
     value = (value ^ (value >> np.uint64(27))) * _MIX_2
-    return value ^ (value >> np.uint64(31))
+    return np.asarray(value ^ (value >> np.uint64(31)), dtype=np.uint64)
 
 
 def _hash_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
