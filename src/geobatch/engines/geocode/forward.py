@@ -19,12 +19,12 @@ import numpy as np
 import shapely
 from rapidfuzz import fuzz, process
 
+from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.index import (
     Area,
     GazetteerIndex,
     LocalIndex,
     Street,
-    cached,
     gazetteer_index,
     local_index,
 )

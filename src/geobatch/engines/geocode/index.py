@@ -9,11 +9,8 @@ misses.
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +18,7 @@ import pyarrow.compute as pc
 import shapely
 from scipy.spatial import cKDTree
 
+from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.normalize import (
     fold,
     fold_array,
@@ -30,21 +28,6 @@ from geobatch.engines.geocode.normalize import (
     street_key,
 )
 from geobatch.reference import Release
-
-T = TypeVar("T")
-_INDEXES: dict[tuple[str, str, str], object] = {}
-_LOCK = threading.RLock()
-
-
-def cached(kind: str, release: Release, build: Callable[[Release], T]) -> T:
-    """One index per release folder and id in this process (releases never change)."""
-    key = (kind, str(release.path), release.manifest.id)
-    with _LOCK:
-        found = _INDEXES.get(key)
-        if found is None:
-            found = _INDEXES[key] = build(release)
-    return found  # type: ignore[return-value]
-
 
 REGION_ADMIN_LEVEL = 4
 """OSM admin areas at this level or above (states, provinces) are regions, below localities."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from geobatch.reference.indexes.lookup import OBJECT_COLUMNS
+
 MATCH_LEVELS = (
     "houseNumber",
     "interpolated",
@@ -29,21 +31,10 @@ GEOCODE_COLUMNS = pa.schema(
         pa.field("recId", pa.string()),
         pa.field("seqNumber", pa.int32()),
         pa.field("seqLength", pa.int32()),
-        pa.field("lat", pa.float64()),
-        pa.field("lon", pa.float64()),
-        pa.field("label", pa.string()),
-        pa.field("houseNumber", pa.string()),
-        pa.field("street", pa.string()),
-        pa.field("postalCode", pa.string()),
-        pa.field("city", pa.string()),
-        pa.field("state", pa.string()),
-        pa.field("country", pa.string()),
-        pa.field("match_level", pa.string()),
-        pa.field("confidence", pa.int32()),  # 0-100, calibrated: see evals/geocode.py
-        pa.field("distance_m", pa.float64()),  # reverse geocoding: from the query point
-        pa.field("ref_id", pa.string()),  # the reference row's own id (osm:node/1, geonames:..)
+        *OBJECT_COLUMNS,
     ]
 )
+"""A candidate's position among its record's, then what it matched (``OBJECT_COLUMNS``)."""
 
 
 def geocode_table(rows: Mapping[str, Sequence[Any]]) -> pa.Table:

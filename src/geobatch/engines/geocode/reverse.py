@@ -114,11 +114,10 @@ def _address_rows(
     index: ReverseIndex, xyz: np.ndarray, settings: ReverseSettings
 ) -> list[pa.Table]:
     points = index.addresses
-    if points.tree is None:
+    if not len(points.key):
         return []
     k = max(settings.limit, ADDRESS_NEIGHBOURS)
-    distance, found = points.tree.query(xyz, k=k, distance_upper_bound=settings.radius_m)
-    distance, found = distance.reshape(len(xyz), k), found.reshape(len(xyz), k)
+    distance, found = points.points.query(xyz, k=k, distance_upper_bound=settings.radius_m)
     found = np.minimum(found, len(points.key) - 1)
     tables = []
     for rank in range(settings.limit):
@@ -190,12 +189,12 @@ def _area_rows(
     places = areas.places
     hits = areas.resolve(lat[query], lon[query])
     country_name = index.country_name(hits.country)
-    city = np.where(hits.city >= 0, places.names[np.maximum(hits.city, 0)], NULL)
+    city = places.labels_at("name", hits.city)
     tables = []
     local = np.flatnonzero(hits.locality >= 0)
     if len(local):
         place = hits.locality[local]
-        name = places.names[place]
+        name = places.labels_at("name", place)
         city_here = city[local]
         other_city = np.where(city_here == name, NULL, city_here)
         tables.append(
@@ -215,7 +214,7 @@ def _area_rows(
                 city=np.where(city_here == None, name, city_here),  # noqa: E711
                 state=hits.state[local],
                 country=hits.country[local],
-                ref_id=places.ids[place],
+                ref_id=places.labels_at("id", place),
             )
         )
     no_locality = hits.locality < 0

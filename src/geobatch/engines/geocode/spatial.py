@@ -1,8 +1,9 @@
-"""Positions on the Earth as 3-D vectors, so nearest-neighbour search is one k-d tree query.
+"""Positions on the Earth as 3-D vectors, so nearest-neighbour search is one mapped-grid query.
 
 Points become vectors in metres from the Earth's centre (a sphere of mean radius). The chord
 between two such vectors equals the ground distance to within centimetres at the radii that
-reverse geocoding searches (tens of kilometres), so a ``cKDTree`` over them answers "nearest
+reverse geocoding searches (tens of kilometres), so a grid
+search over them (``reference.indexes.sphere``) answers "nearest
 within r metres" for a whole chunk in one call, anywhere on Earth, with no projection to pick.
 Short straight road edges are chords too, so projecting a point onto an edge is plain vector
 arithmetic on these coordinates.
@@ -12,29 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-EARTH_RADIUS_M = 6_371_008.8
+from geobatch.reference.indexes.sphere import EARTH_RADIUS_M, sphere_latlon, sphere_xyz
 
-
-def sphere_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """``(n, 3)`` positions in metres for latitudes and longitudes in degrees."""
-    phi = np.radians(np.asarray(lat, dtype=np.float64))
-    lam = np.radians(np.asarray(lon, dtype=np.float64))
-    cos_phi = np.cos(phi)
-    return np.column_stack(
-        (
-            EARTH_RADIUS_M * cos_phi * np.cos(lam),
-            EARTH_RADIUS_M * cos_phi * np.sin(lam),
-            EARTH_RADIUS_M * np.sin(phi),
-        )
-    )
-
-
-def sphere_latlon(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Latitudes and longitudes in degrees of ``(n, 3)`` positions (any length)."""
-    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    lat = np.degrees(np.arctan2(z, np.hypot(x, y)))
-    lon = np.degrees(np.arctan2(y, x))
-    return lat, lon
+__all__ = [
+    "EARTH_RADIUS_M",
+    "closest_on_edges",
+    "haversine_m",
+    "side_of_edge",
+    "sphere_latlon",
+    "sphere_xyz",
+]
 
 
 def haversine_m(

@@ -25,7 +25,9 @@ from geobatch.reference.indexes.files import (
     write_table,
 )
 from geobatch.reference.indexes.grid import GridIndex
+from geobatch.reference.indexes.lookup import build_lookup_index
 from geobatch.reference.indexes.projection import LocalProjection
+from geobatch.reference.indexes.reverse import build_reverse_index
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
 
@@ -40,7 +42,25 @@ def _roads(folder: Path, table: TableReader) -> None:
     build_road_index(folder, table("segments"), table("connectors"))
 
 
-BUILDERS: dict[str, IndexBuilder] = {"roads": _roads}
+def _lookup(folder: Path, table: TableReader) -> None:
+    build_lookup_index(
+        folder,
+        table("addresses"),
+        table("places"),
+        table("streets"),
+        table("segments"),
+        table("connectors"),
+        table("gazetteer"),
+    )
+
+
+def _reverse(folder: Path, table: TableReader) -> None:
+    build_reverse_index(
+        folder, table("addresses"), table("segments"), table("places"), table("gazetteer")
+    )
+
+
+BUILDERS: dict[str, IndexBuilder] = {"roads": _roads, "lookup": _lookup, "reverse": _reverse}
 """Every index of a release, by name; each writes its files under ``indexes/<name>/``."""
 
 

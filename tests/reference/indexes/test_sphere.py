@@ -1,0 +1,59 @@
+"""Point grids answer like a k-d tree; hashed keys find their rows, collisions included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from scipy.spatial import cKDTree
+
+from geobatch.reference.indexes import keys
+from geobatch.reference.indexes.keys import KeyIndex
+from geobatch.reference.indexes.sphere import SpherePoints, sphere_xyz
+
+
+@pytest.mark.parametrize("radius_m", [300.0, 5_000.0, 150_000.0])
+def test_nearest_within_a_radius_matches_a_kd_tree(radius_m: float) -> None:
+    rng = np.random.default_rng(4)
+    # a dense town, points spread worldwide, and some at the poles and the antimeridian
+    lat = np.r_[rng.uniform(60.1, 60.2, 1_000), rng.uniform(-90, 90, 3_000), [89.99, -89.99]]
+    lon = np.r_[rng.uniform(24.8, 25.0, 1_000), rng.uniform(-180, 180, 3_000), [10.0, -170.0]]
+    lat = np.r_[lat, rng.uniform(-17, -16, 200)]
+    lon = np.r_[lon, rng.choice([-179.99, 179.99], 200)]
+    points = SpherePoints.build(lat, lon, cell_m=radius_m / 8, reach_m=radius_m)
+    tree = cKDTree(sphere_xyz(lat, lon))
+    q_lat = np.r_[rng.uniform(60.1, 60.2, 200), rng.uniform(-90, 90, 500), [90.0, -16.5]]
+    q_lon = np.r_[rng.uniform(24.8, 25.0, 200), rng.uniform(-180, 180, 500), [0.0, 180.0]]
+    xyz = sphere_xyz(q_lat, q_lon)
+    expected_distance, expected = tree.query(xyz, k=3, distance_upper_bound=radius_m)
+    distance, found = points.query(xyz, k=3, distance_upper_bound=radius_m)
+    assert np.array_equal(found, expected)
+    assert np.allclose(distance, expected_distance, equal_nan=True)
+    nowhere, none = points.query(sphere_xyz(np.array([np.nan]), np.array([1.0])), 3, radius_m)
+    assert np.isinf(nowhere).all()
+    assert (none == len(points)).all()
+
+
+def test_keys_find_their_rows_in_order() -> None:
+    index = KeyIndex.build(pa.array(["b", "a", None, "b", "c"]), np.array([10, 11, 12, 13, 14]))
+    groups = index.groups(["b", "x", None, "c", "a"])
+    runs = [
+        index.rows[index.starts[g] : index.starts[g + 1]].tolist() if g >= 0 else None
+        for g in groups
+    ]
+    assert runs == [[10, 13], None, None, [14], [11]]
+
+
+def test_a_key_hashes_the_same_alone_and_among_others() -> None:
+    many = ["a", "osm:node/267901435", "x" * 300, "ä" * 20, "", None]
+    alone = [keys.key_hashes([key])[0] for key in many]
+    assert keys.key_hashes(many).tolist() == alone
+    assert len(set(alone)) == len(many)
+
+
+def test_keys_sharing_a_hash_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keys, "key_hashes", lambda values: np.full(len(list(values)), 7, np.uint64))
+    index = KeyIndex.build(pa.array(["b", "a", "c", "a"]), np.arange(4))
+    groups = index.groups(["c", "a", "b", "d"])
+    assert [index.keys[g].as_py() if g >= 0 else None for g in groups] == ["c", "a", "b", None]
+    assert index.rows[index.starts[groups[1]] : index.starts[groups[1] + 1]].tolist() == [1, 3]
