@@ -42,11 +42,11 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
-    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
 ]
 """The classes whose requirements the tests exercise; not OpenAPI 3.0 (the document covers
-the whole server) nor HTML nor callbacks."""
+the whole server), HTML, callbacks, nor Job list (``/jobs`` filters by process, status and
+limit, but not yet by datetime or duration)."""
 
 SYNC_MAX_RECORDS = 1000
 SYNC_WAIT_SECONDS = 60.0
