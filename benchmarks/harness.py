@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from geobatch.config import Settings
 from geobatch.jobs import InputSource, Job, JobRequest, Platform, open_platform
@@ -104,3 +112,73 @@ def job_seconds(
     finally:
         platform.close()
     return JobTimes(cold=times[0], warm=times[1])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(releases: Path, folder: Path, **env: str) -> Iterator[tuple[httpx.Client, int]]:
+    """A fresh ``geobatch serve`` with one worker process: a client to it and its pid.
+
+    Only the settings given here reach it (``GEOBATCH_*`` variables of the caller's shell are
+    dropped); ``env`` adds more, e.g. ``GEOBATCH_CHUNK_SIZE="5000"``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("GEOBATCH_")}
+    variables.update(
+        GEOBATCH_DATA_DIR=str(folder / "server"),
+        GEOBATCH_RELEASES_DIR=str(releases),
+        GEOBATCH_WORKERS="1",
+        **env,
+    )
+    log_path = folder / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "geobatch", "serve", "--port", str(port)],
+            env=variables,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get("/readyz").status_code == 200:
+                        break
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the server did not start; see {log_path}")
+                time.sleep(0.1)
+            yield client, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def http_job(
+    client: httpx.Client, job_type: str, options: dict[str, Any], body: bytes, media_type: str
+) -> tuple[float, dict[str, Any]]:
+    """Upload a job over HTTP and long-poll until it succeeds: (seconds, the job)."""
+    started = time.perf_counter()
+    created = client.post(
+        "/v1/jobs",
+        params={"type": job_type, "options": json.dumps(options)},
+        content=body,
+        headers={"Content-Type": media_type},
+    )
+    created.raise_for_status()
+    job_id = created.json()["id"]
+    while True:
+        answer = client.post("/v1/jobs/statuses", json={"job_ids": [job_id], "wait": 60})
+        if any(word in answer.text for word in ('"succeeded"', '"failed"', '"cancelled"')):
+            break
+    seconds = time.perf_counter() - started
+    job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"the {job_type} job ended {job['status']}: {job.get('error')}")
+    return seconds, job

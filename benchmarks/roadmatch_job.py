@@ -26,15 +26,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +43,7 @@ from rich.table import Table
 from geobatch.engines.roadmatch import MatchParams, network_for
 from geobatch.engines.roadmatch.chunk import match_records
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
+from harness import http_job, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evals"))
 from roadmatch_data import osm_roads  # the DC files use negative ids: the XML reader
@@ -124,70 +119,17 @@ def bench_engine(release: Release, roads: pa.Table) -> dict[str, float]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(releases: Path, folder: Path) -> Iterator[httpx.Client]:
-    """A fresh ``geobatch serve`` with one worker process, and a client to it."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GEOBATCH_DATA_DIR": str(folder / "server"),
-        "GEOBATCH_RELEASES_DIR": str(releases),
-        "GEOBATCH_WORKERS": "1",
-        "GEOBATCH_CHUNK_SIZE": str(CHUNK),
-    }
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "geobatch", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if client.get("/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError(f"the server did not start; see {log_path}")
-                    time.sleep(0.1)
-                yield client
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
 def bench_job(client: httpx.Client, release_id: str, roads: pa.Table) -> dict[str, Any]:
     """Upload the roads as GeoParquet, wait for the job to end; seconds and statistics."""
     body = io.BytesIO()
     pq.write_table(roads, body)
-    started = time.perf_counter()
-    created = client.post(
-        "/v1/jobs",
-        params={"type": "road_match", "options": json.dumps({"release": release_id})},
-        content=body.getvalue(),
-        headers={"Content-Type": "application/vnd.apache.parquet"},
+    seconds, job = http_job(
+        client,
+        "road_match",
+        {"release": release_id},
+        body.getvalue(),
+        "application/vnd.apache.parquet",
     )
-    created.raise_for_status()
-    job_id = created.json()["id"]
-    while True:
-        answer = client.post("/v1/jobs/statuses", json={"job_ids": [job_id], "wait": 60})
-        if any(word in answer.text for word in ('"succeeded"', '"failed"', '"cancelled"')):
-            break
-    seconds = time.perf_counter() - started
-    job = client.get(f"/v1/jobs/{job_id}").json()
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"the job ended {job['status']}: {job.get('error')}")
     return {"seconds": seconds, "statistics": job["statistics"]}
 
 
@@ -226,7 +168,7 @@ def main() -> None:
         dc = dc_roads(store, args.dc_copies)
         if dc is not None:
             sets.append((f"DC GIS+TIGER x{args.dc_copies}", *dc))
-        with serve(store.root, folder) as client:
+        with serve(store.root, folder, GEOBATCH_CHUNK_SIZE=str(CHUNK)) as (client, _):
             for label, target, roads in sets:
                 engine = bench_engine(target, roads)
                 job = bench_job(client, target.manifest.id, roads)

@@ -12,6 +12,7 @@ import pytest
 
 from geobatch.reference import ReleaseStore
 from geobatch.reference.default import helsinki_pbf
+from tests.reference.osm_samples import border_extracts
 
 
 def geobatch(*args: str, releases: Path) -> subprocess.CompletedProcess[str]:
@@ -38,6 +39,7 @@ def test_import_list_show_delete(tmp_path: Path) -> None:
         "import", str(helsinki_pbf()), "--name", "helsinki", "--no-gazetteer", releases=releases
     )
     assert done.returncode == 0, done.stderr
+    assert "reading" not in done.stderr  # no progress bars when stderr is not a terminal
     release_id = done.stdout.strip()
     assert release_id.startswith("helsinki")
     manifest = ReleaseStore(releases).get(release_id)
@@ -57,6 +59,26 @@ def test_import_list_show_delete(tmp_path: Path) -> None:
     assert geobatch("delete", release_id, releases=releases).returncode == 0
     assert ReleaseStore(releases).list() == []
     assert "does not exist" in one_line_error(geobatch("show", release_id, releases=releases))
+
+
+def test_several_extracts_make_one_release_with_progress(tmp_path: Path) -> None:
+    releases = tmp_path / "releases"
+    west, east = border_extracts(tmp_path)
+    done = geobatch(
+        "import", str(west), str(east), "--name", "border", "--no-gazetteer", "--progress",
+        "--memory-mb", "64", releases=releases,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "border-2024-05-01"
+    manifest = ReleaseStore(releases).get("border-2024-05-01")
+    assert [Path(source.path) for source in manifest.sources] == [west, east]
+    assert manifest.counts["segments"] == 4
+    phases = [line.split("━")[0].strip() for line in done.stderr.splitlines()[:6]]
+    assert phases == [
+        "reading west.osm.pbf (1/2)", "reading east.osm.pbf (2/2)", "junctions", "segments",
+        "addresses and places", "streets",
+    ]  # fmt: skip
+    assert "100%" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -461,26 +461,48 @@ def releases_import(
         str | None,
         typer.Option(
             "--format",
-            help="osm (a .pbf), overture (kind detected from columns) or "
-            "overture-segments|overture-connectors|overture-addresses|overture-places",
+            help="osm (.pbf files, several make one release), overture (kind detected from "
+            "columns) or overture-segments|overture-connectors|overture-addresses|overture-places",
         ),
     ] = None,
     gazetteer: Annotated[
         bool, typer.Option(help="include the GeoNames world gazetteer (OSM imports)")
     ] = True,
+    memory_mb: Annotated[
+        int | None,
+        typer.Option(
+            "--memory-mb", min=64, help="memory budget (default: GEOBATCH_IMPORT_MEMORY_MB)"
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(help="progress bars on stderr (default: when stderr is a terminal)"),
+    ] = None,
 ) -> None:
-    """Build a release from an OSM PBF extract or Overture GeoParquet files."""
-    from geobatch.reference import import_osm
+    """Build a release from OSM PBF extracts or Overture GeoParquet files."""
+    from geobatch.config import Settings
+    from geobatch.reference import ReleaseStore, import_osm
     from geobatch.reference.overture import import_overture
 
-    store = _release_store()
+    settings = _guard(Settings)
+    store = ReleaseStore(settings.releases_path)
     is_osm = source_format == "osm" or (
         source_format is None and all(p.name.lower().endswith(".pbf") for p in paths)
     )
     if is_osm:
-        if len(paths) != 1:
-            raise _fail("an OSM import takes exactly one .pbf file")
-        manifest = _guard(lambda: import_osm(paths[0], store, name=name, gazetteer=gazetteer))
+        budget = (memory_mb or settings.import_memory_mb) * 1024**2
+        show = err.is_terminal if progress is None else progress
+        with _import_bars(show) as bars:
+            manifest = _guard(
+                lambda: import_osm(
+                    paths,
+                    store,
+                    name=name,
+                    gazetteer=gazetteer,
+                    memory_budget=budget,
+                    progress=bars,
+                )
+            )
     elif source_format is None or source_format.startswith("overture"):
         kind = None if source_format in (None, "overture") else source_format
         manifest = _guard(lambda: import_overture(paths, store, kind=kind, name=name))
@@ -488,6 +510,40 @@ def releases_import(
         raise _fail(f"unknown --format {source_format!r}; use osm or overture[-kind]")
     console.print(manifest.id)
     _print_manifest(manifest)
+
+
+class _ImportBars:
+    """An import's phases as rich progress bars on stderr, one line per phase."""
+
+    def __init__(self, bars: Progress | None) -> None:
+        self._bars = bars
+        self._task: Any = None
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        if self._bars is not None:
+            self.finish()
+            self._task = self._bars.add_task(name, total=total, detail="")
+
+    def finish(self) -> None:
+        """Show the current phase complete (a phase of unknown size ends when the next begins)."""
+        if self._bars is not None and self._task is not None:
+            done = self._bars.tasks[-1].completed or 1
+            self._bars.update(self._task, total=done, completed=done)
+
+    def advance(self, steps: int = 1, detail: str = "") -> None:
+        if self._bars is not None and self._task is not None:
+            self._bars.update(self._task, advance=steps, detail=detail)
+
+
+@contextmanager
+def _import_bars(show: bool) -> Any:
+    if not show:
+        yield _ImportBars(None)
+        return
+    with _progress() as bars:
+        tracker = _ImportBars(bars)
+        yield tracker
+        tracker.finish()
 
 
 def _print_manifest(manifest: Any) -> None:

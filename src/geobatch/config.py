@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="log every request (a proxy in front usually does; it costs ~10 % of a poll)",
     )
 
+    import_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="memory a `releases import` may use, whatever the size of its input",
+    )
+
     chunk_size: int = Field(default=5000, gt=0, description="records per chunk")
     lease_seconds: float = Field(default=60.0, gt=0, description="a chunk lease lasts this long")
     max_chunk_attempts: int = Field(default=3, gt=0)

@@ -71,7 +71,8 @@ class RequestIds:
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", rid.encode("latin-1")))
+                if all(name.lower() != b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", rid.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

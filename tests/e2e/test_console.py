@@ -34,6 +34,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 KEYS = {"alpha": "key-alpha-1", "beta": "key-beta-2"}
 TIMEOUT_MS = 60_000
+JOB_TIMEOUT_MS = 180_000  # a whole job, on a busy machine
 
 # Central Helsinki, inside the bundled default release.
 LAT, LON = (60.1645, 60.1785), (24.9365, 24.9525)
@@ -74,7 +75,7 @@ def console_server(
         GEOBATCH_RELEASES_DIR=str(releases_root),
         GEOBATCH_API_KEYS=",".join(f"{key}:{tenant}" for tenant, key in KEYS.items()),
         GEOBATCH_WORKERS="1",
-        GEOBATCH_CHUNK_SIZE="500",
+        GEOBATCH_CHUNK_SIZE="2000",
         GEOBATCH_URL_ALLOWLIST="127.0.0.1/32",
     )
     try:
@@ -212,7 +213,7 @@ def test_upload_dry_run_live_progress_and_map_of_a_100k_job(
         }"""
     )
     page.get_by_role("button", name="Create job").click()
-    page.locator("#job-status", has_text="succeeded").wait_for()
+    page.locator("#job-status", has_text="succeeded").wait_for(timeout=JOB_TIMEOUT_MS)
     job_id = page.url.rsplit("/", 1)[1]
     seen = page.evaluate("window.seenProgress")
     assert any(0 < value < 100 for value in seen), f"no progress shown on the way: {seen}"
@@ -271,7 +272,7 @@ def test_stop_and_resume_a_running_job(alpha: Console, api: httpx.Client) -> Non
     assert page.get_by_role("button", name="Stop").is_disabled()
     alpha.shot("job-paused")
     resume.click()
-    page.locator("#job-status", has_text="succeeded").wait_for()
+    page.locator("#job-status", has_text="succeeded").wait_for(timeout=JOB_TIMEOUT_MS)
     final = get_job(api, job_id)
     assert final["statistics"]["processed_records"] == 12_000
     assert "12,000 of 12,000 records" in page.locator("#job-figures").inner_text()
@@ -392,7 +393,7 @@ def test_road_matches_over_input_roads_on_the_map(
     job_id = response.json()["id"]
     page = alpha.page
     alpha.open(f"#/jobs/{job_id}")
-    page.locator("#job-status", has_text="succeeded").wait_for()
+    page.locator("#job-status", has_text="succeeded").wait_for(timeout=JOB_TIMEOUT_MS)
     assert (
         "roads_matched_ratio"
         in page.get_by_role("heading", name="Road statistics").locator("..").inner_text()

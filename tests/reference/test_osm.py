@@ -16,7 +16,7 @@ import pytest
 import shapely
 
 from geobatch.reference import TABLES, ReleaseError, ReleaseStore, gazetteer_table, import_osm
-from geobatch.reference.osm import source_timestamp
+from geobatch.reference.osm import DEFAULT_MEMORY_BUDGET, plan_import, source_timestamp
 from geobatch.reference.osm_tags import normalise, oneway
 from geobatch.reference.release import Release
 
@@ -402,9 +402,28 @@ def test_gazetteer_is_optional(andorra: Release) -> None:
     assert not (andorra.path / "gazetteer.arrow").exists()
 
 
-def test_disk_node_cache_gives_the_same_network(monaco: Release, tmp_path: Path) -> None:
+def test_a_small_memory_budget_gives_the_same_release(monaco: Release, tmp_path: Path) -> None:
+    """Node locations on disk and junctions found in parts, as a country under a budget is."""
+    budget = 1024**2
+    source = source_of(monaco)
+    assert plan_import([source], budget).node_cache == "disk"
+    assert plan_import([source], DEFAULT_MEMORY_BUDGET).node_cache == "memory"
     store = ReleaseStore(tmp_path)
-    manifest = import_osm(source_of(monaco), store, gazetteer=False, node_cache="disk")
+    phases: list[tuple[str, int | None]] = []
+
+    class Phases:
+        def phase(self, name: str, total: int | None = None) -> None:
+            phases.append((name, total))
+
+        def advance(self, steps: int = 1, detail: str = "") -> None:
+            pass
+
+    manifest = import_osm(source, store, gazetteer=False, memory_budget=budget, progress=Phases())
+    assert [name for name, _ in phases] == [
+        "reading monaco.osm.pbf", "junctions", "segments", "addresses and places", "streets",
+        "indexes",
+    ]  # fmt: skip
+    assert dict(phases)["junctions"] >= 2  # type: ignore[operator]
     rebuilt = store.load(manifest.id)
     for table in ("segments", "connectors", "streets", "addresses", "places"):
         assert rebuilt.table(table).equals(monaco.table(table)), table

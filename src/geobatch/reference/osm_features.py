@@ -5,10 +5,14 @@ assembly and are placed at ``point_on_surface`` (always inside the polygon) unde
 the original way or relation. Rows are parked in scratch files while the file streams by,
 because two columns need every admin area first: ``places.parents`` (containing admin areas,
 innermost first) and a missing ``country`` (from the containing country boundary).
+
+When several files are read, an object already taken from an earlier file is skipped
+(``SeenObjects``): overlapping extracts hold the same nodes, ways and relations.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ import shapely
 
 from geobatch.reference import osm_tags
 from geobatch.reference.batches import BATCH_ROWS, Bounds, ScratchFile
+from geobatch.reference.progress import ImportProgress
 from geobatch.reference.release import ReleaseBuilder
 from geobatch.reference.schema import ADDRESSES, PLACES
 
@@ -71,6 +76,33 @@ class AdminIndex:
         return result
 
 
+class SeenObjects:
+    """Ids of the nodes, ways and relations kept from earlier files (8 bytes each, sorted)."""
+
+    _KIND = {"node": 0, "way": 1, "relation": 2}
+
+    def __init__(self) -> None:
+        self._earlier = np.zeros(0, dtype=np.int64)
+        self._current: array[int] = array("q")
+
+    @classmethod
+    def key(cls, kind: str, osm_id: int) -> int:
+        return osm_id * 4 + cls._KIND[kind]
+
+    def __contains__(self, key: int) -> bool:
+        position = int(np.searchsorted(self._earlier, key))
+        return position < len(self._earlier) and int(self._earlier[position]) == key
+
+    def add(self, key: int) -> None:
+        self._current.append(key)
+
+    def next_file(self) -> None:
+        """What this file kept now counts as seen for the files that follow."""
+        current = np.frombuffer(self._current, dtype=np.int64)
+        self._earlier = np.union1d(self._earlier, current)
+        self._current = array("q")
+
+
 @dataclass
 class FeatureCollector:
     """Turns OSM nodes and areas into address and place rows, parked in scratch files."""
@@ -80,28 +112,48 @@ class FeatureCollector:
     places: ScratchFile = field(init=False)
     admins: list[AdminArea] = field(default_factory=list)
     localities: list[Locality] = field(default_factory=list)
+    seen: SeenObjects = field(default_factory=SeenObjects)
+    files: int = 0
 
     def __post_init__(self) -> None:
         self.addresses = ScratchFile(self.scratch / "addresses.arrow", ADDRESSES)
         self.places = ScratchFile(self.scratch / "places.arrow", PLACES)
         self._wkb = osmium.geom.WKBFactory()
 
+    def next_file(self) -> None:
+        """The file being read has ended; objects it gave are not taken again from the next."""
+        self.files += 1
+        self.seen.next_file()
+
+    def _kept_before(self, kind: str, osm_id: int) -> int | None:
+        """The object's key, or None when an earlier file gave it already."""
+        key = SeenObjects.key(kind, osm_id)
+        return None if self.files and key in self.seen else key
+
     def add_node(self, node: Any, tags: dict[str, str]) -> None:
         location = node.location
         if not location.valid():
             return
-        self._add(f"osm:node/{node.id}", tags, location.lon, location.lat, None)
+        key = self._kept_before("node", node.id)
+        if key is not None and self._add(
+            f"osm:node/{node.id}", tags, location.lon, location.lat, None
+        ):
+            self.seen.add(key)
 
     def add_area(self, area: Any, tags: dict[str, str]) -> None:
         if not _wanted(tags):
+            return
+        kind = "way" if area.from_way() else "relation"
+        key = self._kept_before(kind, area.orig_id())
+        if key is None:
             return
         geometry = self._polygon(area)
         if geometry is None:
             return
         point = shapely.point_on_surface(geometry)
-        kind = "way" if area.from_way() else "relation"
         oid = f"osm:{kind}/{area.orig_id()}"
-        self._add(oid, tags, shapely.get_x(point), shapely.get_y(point), geometry)
+        if self._add(oid, tags, shapely.get_x(point), shapely.get_y(point), geometry):
+            self.seen.add(key)
 
     def _polygon(self, area: Any) -> shapely.Geometry | None:
         """The area as a valid (multi)polygon; osmium hands over empty areas it could not build."""
@@ -120,7 +172,8 @@ class FeatureCollector:
             geometry = shapely.multipolygons(shapely.get_parts(polygons))
         return None if shapely.is_empty(geometry) else geometry
 
-    def _add(self, oid: str, tags: dict[str, str], lon: float, lat: float, geometry: Any) -> None:
+    def _add(self, oid: str, tags: dict[str, str], lon: float, lat: float, geometry: Any) -> bool:
+        """Park the object's address and place rows; whether it gave any."""
         housenumber = tags.get("addr:housenumber")
         street = tags.get("addr:street") or tags.get("addr:place")
         if housenumber and street:
@@ -140,9 +193,12 @@ class FeatureCollector:
                     "lat": lat,
                 }
             )
+            added = True
+        else:
+            added = False
         name = tags.get("name")
         if not name:
-            return
+            return added
         level = osm_tags.admin_level(tags) if geometry is not None else None
         place = tags.get("place")
         category: str | None
@@ -153,7 +209,7 @@ class FeatureCollector:
         else:
             kind, category = "poi", osm_tags.poi_category(tags)
             if category is None:
-                return
+                return added
         country = osm_tags.country_code(tags) if kind == "admin" else None
         if kind == "admin":
             assert level is not None
@@ -175,20 +231,26 @@ class FeatureCollector:
                 "geometry": None if geometry is None else shapely.to_wkb(geometry, byte_order=1),
             }
         )
+        return True
 
-    def finish(self, builder: ReleaseBuilder, bounds: Bounds) -> AdminIndex:
+    def finish(
+        self, builder: ReleaseBuilder, bounds: Bounds, progress: ImportProgress
+    ) -> AdminIndex:
         """Write ``addresses`` and ``places`` with countries and parents filled in."""
         index = AdminIndex(self.admins)
         has_country = np.array([c is not None for c in index.countries], dtype=bool)
+        addresses, places = self.addresses.read(), self.places.read()
+        progress.phase("addresses and places", addresses.num_rows + places.num_rows)
         with builder.table_writer("addresses") as writer:
-            for batch in self.addresses.read().to_batches(max_chunksize=BATCH_ROWS):
+            for batch in addresses.to_batches(max_chunksize=BATCH_ROWS):
                 lon, lat = batch.column("lon").to_numpy(), batch.column("lat").to_numpy()
                 bounds.update(lon, lat)
                 point, area = index.containing(lon, lat)
                 country = _fill(batch.column("country"), index, point, area, has_country)
                 writer.write(batch.set_column(7, "country", country))
+                progress.advance(batch.num_rows)
         with builder.table_writer("places") as writer:
-            for batch in self.places.read().to_batches(max_chunksize=BATCH_ROWS):
+            for batch in places.to_batches(max_chunksize=BATCH_ROWS):
                 lon, lat = batch.column("lon").to_numpy(), batch.column("lat").to_numpy()
                 bounds.update(lon, lat)
                 point, area = index.containing(lon, lat)
@@ -202,6 +264,7 @@ class FeatureCollector:
                 )
                 batch = batch.set_column(7, "parents", parents)
                 writer.write(batch.set_column(8, "country", country))
+                progress.advance(batch.num_rows)
         return index
 
 

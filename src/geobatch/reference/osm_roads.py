@@ -6,10 +6,17 @@ Once every way is known, the junctions are the nodes used twice or more among ro
 the ends of every run; each way is then cut at its junctions, vectorised per batch with numpy
 and shapely. Connectors are the junctions, numbered densely in node-id order, so segments
 sharing an end share a ``from_node``/``to_node``.
+
+A way read from several files is kept once: the newest version, then the copy with the most
+located nodes (an extract may hold a border-crossing way cut short). Nodes used twice are
+found in as many parts (by node id modulo the part count) as the memory budget requires, so
+no step holds every node reference of the network at once.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,7 @@ import shapely
 
 from geobatch.reference import osm_tags
 from geobatch.reference.batches import BATCH_ROWS, Bounds, ScratchFile
+from geobatch.reference.progress import ImportProgress
 from geobatch.reference.release import ReleaseBuilder
 from geobatch.reference.schema import NAMES
 
@@ -29,6 +37,7 @@ EARTH_RADIUS_M = 6_371_008.8
 ROADS = pa.schema(
     [
         pa.field("way", pa.int64()),
+        pa.field("version", pa.int64()),
         pa.field("road_class", pa.string()),
         pa.field("name", pa.string()),
         pa.field("names", NAMES),
@@ -95,6 +104,7 @@ class RoadCollector:
         self.file.append(
             {
                 "way": way.id,
+                "version": way.version,
                 "road_class": highway,
                 "name": tags.get("name"),
                 "names": osm_tags.names(tags, with_ref=True) or None,
@@ -161,20 +171,58 @@ def _runs(batch: pa.RecordBatch, aliases: Aliases) -> _Runs:
     return _Runs(refs, lon, lat, offsets, run_start, run_last)
 
 
-def connector_ids(roads: pa.Table, aliases: Aliases) -> np.ndarray:
-    """Sorted node ids that end segments: used twice or more among road ways, or end a run."""
-    refs = np.concatenate(
-        [np.zeros(0, np.int64)]
-        + [aliases.apply(_flat(chunk)[0]) for chunk in roads.column("refs").chunks]
-    )
-    refs.sort()
-    shared = refs[1:][refs[1:] == refs[:-1]]
-    del refs
-    ends = [np.zeros(0, np.int64)]
+def kept_ways(roads: pa.Table) -> np.ndarray:
+    """Row mask keeping one copy of each way: newest version, most nodes, first read."""
+    ways = roads.column("way").to_numpy()
+    if len(np.unique(ways)) == len(ways):
+        return np.ones(len(ways), dtype=bool)
+    version = roads.column("version").to_numpy()
+    nodes = pc.list_value_length(roads.column("refs")).to_numpy()
+    order = np.lexsort((np.arange(len(ways)), -nodes, -version, ways))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ways[order][1:] != ways[order][:-1]
+    keep = np.zeros(len(ways), dtype=bool)
+    keep[order[first]] = True
+    return keep
+
+
+def kept_batches(roads: pa.Table, keep: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """The parked ways batch by batch, each way once."""
+    offset = 0
     for batch in roads.to_batches(max_chunksize=BATCH_ROWS):
+        mask = keep[offset : offset + batch.num_rows]
+        offset += batch.num_rows
+        yield batch if mask.all() else batch.filter(pa.array(mask))
+
+
+def junction_parts(roads: pa.Table, memory_budget: int) -> int:
+    """In how many parts to look for shared nodes: each part's references, sorted, take a
+    quarter of the budget at most (a sort needs about three times its input)."""
+    references = sum(len(chunk.values) for chunk in roads.column("refs").chunks)
+    return max(1, math.ceil(references * 8 * 3 / max(memory_budget // 4, 1)))
+
+
+def connector_ids(
+    roads: pa.Table, aliases: Aliases, keep: np.ndarray, parts: int, progress: ImportProgress
+) -> np.ndarray:
+    """Sorted node ids that end segments: used twice or more among road ways, or end a run."""
+    ends = [np.zeros(0, np.int64)]
+    for batch in kept_batches(roads, keep):
         runs = _runs(batch, aliases)
         ends.append(runs.refs[runs.run_start | runs.run_last])
-    return np.union1d(shared, np.concatenate(ends))
+    found = [np.unique(np.concatenate(ends))]
+    for part in range(parts):
+        pieces = [np.zeros(0, np.int64)]
+        for batch in kept_batches(roads, keep):
+            refs = aliases.apply(_flat(batch.column("refs"))[0])
+            pieces.append(refs if parts == 1 else refs[refs % parts == part])
+        refs = np.concatenate(pieces)
+        del pieces
+        refs.sort()
+        found.append(refs[1:][refs[1:] == refs[:-1]])
+        del refs
+        progress.advance()
+    return np.unique(np.concatenate(found))
 
 
 def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -245,17 +293,28 @@ def _segments(
     )
 
 
-def build_network(collector: RoadCollector, builder: ReleaseBuilder, bounds: Bounds) -> Network:
+def build_network(
+    collector: RoadCollector,
+    builder: ReleaseBuilder,
+    bounds: Bounds,
+    memory_budget: int,
+    progress: ImportProgress,
+) -> Network:
     """Write ``segments`` and ``connectors`` from the parked road ways."""
     roads = collector.file.read()
     aliases = Aliases(collector.aliases)
-    connectors = connector_ids(roads, aliases)
+    keep = kept_ways(roads)
+    parts = junction_parts(roads, memory_budget)
+    progress.phase("junctions", parts)
+    connectors = connector_ids(roads, aliases, keep, parts, progress)
     conn_lon = np.full(len(connectors), np.nan)
     conn_lat = np.full(len(connectors), np.nan)
+    progress.phase("segments", int(keep.sum()))
     with builder.table_writer("segments") as writer:
-        for batch in roads.to_batches(max_chunksize=BATCH_ROWS):
+        for batch in kept_batches(roads, keep):
             if batch.num_rows:
                 writer.write(_segments(batch, connectors, conn_lon, conn_lat, bounds, aliases))
+            progress.advance(batch.num_rows)
     if np.isnan(conn_lon).any():  # cannot happen: every connector ends a run of >= 2 nodes
         raise RuntimeError("a connector was not reached by any segment")
     node_ids = pc.cast(pa.array(connectors), pa.string())

@@ -9,6 +9,8 @@ A street's locality is what a person would write after the street name. For each
 3. else the nearest ``place=city|town|village|hamlet`` node within 10 km;
 4. else none (the id then has an empty locality: ``street::<name>``).
 
+Streets are written sorted by normalised name and locality, grouped in parts of contiguous
+names small enough for the import's memory budget (the file is the same whatever the budget).
 Geometries are assembled without parsing: a MultiLineString WKB is a 9-byte header followed
 by the member LineString WKBs, which the segments table already holds.
 """
@@ -16,7 +18,9 @@ by the member LineString WKBs, which the segments table already holds.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -26,13 +30,15 @@ import shapely
 from geobatch.reference import osm_tags
 from geobatch.reference.osm_features import AdminIndex, Locality
 from geobatch.reference.osm_roads import Network
-from geobatch.reference.release import ReleaseBuilder
+from geobatch.reference.release import ReleaseBuilder, TableWriter
 
 MUNICIPAL_LEVELS = (7, 8)
 ADDRESS_RADIUS_M = 500.0
 PLACE_RADIUS_M = 10_000.0
 METRES_PER_DEGREE = 111_195.0
 STREETS_PER_BATCH = 20_000
+BYTES_PER_NAMED_SEGMENT = 400
+"""Generous: a name as a Python string, its key, its row and locality, and sorting them."""
 _WKB_HEADER = np.dtype([("order", "u1"), ("type", "<u4"), ("count", "<u4")])
 
 
@@ -112,6 +118,50 @@ def _spellings(keys: np.ndarray, values: np.ndarray) -> dict[str, str]:
     return best
 
 
+def street_parts(named_segments: int, memory_budget: int) -> int:
+    """In how many parts to group streets, so one part's names take a quarter of the budget."""
+    return max(1, math.ceil(named_segments * BYTES_PER_NAMED_SEGMENT / max(memory_budget // 4, 1)))
+
+
+@dataclass
+class _Named:
+    """Every named segment: its row, its normalised name (as a rank) and its locality."""
+
+    rows: np.ndarray
+    name_rank: np.ndarray  # index into ``names``, which is sorted
+    names: np.ndarray
+    locality: np.ndarray  # index into ``localities``; 0 is none
+    localities: list[str | None]
+
+
+def _named_segments(
+    segments: pa.Table,
+    network: Network,
+    admin: AdminIndex,
+    addresses: pa.Table,
+    places: list[Locality],
+    parts: int,
+) -> _Named:
+    """Locate the named segments; localities are worked out ``parts`` slices at a time."""
+    rows = np.flatnonzero(pc.is_valid(segments["name"]).to_numpy(zero_copy_only=False))
+    unique = pc.unique(segments["name"].take(pa.array(rows)))
+    normalised = np.array([osm_tags.normalise(s) for s in unique.to_pylist()], dtype=object)
+    names, rank_of_unique = np.unique(normalised, return_inverse=True)
+    rank = rank_of_unique[pc.index_in(segments["name"].take(pa.array(rows)), unique).to_numpy()]
+    keep = names[rank] != ""
+    rows, rank = rows[keep], rank[keep]
+    codes: dict[str | None, int] = {None: 0}
+    locality = np.zeros(len(rows), dtype=np.int32)
+    for piece in np.array_split(np.arange(len(rows)), parts):
+        start = segments["from_node"].take(pa.array(rows[piece])).to_numpy()
+        end = segments["to_node"].take(pa.array(rows[piece])).to_numpy()
+        lon = (network.lon[start] + network.lon[end]) / 2
+        lat = (network.lat[start] + network.lat[end]) / 2
+        found = localities(lon, lat, admin, addresses, places)
+        locality[piece] = [codes.setdefault(x, len(codes)) for x in found]
+    return _Named(rows, rank, names, locality, list(codes))
+
+
 def build_streets(
     builder: ReleaseBuilder,
     segments: pa.Table,
@@ -119,67 +169,86 @@ def build_streets(
     admin: AdminIndex,
     addresses: pa.Table,
     places: list[Locality],
+    memory_budget: int,
 ) -> int:
-    """Write the ``streets`` table; returns its row count."""
-    rows = np.flatnonzero(pc.is_valid(segments["name"]).to_numpy(zero_copy_only=False))
-    raw = segments["name"].take(pa.array(rows)).combine_chunks()
-    unique = pc.unique(raw)
-    normalised = np.array([osm_tags.normalise(s) for s in unique.to_pylist()], dtype=object)
-    nname = normalised[pc.index_in(raw, unique).to_numpy()]
-    keep = nname != ""
-    rows, raw, nname = rows[keep], raw.filter(pa.array(keep)), nname[keep]
+    """Write the ``streets`` table, ordered by normalised name and locality; returns its rows.
 
-    start = segments["from_node"].take(pa.array(rows)).to_numpy()
-    end = segments["to_node"].take(pa.array(rows)).to_numpy()
-    lon = (network.lon[start] + network.lon[end]) / 2
-    lat = (network.lat[start] + network.lat[end]) / 2
-    locality = localities(lon, lat, admin, addresses, places)
-    nloc = np.array([osm_tags.normalise(x) if x else "" for x in locality], dtype=object)
-    spelling = _spellings(nloc, locality)
-
-    order = np.arange(len(rows))
-    groups = (
-        pa.table({"nname": nname, "nloc": nloc, "i": order})
-        .group_by(["nname", "nloc"], use_threads=False)
-        .aggregate([("i", "list")])
+    Named segments are grouped in parts of contiguous names, so the order (and the file) is
+    the same whatever the budget.
+    """
+    rows = pc.sum(pc.is_valid(segments["name"])).as_py() or 0
+    parts = street_parts(rows, memory_budget)
+    named = _named_segments(segments, network, admin, addresses, places, parts)
+    nloc_names, nloc_of_code = np.unique(
+        np.array([osm_tags.normalise(x) if x else "" for x in named.localities], dtype=object),
+        return_inverse=True,
     )
-    raw_names = np.array(raw.to_pylist(), dtype=object)
+    nloc = nloc_of_code[named.locality]
+    spelling = _spellings(
+        nloc_names[nloc], np.array(named.localities, dtype=object)[named.locality]
+    )
+    order = np.lexsort((nloc, named.name_rank))  # stable: a street's segments in row order
+    # Parts hold contiguous ranges of names with about the same number of segments each.
+    per_name = np.cumsum(np.bincount(named.name_rank, minlength=len(named.names)))
+    cut_names = np.searchsorted(per_name, np.arange(1, parts) * len(order) / parts, side="right")
+    bounds = np.searchsorted(
+        named.name_rank[order], np.concatenate([[0], cut_names, [len(named.names)]])
+    )
     written = 0
     with builder.table_writer("streets") as writer:
-        for batch in groups.to_batches(max_chunksize=STREETS_PER_BATCH):
-            members = batch.column("i_list")
-            flat, offsets = members.flatten().to_numpy(), members.offsets.to_numpy()
-            offsets = offsets - offsets[0]
-            display, first = [], []
-            for lo, hi in itertools.pairwise(offsets):
-                group = flat[lo:hi]
-                name = Counter(raw_names[group]).most_common(1)[0][0]
-                display.append(name)
-                first.append(rows[group[np.argmax(raw_names[group] == name)]])
-            group_loc = [spelling.get(key) for key in batch.column("nloc").to_pylist()]
-            ids = [
-                f"street:{loc.replace(' ', '-')}:{name.replace(' ', '-')}"
-                for name, loc in zip(
-                    batch.column("nname").to_pylist(), batch.column("nloc").to_pylist(), strict=True
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            if hi > lo:
+                members = order[lo:hi]
+                written += _write_streets(
+                    writer, segments, named, members, nloc[members], nloc_names, spelling
                 )
-            ]
-            members_rows = pa.array(rows[flat])
-            writer.write(
-                pa.table(
-                    {
-                        "id": ids,
-                        "name": display,
-                        "names": segments["names"].take(pa.array(first)),
-                        "locality": pa.array(group_loc, pa.string()),
-                        "segment_ids": pa.ListArray.from_arrays(
-                            pa.array(offsets, pa.int32()),
-                            segments["id"].take(members_rows).combine_chunks(),
-                        ),
-                        "geometry": _multilinestrings(
-                            segments["geometry"].take(members_rows).combine_chunks(), offsets
-                        ),
-                    }
-                )
-            )
-            written += batch.num_rows
     return written
+
+
+def _write_streets(
+    writer: TableWriter,
+    segments: pa.Table,
+    named: _Named,
+    members: np.ndarray,
+    nloc: np.ndarray,
+    nloc_names: np.ndarray,
+    spelling: dict[str, str],
+) -> int:
+    """One part: ``members`` (indexes into ``named``) sorted by name and locality."""
+    rows, rank = named.rows[members], named.name_rank[members]
+    raw_names = np.array(segments["name"].take(pa.array(rows)).to_pylist(), dtype=object)
+    new = np.ones(len(rows), dtype=bool)
+    new[1:] = (rank[1:] != rank[:-1]) | (nloc[1:] != nloc[:-1])
+    offsets = np.append(np.flatnonzero(new), len(rows))
+    for first in range(0, len(offsets) - 1, STREETS_PER_BATCH):
+        chunk = offsets[first : first + STREETS_PER_BATCH + 1]
+        display, example = [], []
+        for a, b in itertools.pairwise(chunk.tolist()):
+            name = Counter(raw_names[a:b]).most_common(1)[0][0]
+            display.append(name)
+            example.append(rows[a + int(np.argmax(raw_names[a:b] == name))])
+        heads = chunk[:-1]
+        localities = nloc_names[nloc[heads]]
+        ids = [
+            f"street:{loc.replace(' ', '-')}:{name.replace(' ', '-')}"
+            for name, loc in zip(named.names[rank[heads]], localities, strict=True)
+        ]
+        member_rows = pa.array(rows[chunk[0] : chunk[-1]])
+        local = (chunk - chunk[0]).astype(np.int32)
+        writer.write(
+            pa.table(
+                {
+                    "id": ids,
+                    "name": display,
+                    "names": segments["names"].take(pa.array(example)),
+                    "locality": pa.array([spelling.get(x) for x in localities], pa.string()),
+                    "segment_ids": pa.ListArray.from_arrays(
+                        pa.array(local), segments["id"].take(member_rows).combine_chunks()
+                    ),
+                    "geometry": _multilinestrings(
+                        segments["geometry"].take(member_rows).combine_chunks(), local
+                    ),
+                }
+            )
+        )
+    return len(offsets) - 1

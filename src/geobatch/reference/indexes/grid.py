@@ -16,6 +16,8 @@ import numpy as np
 
 from geobatch.reference.indexes.files import open_array, write_array
 
+BUILD_BATCH = 1_000_000
+"""Boxes expanded into cells at a time while building."""
 _BIAS = 1 << 30
 """Cell coordinates are offset by this so keys of negative cells stay ordered and positive."""
 
@@ -58,20 +60,41 @@ class GridIndex:
         min_y: np.ndarray,
         max_x: np.ndarray,
         max_y: np.ndarray,
+        *,
+        batch: int = BUILD_BATCH,
     ) -> GridIndex:
+        """File every box in its cells, ``batch`` boxes at a time so the temporary arrays of
+        the expansion stay small; items are stored as int32 when they fit."""
         if not cell > 0:
             raise ValueError("cell size must be positive")
-        owner, cx, cy = _expand(
-            _cell(min_x, cell), _cell(min_y, cell), _cell(max_x, cell), _cell(max_y, cell)
-        )
-        keys = _keys(cx, cy)
-        order = np.lexsort((owner, keys))
-        keys, owner = keys[order], owner[order]
-        first = np.ones(len(keys), dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        unique = keys[first]
-        starts = np.append(np.flatnonzero(first), len(keys)).astype(np.int64)
-        return cls(cell=float(cell), size=len(min_x), keys=unique, starts=starts, items=owner)
+        size = len(min_x)
+        item_type = np.int32 if size < 2**31 else np.int64
+        keys: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
+        for start in range(0, size, batch):
+            part = slice(start, start + batch)
+            owner, cx, cy = _expand(
+                _cell(min_x[part], cell),
+                _cell(min_y[part], cell),
+                _cell(max_x[part], cell),
+                _cell(max_y[part], cell),
+            )
+            keys.append(_keys(cx, cy))
+            owners.append((owner + start).astype(item_type))
+            del owner, cx, cy
+        all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        all_owners = np.concatenate(owners) if owners else np.zeros(0, item_type)
+        del keys, owners
+        # Stable: boxes were filed in order, so each cell's items stay sorted.
+        order = np.argsort(all_keys, kind="stable")
+        all_keys = all_keys[order]
+        items = all_owners[order]
+        del order, all_owners
+        first = np.ones(len(all_keys), dtype=bool)
+        first[1:] = all_keys[1:] != all_keys[:-1]
+        unique = all_keys[first]
+        starts = np.append(np.flatnonzero(first), len(all_keys)).astype(np.int64)
+        return cls(cell=float(cell), size=size, keys=unique, starts=starts, items=items)
 
     def query(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -66,18 +67,6 @@ class RoadArrays:
     pieces: GridIndex
     routes: RouteTable  # both ways on every segment
     directed_routes: RouteTable  # oneways only the way traffic flows
-
-    def save(self, folder: Path) -> None:
-        write_array(
-            folder,
-            f"{PREFIX}/projection",
-            np.array([self.projection.lon0, self.projection.lat0], dtype=np.float64),
-        )
-        for name in (*_SEGMENT_ARRAYS, *_NODE_ARRAYS, *_PIECE_ARRAYS):
-            write_array(folder, f"{PREFIX}/{name}", getattr(self, name))
-        self.pieces.save(folder, f"{PREFIX}/piece_grid")
-        self.routes.save(folder, f"{PREFIX}/routes")
-        self.directed_routes.save(folder, f"{PREFIX}/directed_routes")
 
     @classmethod
     def open(cls, folder: Path) -> RoadArrays:
@@ -138,7 +127,7 @@ def _pieces(metric: np.ndarray, first_segment: int) -> dict[str, np.ndarray]:
     }
 
 
-def build_road_arrays(
+def road_parts(
     geometries: Iterator[np.ndarray],
     *,
     from_node: np.ndarray,
@@ -147,13 +136,27 @@ def build_road_arrays(
     node_lat: np.ndarray,
     oneway: np.ndarray | None = None,
     route_limit_m: float = ROUTE_LIMIT_M,
-) -> RoadArrays:
-    """From lon/lat LineStrings (in batches, in segment order) and their junction indices."""
+) -> Iterator[tuple[str, Any]]:
+    """Each part of the road index in turn (name, value), from lon/lat LineStrings (in batches,
+    in segment order) and their junction indices.
+
+    Parts come one at a time and are not kept here once given out, so an importer can write
+    each and drop it before the next is built: memory follows the largest part, not all.
+    """
     n = len(from_node)
-    node_lon = np.asarray(node_lon, dtype=np.float64)
     node_lat = np.asarray(node_lat, dtype=np.float64)
     projection = projection_for(node_lat)
-    node_x, node_y = projection.forward(node_lon, node_lat)
+    yield "projection", projection
+    node_x, node_y = projection.forward(np.asarray(node_lon, dtype=np.float64), node_lat)
+    yield "node_x", np.asarray(node_x, dtype=np.float64)
+    yield "node_y", np.asarray(node_y, dtype=np.float64)
+    del node_x, node_y
+    from_node = np.asarray(from_node, dtype=np.int64)
+    to_node = np.asarray(to_node, dtype=np.int64)
+    oneway = np.zeros(n, dtype=np.int8) if oneway is None else np.asarray(oneway, np.int8)
+    yield "from_node", from_node
+    yield "to_node", to_node
+    yield "oneway", oneway
     lengths: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {name: [] for name in _PIECE_ARRAYS}
     done = 0
@@ -165,35 +168,37 @@ def build_road_arrays(
         done += len(batch)
     if done != n:
         raise ValueError(f"{done} geometries for {n} segments")
-    pieces = {
-        name: np.concatenate(values) if values else np.zeros(0, _dtype(name))
-        for name, values in parts.items()
-    }
     length_m = np.concatenate(lengths) if lengths else np.zeros(0)
-    x0, y0 = pieces["piece_x0"], pieces["piece_y0"]
-    x1, y1 = x0 + pieces["piece_dx"], y0 + pieces["piece_dy"]
+    del lengths
+    yield "length_m", length_m
+    for name in ("piece_segment", "piece_length", "piece_offset"):
+        yield name, _joined(parts.pop(name), name)
+    ends = {name: _joined(parts.pop(name), name) for name in list(parts)}
+    x0, y0 = ends["piece_x0"], ends["piece_y0"]
+    x1, y1 = x0 + ends["piece_dx"], y0 + ends["piece_dy"]
     grid = GridIndex.build(
         CELL_M, np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)
     )
-    from_node = np.asarray(from_node, dtype=np.int64)
-    to_node = np.asarray(to_node, dtype=np.int64)
-    oneway_arr = np.zeros(n, dtype=np.int8) if oneway is None else np.asarray(oneway, np.int8)
-    n_nodes = len(node_lon)
-    return RoadArrays(
-        projection=projection,
-        from_node=from_node,
-        to_node=to_node,
-        oneway=oneway_arr,
-        length_m=length_m,
-        node_x=np.asarray(node_x, dtype=np.float64),
-        node_y=np.asarray(node_y, dtype=np.float64),
-        pieces=grid,
-        routes=RouteTable.build(n_nodes, from_node, to_node, length_m, route_limit_m),
-        directed_routes=RouteTable.build(
-            n_nodes, from_node, to_node, length_m, route_limit_m, oneway=oneway_arr
-        ),
-        **pieces,
+    del x0, y0, x1, y1
+    yield "pieces", grid
+    del grid
+    for name in list(ends):
+        yield name, ends.pop(name)
+    n_nodes = len(node_lat)
+    yield "routes", RouteTable.build(n_nodes, from_node, to_node, length_m, route_limit_m)
+    yield (
+        "directed_routes",
+        RouteTable.build(n_nodes, from_node, to_node, length_m, route_limit_m, oneway=oneway),
     )
+
+
+def _joined(values: list[np.ndarray], name: str) -> np.ndarray:
+    return np.concatenate(values) if values else np.zeros(0, _dtype(name))
+
+
+def build_road_arrays(geometries: Iterator[np.ndarray], **network: Any) -> RoadArrays:
+    """All parts in memory (for small networks built on the fly); see ``road_parts``."""
+    return RoadArrays(**dict(road_parts(geometries, **network)))
 
 
 def _dtype(name: str) -> type:
@@ -208,9 +213,9 @@ def wkb_batches(segments: pa.Table) -> Iterator[np.ndarray]:
 
 
 def build_road_index(folder: Path, segments: pa.Table, connectors: pa.Table) -> None:
-    """Write the release's road arrays into ``folder`` from its segments and connectors."""
+    """Write the release's road arrays into ``folder``, one part at a time."""
     connectors = connectors.sort_by("node")
-    arrays = build_road_arrays(
+    parts = road_parts(
         wkb_batches(segments),
         from_node=segments.column("from_node").to_numpy(),
         to_node=segments.column("to_node").to_numpy(),
@@ -218,4 +223,13 @@ def build_road_index(folder: Path, segments: pa.Table, connectors: pa.Table) -> 
         node_lat=connectors.column("lat").to_numpy(),
         oneway=segments.column("oneway").to_numpy(),
     )
-    arrays.save(folder)
+    for name, part in parts:
+        if isinstance(part, LocalProjection):
+            write_array(folder, f"{PREFIX}/projection", np.array([part.lon0, part.lat0]))
+        elif isinstance(part, GridIndex):
+            part.save(folder, f"{PREFIX}/piece_grid")
+        elif isinstance(part, RouteTable):
+            part.save(folder, f"{PREFIX}/{name}")
+        else:
+            write_array(folder, f"{PREFIX}/{name}", part)
+        del part

@@ -1,0 +1,134 @@
+"""Synthetic OSM regions: N copies of one extract side by side in longitude, written with pyosmium.
+
+Copy ``k`` is the source moved ``k`` times its width (plus a margin) east and every node, way
+and relation id raised by ``k`` times a power of ten above the largest id, so copies never
+touch and never share an id, and copy 0 is exactly the source. Coordinates are shifted in
+osmium's fixed-point units (1e-7 degree), so no copy is off by a rounding. The source is read
+once into plain arrays; the copies are written sorted (all nodes, then ways, then relations)
+as a PBF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import osmium
+
+UNITS = 10_000_000  # osmium stores coordinates as integer 1e-7 degrees
+MARGIN_DEGREES = 0.05
+
+
+@dataclass
+class Extract:
+    """Everything in an OSM file, as arrays and lists that can be written again shifted."""
+
+    node_ids: list[int] = field(default_factory=list)
+    node_x: list[int] = field(default_factory=list)
+    node_y: list[int] = field(default_factory=list)
+    node_tags: list[list[tuple[str, str]]] = field(default_factory=list)
+    ways: list[tuple[int, list[int], list[tuple[str, str]]]] = field(default_factory=list)
+    relations: list[tuple[int, list[tuple[str, int, str]], list[tuple[str, str]]]] = field(
+        default_factory=list
+    )
+    timestamp: str = ""
+
+    @property
+    def id_step(self) -> int:
+        """A power of ten above every id: copy k adds k times this."""
+        biggest = max(
+            max(self.node_ids, default=0),
+            max((w[0] for w in self.ways), default=0),
+            max((r[0] for r in self.relations), default=0),
+        )
+        return int(10 ** len(str(biggest)))
+
+    @property
+    def x_step(self) -> int:
+        """The extract's width plus a margin, in 1e-7 degrees."""
+        return int(max(self.node_x) - min(self.node_x)) + int(MARGIN_DEGREES * UNITS)
+
+
+def read_extract(path: Path) -> Extract:
+    extract = Extract()
+    newest = None
+    for obj in osmium.FileProcessor(str(path)):
+        kind = obj.type_str()
+        tags = [(tag.k, tag.v) for tag in obj.tags]
+        stamp = obj.timestamp
+        if stamp.year > 1970 and (newest is None or stamp > newest):
+            newest = stamp
+        if kind == "n":
+            if not obj.location.valid():  # type: ignore[union-attr]
+                continue
+            extract.node_ids.append(obj.id)
+            extract.node_x.append(obj.location.x)  # type: ignore[union-attr]
+            extract.node_y.append(obj.location.y)  # type: ignore[union-attr]
+            extract.node_tags.append(tags)
+        elif kind == "w":
+            extract.ways.append((obj.id, [n.ref for n in obj.nodes], tags))  # type: ignore[union-attr]
+        elif kind == "r":
+            members = [(m.type, m.ref, m.role) for m in obj.members]  # type: ignore[union-attr]
+            extract.relations.append((obj.id, members, tags))
+    extract.timestamp = newest.strftime("%Y-%m-%dT%H:%M:%SZ") if newest else ""
+    return extract
+
+
+def write_region(extract: Extract, copies: int, target: Path) -> None:
+    """Write ``copies`` shifted copies of ``extract`` to ``target`` (a ``.osm.pbf``)."""
+    header = osmium.io.Header()
+    if extract.timestamp:
+        header.set("osmosis_replication_timestamp", extract.timestamp)
+    step, x_step = extract.id_step, extract.x_step
+    if max(extract.node_x) + (copies - 1) * x_step > 180 * UNITS:
+        raise ValueError(f"{copies} copies of this extract do not fit east of it in one row")
+    ids = np.asarray(extract.node_ids, dtype=np.int64)
+    x = np.asarray(extract.node_x, dtype=np.int64)
+    lat = (np.asarray(extract.node_y, dtype=np.int64) / UNITS).tolist()
+    partial = target.with_name("partial-" + target.name)
+    writer = osmium.SimpleWriter(str(partial), header=header, overwrite=True)
+    try:
+        for k in range(copies):
+            lon = ((x + k * x_step) / UNITS).tolist()
+            for node_id, node_lon, node_lat, tags in zip(
+                (ids + k * step).tolist(), lon, lat, extract.node_tags, strict=True
+            ):
+                writer.add_node(
+                    osmium.osm.mutable.Node(
+                        id=node_id, location=(node_lon, node_lat), tags=tags, version=1
+                    )
+                )
+        for k in range(copies):
+            offset = k * step
+            for way_id, refs, tags in extract.ways:
+                writer.add_way(
+                    osmium.osm.mutable.Way(
+                        id=way_id + offset, nodes=[r + offset for r in refs], tags=tags, version=1
+                    )
+                )
+        for k in range(copies):
+            offset = k * step
+            for rel_id, members, tags in extract.relations:
+                writer.add_relation(
+                    osmium.osm.mutable.Relation(
+                        id=rel_id + offset,
+                        members=[(t, ref + offset, role) for t, ref, role in members],
+                        tags=tags,
+                        version=1,
+                    )
+                )
+    finally:
+        writer.close()
+    partial.rename(target)
+
+
+def region(source: Path, copies: int, cache: Path) -> Path:
+    """The region of ``copies`` copies of ``source``, written once into ``cache``."""
+    target = cache / f"{source.name.split('.')[0]}-x{copies}.osm.pbf"
+    if copies == 1:
+        return source
+    if not target.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        write_region(read_extract(source), copies, target)
+    return target
