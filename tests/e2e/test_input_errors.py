@@ -10,6 +10,7 @@ import gzip
 import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -404,4 +405,5 @@ def test_list_validation(shared_client: httpx.Client) -> None:
         response = shared_client.get("/v1/jobs", params=params)
         assert assert_problem(response, 422)["field"] == field, params
     assert_problem(shared_client.get("/v1/jobs", params={"page_size": 0}), 422)
-    assert_problem(shared_client.get("/v1/jobs/x/results", params={"format": "xlsx"}), 422)
+    unknown = f"/v1/jobs/{uuid.uuid4()}/results"
+    assert_problem(shared_client.get(unknown, params={"format": "xlsx"}), 422)

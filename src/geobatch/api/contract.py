@@ -63,11 +63,14 @@ _RATE_HEADERS = {
 }
 
 
-def _problem(code: str) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": _DESCRIPTIONS[code],
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+def _problem(code: str, native: bool = True) -> dict[str, Any]:
+    """A problem answer; a compatible API answers errors in its own JSON shape instead."""
+    content: dict[str, Any] = {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
+    if not native:
+        content["application/json"] = {"schema": {"type": "object"}}
+    response: dict[str, Any] = {"description": _DESCRIPTIONS[code], "content": content}
     if code == "429":
         response["headers"] = _RATE_HEADERS
     return response
@@ -87,7 +90,9 @@ def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]
         codes += ["409", "410"]
     if "requestBody" in operation:
         codes += ["400", "413", "415"]
-    return codes
+    if not path.startswith("/v1/"):
+        codes.append("400")  # foreign APIs name bad input 400
+    return list(dict.fromkeys(codes))
 
 
 def complete(schema: dict[str, Any]) -> dict[str, Any]:
@@ -103,10 +108,15 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
             if path in PUBLIC_PATHS:
                 operation["security"] = []
             responses = operation["responses"]
+            native = path.startswith("/v1/")
             for code in _error_codes(path, method, operation):
-                responses.setdefault(code, _problem(code))
+                if code not in responses:
+                    responses[code] = _problem(code, native)
+                elif not native:
+                    content = responses[code].setdefault("content", {})
+                    content.update(_problem(code, native)["content"] | content)
             if "422" in responses and "problem" not in str(responses["422"].get("content")):
-                responses["422"] = _problem("422")
+                responses["422"] = _problem("422", native)
     return schema
 
 

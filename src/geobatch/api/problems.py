@@ -40,7 +40,12 @@ def problem(
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    # list positions are left out: ``status`` rather than ``status.0`` for a repeated parameter
+    parts = [
+        str(p)
+        for p in location
+        if p not in ("body", "query", "path", "header") and not isinstance(p, int)
+    ]
     return ".".join(parts) or str(location[-1] if location else "")
 
 
@@ -71,8 +76,10 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        fields = {e["field"] for e in errors}
+        extra: dict[str, Any] = {"field": fields.pop()} if len(fields) == 1 else {}
         return problem(
-            422, "invalid-input", "Invalid input", detail, request.url.path, errors=errors
+            422, "invalid-input", "Invalid input", detail, request.url.path, errors=errors, **extra
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, JsonValue
 
 from geobatch.io.inputs import InputFormat
 from geobatch.jobs import JOB_TYPES, Job, progress, type_statistics
 from geobatch.jobs.callbacks import CallbackSpec, RetryPolicy, public_callback
 
 _JOB_TYPE_NAMES: list[JsonValue] = [*sorted(JOB_TYPES)]
+
+
+def _iso_only(value: object) -> object:
+    """Timestamps are ISO 8601 text: a bare number would be read as Unix seconds."""
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time query parameter: ISO 8601 only."""
 
 
 class InputRef(BaseModel):

@@ -178,12 +178,26 @@ def _delimiter(value: str, name: str) -> str:
     return value
 
 
-@router.post("/batch/jobs", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/batch/jobs",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "minLength": 1}}
+                for media in ("text/plain", "text/csv")
+            },
+        }
+    },
+)
 async def create_job(
     request: Request,
     service: ServiceDep,
     tenant: TenantDep,
-    service_hrn: Annotated[str, Query(alias="serviceHrn")],
+    service_hrn: Annotated[
+        str, Query(alias="serviceHrn", json_schema_extra={"enum": sorted(SERVICES)})
+    ],
     tag: str | None = None,
     billing_tags: Annotated[list[str] | None, Query(alias="billingTags")] = None,
     input_delimiter: Annotated[str, Query(alias="inputDelimiter")] = "|",
@@ -239,7 +253,10 @@ def list_jobs(
     tenant: TenantDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
-    status_: Annotated[str, Query(alias="status")] = "any",
+    status_: Annotated[
+        str,
+        Query(alias="status", json_schema_extra={"enum": ["any", *sorted(set(STATUS.values()))]}),
+    ] = "any",
     tag: str | None = None,
 ) -> dict[str, Any]:
     """The caller's HERE jobs, newest first."""
@@ -264,7 +281,10 @@ def _matching(
 def delete_jobs(
     service: ServiceDep,
     tenant: TenantDep,
-    status_: Annotated[str | None, Query(alias="status")] = None,
+    status_: Annotated[
+        str | None,
+        Query(alias="status", json_schema_extra={"enum": ["any", *sorted(set(STATUS.values()))]}),
+    ] = None,
     tag: str | None = None,
 ) -> dict[str, Any]:
     """Delete every HERE job with the given status and/or tag (one of them is required)."""

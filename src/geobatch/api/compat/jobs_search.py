@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from geobatch.api.compat.common import natives_of, newest_jobs
 from geobatch.api.deps import ServiceDep, TenantDep
+from geobatch.api.schemas import IsoTime
 from geobatch.jobs import Job, JobFilter, JobStatus
 
 STATUS = {
@@ -105,8 +106,8 @@ def search(
     job_type: Annotated[list[str] | None, Query(alias="jobType")] = None,
     job_type_brackets: Annotated[list[str] | None, Query(alias="jobType[]")] = None,
     state: Annotated[str | None, Query(pattern=f"^({'|'.join(STATES)})$")] = None,
-    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
-    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
+    start_date: Annotated[IsoTime | None, Query(alias="startDate")] = None,
+    end_date: Annotated[IsoTime | None, Query(alias="endDate")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -132,8 +133,8 @@ def summary(
     tenant: TenantDep,
     job_type: Annotated[list[str] | None, Query(alias="jobType")] = None,
     job_type_brackets: Annotated[list[str] | None, Query(alias="jobType[]")] = None,
-    start_date: Annotated[datetime | None, Query(alias="startDate")] = None,
-    end_date: Annotated[datetime | None, Query(alias="endDate")] = None,
+    start_date: Annotated[IsoTime | None, Query(alias="startDate")] = None,
+    end_date: Annotated[IsoTime | None, Query(alias="endDate")] = None,
 ) -> dict[str, Any]:
     """How many of the caller's jobs of each type are in each state."""
     wanted = set(_types(job_type, job_type_brackets)) - {None}
@@ -155,8 +156,8 @@ class StatusesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jobIds: list[str] = Field(min_length=1, max_length=1000)
-    wait: int = Field(default=0, ge=-1, description="seconds; -1 = until all are done")
-    pollInterval: int = Field(default=1, ge=1, le=60)
+    wait: int = Field(default=0, ge=-1, strict=True, description="seconds; -1 = until all are done")
+    pollInterval: int = Field(default=1, ge=1, le=60, strict=True)
 
 
 @router.post("/jobs/statuses")

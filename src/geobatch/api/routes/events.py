@@ -89,9 +89,7 @@ async def job_events(
     job_id: JobIdPath,
     platform: PlatformDep,
     tenant: TenantDep,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", pattern=r"^\s*[0-9]*\s*$")
-    ] = None,
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=r"^\s*[0-9]*\s*$")] = "",
     after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
 ) -> StreamingResponse:
     """Server-sent events of the job's state changes and progress, from its creation (or after

@@ -11,12 +11,13 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BeforeValidator, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from geobatch.api.deps import DownloadTenantDep, JobIdPath, ServiceDep, TenantDep, WriterDep
 from geobatch.api.ratelimit import Budget, RateLimiter
 from geobatch.api.schemas import (
+    IsoTime,
     JobCreate,
     JobList,
     JobPublic,
@@ -34,16 +35,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _STATUS_NAMES = "|".join(s.value for s in JobStatus)
 STATUS_PATTERN = rf"^\s*({_STATUS_NAMES})\s*(,\s*({_STATUS_NAMES})\s*)*$"
 METADATA_PATTERN = "^[^:]*:"
-
-
-def _iso_only(value: object) -> object:
-    """Timestamps are ISO 8601 text: a bare number would be read as Unix seconds."""
-    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
-    return value
-
-
-IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 UPLOAD_PIECE_BYTES = 1024 * 1024
 
