@@ -70,7 +70,10 @@ def find_candidates(
     # float sort (much cheaper than a lexsort). Nearest piece per (point, segment) ...
     span = 2.0 * r + 1.0
     pair = point * len(network) + segment
-    order = np.argsort(pair * span + dist)
+    # By distance, then stably by pair: exact at any network size, where one float key of
+    # pair and distance would lose the distance's last digits once pair ids reach billions.
+    order = np.argsort(dist, kind="stable")
+    order = order[np.argsort(pair[order], kind="stable")]
     pair = pair[order]
     pick = order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order
     # ... then the nearest segments per point.
