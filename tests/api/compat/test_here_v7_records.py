@@ -59,7 +59,10 @@ def test_here_columns_become_geobatch_columns() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.text(alphabet=st.characters(blacklist_characters="|\r\n"), max_size=8),
+            st.text(
+                alphabet=st.characters(blacklist_characters="|\r\n", blacklist_categories=("Cs",)),
+                max_size=8,
+            ),
             st.text(
                 alphabet=st.characters(blacklist_characters="|\r\n", blacklist_categories=("Cs",)),
                 max_size=20,
