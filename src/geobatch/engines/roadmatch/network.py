@@ -20,7 +20,7 @@ import pyarrow as pa
 import shapely
 
 from geobatch.reference.indexes import RoadArrays, RouteTable
-from geobatch.reference.indexes.roads import ROUTE_LIMIT_M, build_road_arrays, wkb_batches
+from geobatch.reference.indexes.roads import ROUTE_LIMIT_M, build_road_arrays, table_parts
 
 if TYPE_CHECKING:
     from geobatch.reference import Release
@@ -138,17 +138,8 @@ class RoadNetwork:
     @classmethod
     def from_tables(cls, segments: pa.Table, connectors: pa.Table, *, key: str = "") -> RoadNetwork:
         """Built in memory from tables shaped like a release's (for networks edited on the fly)."""
-        connectors = connectors.sort_by("node")
-        arrays = build_road_arrays(
-            wkb_batches(segments),
-            from_node=segments.column("from_node").to_numpy(),
-            to_node=segments.column("to_node").to_numpy(),
-            node_lon=connectors.column("lon").to_numpy(),
-            node_lat=connectors.column("lat").to_numpy(),
-            oneway=segments.column("oneway").to_numpy(),
-        )
         return cls(
-            arrays,
+            RoadArrays(**dict(table_parts(segments, connectors))),
             segment_ids=TextColumn(segments.column("id")),
             source_ids=TextColumn(segments.column("source_id")),
             names=SegmentNames(segments.column("name"), segments.column("names")),

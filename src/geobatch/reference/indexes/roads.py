@@ -212,10 +212,10 @@ def wkb_batches(segments: pa.Table) -> Iterator[np.ndarray]:
         yield shapely.from_wkb(chunk.to_numpy(zero_copy_only=False))
 
 
-def build_road_index(folder: Path, segments: pa.Table, connectors: pa.Table) -> None:
-    """Write the release's road arrays into ``folder``, one part at a time."""
+def table_parts(segments: pa.Table, connectors: pa.Table) -> Iterator[tuple[str, Any]]:
+    """``road_parts`` of tables shaped like a release's ``segments`` and ``connectors``."""
     connectors = connectors.sort_by("node")
-    parts = road_parts(
+    return road_parts(
         wkb_batches(segments),
         from_node=segments.column("from_node").to_numpy(),
         to_node=segments.column("to_node").to_numpy(),
@@ -223,7 +223,11 @@ def build_road_index(folder: Path, segments: pa.Table, connectors: pa.Table) -> 
         node_lat=connectors.column("lat").to_numpy(),
         oneway=segments.column("oneway").to_numpy(),
     )
-    for name, part in parts:
+
+
+def build_road_index(folder: Path, segments: pa.Table, connectors: pa.Table) -> None:
+    """Write the release's road arrays into ``folder``, one part at a time."""
+    for name, part in table_parts(segments, connectors):
         if isinstance(part, LocalProjection):
             write_array(folder, f"{PREFIX}/projection", np.array([part.lon0, part.lat0]))
         elif isinstance(part, GridIndex):
