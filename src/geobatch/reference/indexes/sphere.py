@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from geobatch.reference.indexes.files import open_array, write_array
-from geobatch.reference.indexes.grid import GridIndex, _cell, _expand, _keys
+from geobatch.reference.indexes.grid import _BIAS, GridIndex, _cell, _expand, _keys
 
 EARTH_RADIUS_M = 6_371_008.8
 _METRES_PER_DEGREE = np.pi * EARTH_RADIUS_M / 180.0
@@ -31,6 +32,8 @@ _FEW = 64
 """A search with at most this many points within its whole bound skips the widening."""
 _MAX_CELLS = 4_096
 """A query box over more grid cells than this (near a pole) reads its latitude band instead."""
+KNOWN_NEIGHBOURS = 6
+"""Each grid cell records how far its queries must search to find this many points."""
 
 
 def sphere_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -56,7 +59,7 @@ def sphere_latlon(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _boxes(
-    lat: np.ndarray, lon: np.ndarray, radius_m: float
+    lat: np.ndarray, lon: np.ndarray, radius_m: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Longitude-latitude boxes holding every point within ``radius_m`` of each query, split
     at the antimeridian: (query of each box, min lon, min lat, max lon, max lat)."""
@@ -125,6 +128,9 @@ class SpherePoints:
     grids: tuple[GridIndex, ...]  # finest first
     by_lat: np.ndarray  # point numbers sorted by latitude
     sorted_lat: np.ndarray
+    reaches: tuple[np.ndarray, ...]
+    """Per grid, per cell (as ``keys``): the distances from the cell's centre to its
+    ``KNOWN_NEIGHBOURS`` nearest points (inf beyond the number of points)."""
 
     def __len__(self) -> int:
         return len(self.xyz)
@@ -142,13 +148,16 @@ class SpherePoints:
         while cells[-1] * _GROWTH <= (reach_m or cell_m):
             cells.append(cells[-1] * _GROWTH)
         by_lat = np.argsort(lat, kind="stable")
+        xyz = sphere_xyz(lat, lon).reshape(len(lat), 3)
+        grids = tuple(
+            GridIndex.build(cell / _METRES_PER_DEGREE, lon, lat, lon, lat) for cell in cells
+        )
         return cls(
-            xyz=sphere_xyz(lat, lon).reshape(len(lat), 3),
-            grids=tuple(
-                GridIndex.build(cell / _METRES_PER_DEGREE, lon, lat, lon, lat) for cell in cells
-            ),
+            xyz=xyz,
+            grids=grids,
             by_lat=by_lat,
             sorted_lat=lat[by_lat],
+            reaches=tuple(_cell_reaches(grid, xyz) for grid in grids),
         )
 
     def _grid(self, radius_m: float) -> GridIndex:
@@ -157,11 +166,12 @@ class SpherePoints:
         return fits[-1] if fits else self.grids[0]
 
     def _candidates(
-        self, lat: np.ndarray, lon: np.ndarray, radius_m: float
+        self, lat: np.ndarray, lon: np.ndarray, radius_m: float | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(query, point) pairs, each once, for every point that may lie within ``radius_m``."""
+        """(query, point) pairs, each once, for every point that may lie within ``radius_m``
+        (one radius, or one per query)."""
         owner, x0, y0, x1, y1 = _boxes(lat, lon, radius_m)
-        grid = self._grid(radius_m)
+        grid = self._grid(float(np.min(radius_m)))
         cell = grid.cell
         cx0, cx1 = np.floor(x0 / cell), np.floor(x1 / cell)
         cy0, cy1 = np.floor(y0 / cell), np.floor(y1 / cell)
@@ -200,6 +210,8 @@ class SpherePoints:
         lat, lon = sphere_latlon(xyz)
         pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
         bound = float(distance_upper_bound)
+        if k <= KNOWN_NEIGHBOURS:
+            pending = self._settle(xyz, lat, lon, pending, bound, k, distance, found)
         radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
         if 4 * radius < bound < 2 * EARTH_RADIUS_M:
             # points with few neighbours within the whole bound are searched there at once
@@ -212,6 +224,55 @@ class SpherePoints:
             pending = pending[~done]
             radius = min(bound, radius * 2)
         return distance, found
+
+    def _settle(
+        self,
+        xyz: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        pending: np.ndarray,
+        bound: float,
+        k: int,
+        distance: np.ndarray,
+        found: np.ndarray,
+    ) -> np.ndarray:
+        """Search each query once, within the distance its cell's centre is known to have
+        ``k`` points at plus the query's distance from that centre (the triangle inequality
+        promises ``k`` points there), or the bound if nearer; queries of a like radius share
+        one pass. Return the queries left over (in no recorded cell, or near a pole)."""
+        here_lat, here_lon, here = lat[pending], lon[pending], xyz[pending]
+        reach = np.full(len(pending), np.inf)
+        for grid, known in zip(self.grids, self.reaches, strict=True):
+            if not len(grid.keys):
+                continue
+            ix, iy = _cell(here_lon, grid.cell), _cell(here_lat, grid.cell)
+            keys = _keys(ix, iy)
+            pos = np.minimum(np.searchsorted(grid.keys, keys), len(grid.keys) - 1)
+            hit = np.flatnonzero(grid.keys[pos] == keys)
+            centre = sphere_xyz((iy[hit] + 0.5) * grid.cell, (ix[hit] + 0.5) * grid.cell)
+            offset = np.linalg.norm(here[hit] - centre, axis=1)
+            candidate = (known[pos[hit], k - 1] + offset) * _MARGIN + 1.0
+            reach[hit] = np.minimum(reach[hit], candidate)
+        finest = self.grids[0].cell * _METRES_PER_DEGREE
+        usable = np.isfinite(reach) & (np.abs(here_lat) < _POLAR_LAT)
+        final = usable & (reach >= bound)
+        radius = np.minimum(reach, bound)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.floor(np.log2(np.maximum(radius, finest) / finest))
+        level[final] = -1  # searched within the bound, to the end
+        # in no recorded cell at any level: nothing lies near, so one search within a bound
+        # of a few coarsest cells at most finds what there is
+        coarsest = self.grids[-1].cell * _METRES_PER_DEGREE
+        empty = np.isinf(reach) & (np.abs(here_lat) < _POLAR_LAT) & (bound <= 2 * coarsest)
+        usable |= empty
+        level[empty] = -1
+        settled = np.zeros(len(pending), dtype=bool)
+        for value in np.unique(level[usable]):
+            group = np.flatnonzero(usable & (level == value))
+            settled[group] = self._step(
+                xyz, lat, lon, pending[group], radius[group], k, value < 0, distance, found
+            )
+        return pending[~settled]
 
     def _count(self, lat: np.ndarray, lon: np.ndarray, radius_m: float) -> np.ndarray:
         """How many points each search within ``radius_m`` would measure (a box spanning too
@@ -233,7 +294,7 @@ class SpherePoints:
         lat: np.ndarray,
         lon: np.ndarray,
         pending: np.ndarray,
-        radius: float,
+        radius: float | np.ndarray,
         k: int,
         final: bool,
         distance: np.ndarray,
@@ -246,11 +307,12 @@ class SpherePoints:
         at, item = self._candidates(lat[pending], lon[pending], radius)
         gap = xyz[pending][at] - self.xyz[item]
         metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
-        near = metres <= radius
-        at, item, metres = at[near], item[near], metres[near]
+        limit = np.broadcast_to(np.asarray(radius, dtype=np.float64), pending.shape)[at]
+        near = metres <= limit
+        at, item, metres, limit = at[near], item[near], metres[near], limit[near]
         # by query, then distance: one sort of a float key (at + metres / radius lies in
         # [at, at + 1)), far cheaper than sorting on several keys
-        order = np.argsort(at + metres / (radius * (1 + 1e-9)), kind="stable")
+        order = np.argsort(at + metres / (limit * (1 + 1e-9)), kind="stable")
         at, item, metres = at[order], item[order], metres[order]
         starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
         rank = np.arange(len(at)) - np.repeat(starts, np.diff(np.r_[starts, len(at)]))
@@ -266,17 +328,30 @@ class SpherePoints:
         write_array(folder, f"{prefix}/by_lat", self.by_lat)
         write_array(folder, f"{prefix}/cells", np.array([g.cell for g in self.grids]))
         write_array(folder, f"{prefix}/sorted_lat", self.sorted_lat)
-        for number, grid in enumerate(self.grids):
+        for number, (grid, reach) in enumerate(zip(self.grids, self.reaches, strict=True)):
             grid.save(folder, f"{prefix}/grid{number}")
+            write_array(folder, f"{prefix}/grid{number}/reach", reach)
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> SpherePoints:
+        levels = range(len(open_array(folder, f"{prefix}/cells")))
         return cls(
             xyz=open_array(folder, f"{prefix}/xyz"),
-            grids=tuple(
-                GridIndex.open(folder, f"{prefix}/grid{number}")
-                for number in range(len(open_array(folder, f"{prefix}/cells")))
-            ),
+            grids=tuple(GridIndex.open(folder, f"{prefix}/grid{number}") for number in levels),
             by_lat=open_array(folder, f"{prefix}/by_lat"),
             sorted_lat=open_array(folder, f"{prefix}/sorted_lat"),
+            reaches=tuple(open_array(folder, f"{prefix}/grid{number}/reach") for number in levels),
         )
+
+
+def _cell_reaches(grid: GridIndex, xyz: np.ndarray) -> np.ndarray:
+    """``(cells, KNOWN_NEIGHBOURS)`` distances from each grid cell's centre to its nearest
+    points (inf where there are fewer points in all). Measured once at import with a k-d tree;
+    the workers only read them."""
+    if not len(xyz) or not len(grid.keys):
+        return np.full((len(grid.keys), KNOWN_NEIGHBOURS), np.inf)
+    ix = grid.keys // (1 << 31) - _BIAS
+    iy = grid.keys % (1 << 31) - _BIAS
+    centre = sphere_xyz((iy + 0.5) * grid.cell, (ix + 0.5) * grid.cell)
+    nearest, _ = cKDTree(xyz).query(centre, k=KNOWN_NEIGHBOURS)
+    return np.asarray(nearest, dtype=np.float64).reshape(len(centre), KNOWN_NEIGHBOURS)
