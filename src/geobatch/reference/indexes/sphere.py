@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -128,8 +129,11 @@ class SpherePoints:
     grids: tuple[GridIndex, ...]  # finest first
     by_lat: np.ndarray  # point numbers sorted by latitude
     sorted_lat: np.ndarray
+    reach_keys: tuple[np.ndarray, ...]
+    """Per grid, the cells whose neighbours are recorded: those holding points, and in the
+    coarsest grid also every cell next to one."""
     reaches: tuple[np.ndarray, ...]
-    """Per grid, per cell (as ``keys``): the distances from the cell's centre to its
+    """Per grid, per cell of ``reach_keys``: the distances from the cell's centre to its
     ``KNOWN_NEIGHBOURS`` nearest points (inf beyond the number of points)."""
 
     def __len__(self) -> int:
@@ -157,7 +161,7 @@ class SpherePoints:
             grids=grids,
             by_lat=by_lat,
             sorted_lat=lat[by_lat],
-            reaches=tuple(_cell_reaches(grid, xyz) for grid in grids),
+            **_cell_reaches(grids, xyz),
         )
 
     def _grid(self, radius_m: float) -> GridIndex:
@@ -242,31 +246,40 @@ class SpherePoints:
         one pass. Return the queries left over (in no recorded cell, or near a pole)."""
         here_lat, here_lon, here = lat[pending], lon[pending], xyz[pending]
         reach = np.full(len(pending), np.inf)
-        for grid, known in zip(self.grids, self.reaches, strict=True):
-            if not len(grid.keys):
+        nearest = np.zeros(len(pending))  # no point is nearer than this
+        recorded = np.zeros(len(pending), dtype=bool)
+        for grid, cells, known in zip(self.grids, self.reach_keys, self.reaches, strict=True):
+            if not len(cells):
                 continue
             ix, iy = _cell(here_lon, grid.cell), _cell(here_lat, grid.cell)
             keys = _keys(ix, iy)
-            pos = np.minimum(np.searchsorted(grid.keys, keys), len(grid.keys) - 1)
-            hit = np.flatnonzero(grid.keys[pos] == keys)
+            pos = np.minimum(np.searchsorted(cells, keys), len(cells) - 1)
+            hit = np.flatnonzero(cells[pos] == keys)
             centre = sphere_xyz((iy[hit] + 0.5) * grid.cell, (ix[hit] + 0.5) * grid.cell)
             offset = np.linalg.norm(here[hit] - centre, axis=1)
-            candidate = (known[pos[hit], k - 1] + offset) * _MARGIN + 1.0
-            reach[hit] = np.minimum(reach[hit], candidate)
-        finest = self.grids[0].cell * _METRES_PER_DEGREE
-        usable = np.isfinite(reach) & (np.abs(here_lat) < _POLAR_LAT)
+            upper = (known[pos[hit], k - 1] + offset) * _MARGIN + 1.0
+            lower = (known[pos[hit], 0] - offset) / _MARGIN - 1.0
+            reach[hit] = np.minimum(reach[hit], upper)
+            nearest[hit] = np.maximum(nearest[hit], lower)
+            recorded[:] = False
+            recorded[hit] = True
+        polar = np.abs(here_lat) >= _POLAR_LAT
+        # outside every recorded cell of the coarsest grid no point lies within one such cell
+        cell = self.grids[-1].cell
+        top = np.radians(np.minimum(np.abs(here_lat) + cell, 90.0))
+        clear = cell * _METRES_PER_DEGREE * np.cos(top) / _MARGIN
+        clear[np.abs(here_lon) > 180.0 - 2 * cell] = 0.0  # cells do not wrap the antimeridian
+        none = ~polar & ((nearest > bound) | (~recorded & (clear >= bound)))
+        # no point within a cell or so: one search to the bound finds the few there are
+        alone = ~polar & ~none & ~recorded & (bound <= 4 * cell * _METRES_PER_DEGREE)
+        usable = ~polar & ~none & (np.isfinite(reach) | alone)
         final = usable & (reach >= bound)
         radius = np.minimum(reach, bound)
+        finest = self.grids[0].cell * _METRES_PER_DEGREE
         with np.errstate(divide="ignore", invalid="ignore"):
             level = np.floor(np.log2(np.maximum(radius, finest) / finest))
         level[final] = -1  # searched within the bound, to the end
-        # in no recorded cell at any level: nothing lies near, so one search within a bound
-        # of a few coarsest cells at most finds what there is
-        coarsest = self.grids[-1].cell * _METRES_PER_DEGREE
-        empty = np.isinf(reach) & (np.abs(here_lat) < _POLAR_LAT) & (bound <= 2 * coarsest)
-        usable |= empty
-        level[empty] = -1
-        settled = np.zeros(len(pending), dtype=bool)
+        settled = none.copy()
         for value in np.unique(level[usable]):
             group = np.flatnonzero(usable & (level == value))
             settled[group] = self._step(
@@ -328,9 +341,10 @@ class SpherePoints:
         write_array(folder, f"{prefix}/by_lat", self.by_lat)
         write_array(folder, f"{prefix}/cells", np.array([g.cell for g in self.grids]))
         write_array(folder, f"{prefix}/sorted_lat", self.sorted_lat)
-        for number, (grid, reach) in enumerate(zip(self.grids, self.reaches, strict=True)):
+        for number, grid in enumerate(self.grids):
             grid.save(folder, f"{prefix}/grid{number}")
-            write_array(folder, f"{prefix}/grid{number}/reach", reach)
+            write_array(folder, f"{prefix}/grid{number}/reach_keys", self.reach_keys[number])
+            write_array(folder, f"{prefix}/grid{number}/reach", self.reaches[number])
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> SpherePoints:
@@ -340,18 +354,33 @@ class SpherePoints:
             grids=tuple(GridIndex.open(folder, f"{prefix}/grid{number}") for number in levels),
             by_lat=open_array(folder, f"{prefix}/by_lat"),
             sorted_lat=open_array(folder, f"{prefix}/sorted_lat"),
+            reach_keys=tuple(
+                open_array(folder, f"{prefix}/grid{number}/reach_keys") for number in levels
+            ),
             reaches=tuple(open_array(folder, f"{prefix}/grid{number}/reach") for number in levels),
         )
 
 
-def _cell_reaches(grid: GridIndex, xyz: np.ndarray) -> np.ndarray:
-    """``(cells, KNOWN_NEIGHBOURS)`` distances from each grid cell's centre to its nearest
-    points (inf where there are fewer points in all). Measured once at import with a k-d tree;
-    the workers only read them."""
-    if not len(xyz) or not len(grid.keys):
-        return np.full((len(grid.keys), KNOWN_NEIGHBOURS), np.inf)
-    ix = grid.keys // (1 << 31) - _BIAS
-    iy = grid.keys % (1 << 31) - _BIAS
-    centre = sphere_xyz((iy + 0.5) * grid.cell, (ix + 0.5) * grid.cell)
-    nearest, _ = cKDTree(xyz).query(centre, k=KNOWN_NEIGHBOURS)
-    return np.asarray(nearest, dtype=np.float64).reshape(len(centre), KNOWN_NEIGHBOURS)
+def _cell_reaches(grids: tuple[GridIndex, ...], xyz: np.ndarray) -> dict[str, Any]:
+    """``reach_keys`` and ``reaches`` for the grids: ``(cells, KNOWN_NEIGHBOURS)`` distances
+    from each recorded cell's centre to its nearest points (inf where there are fewer points
+    in all). Measured once at import with a k-d tree; the workers only read them."""
+    tree = cKDTree(xyz) if len(xyz) else None
+    all_keys, all_reaches = [], []
+    for number, grid in enumerate(grids):
+        keys = grid.keys
+        ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
+        if number == len(grids) - 1 and len(keys):
+            step = np.arange(-1, 2)
+            ix = (ix[:, None, None] + step[None, :, None] + 0 * step[None, None, :]).ravel()
+            iy = (iy[:, None, None] + 0 * step[None, :, None] + step[None, None, :]).ravel()
+            keys = np.unique(_keys(ix, iy))
+            ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
+        reach = np.full((len(keys), KNOWN_NEIGHBOURS), np.inf)
+        if tree is not None and len(keys):
+            centre = sphere_xyz((iy + 0.5) * grid.cell, (ix + 0.5) * grid.cell)
+            nearest, _ = tree.query(centre, k=KNOWN_NEIGHBOURS)
+            reach = np.asarray(nearest, dtype=np.float64).reshape(len(keys), KNOWN_NEIGHBOURS)
+        all_keys.append(np.asarray(keys, dtype=np.int64))
+        all_reaches.append(reach)
+    return {"reach_keys": tuple(all_keys), "reaches": tuple(all_reaches)}
