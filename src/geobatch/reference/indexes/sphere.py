@@ -283,9 +283,9 @@ class SpherePoints:
         for value in np.unique(level[usable]):
             group = np.flatnonzero(usable & (level == value))
             settled[group] = self._step(
-                xyz, lat, lon, pending[group], radius[group], k, value < 0, distance, found
+                xyz, lat, lon, pending[group], radius[group], k, bool(value < 0), distance, found
             )
-        return pending[~settled]
+        return np.asarray(pending[~settled])
 
     def _count(self, lat: np.ndarray, lon: np.ndarray, radius_m: float) -> np.ndarray:
         """How many points each search within ``radius_m`` would measure (a box spanning too
