@@ -187,7 +187,7 @@ class SpherePoints:
         high = np.searchsorted(self.sorted_lat, y1[:first][band], side="right")
         band_query = np.repeat(band, high - low)
         band_items = self.by_lat[_runs(low, high - low)] if len(band) else band
-        narrow = ~wide & ~np.isin(owner, band)
+        narrow = ~wide & ~np.isin(owner, band) if len(band) else ~wide
         box, items = _cells(grid, x0[narrow], y0[narrow], x1[narrow], y1[narrow])
         return (
             np.concatenate([owner[narrow][box], band_query]),
@@ -318,11 +318,13 @@ class SpherePoints:
         if not len(pending):
             return np.zeros(0, dtype=bool)
         at, item = self._candidates(lat[pending], lon[pending], radius)
-        gap = xyz[pending][at] - self.xyz[item]
-        metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
-        limit = np.broadcast_to(np.asarray(radius, dtype=np.float64), pending.shape)[at]
-        near = metres <= limit
-        at, item, metres, limit = at[near], item[near], metres[near], limit[near]
+        gap = np.take(xyz[pending], at, axis=0)
+        gap -= np.take(self.xyz, item, axis=0)
+        square = np.einsum("ij,ij->i", gap, gap)
+        limit = np.broadcast_to(np.asarray(radius, dtype=np.float64), pending.shape)
+        near = np.flatnonzero(np.sqrt(square) <= limit[at])
+        at, item = at[near], item[near]
+        metres, limit = np.sqrt(square[near]), limit[at]
         # by query, then distance: one sort of a float key (at + metres / radius lies in
         # [at, at + 1)), far cheaper than sorting on several keys
         order = np.argsort(at + metres / (limit * (1 + 1e-9)), kind="stable")
