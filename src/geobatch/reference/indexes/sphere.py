@@ -214,6 +214,9 @@ class SpherePoints:
         lat, lon = sphere_latlon(xyz)
         pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
         bound = float(distance_upper_bound)
+        # by cell, so that the searches below read the mapped arrays in order
+        cell = self.grids[0].cell
+        pending = pending[np.argsort(_keys(_cell(lon[pending], cell), _cell(lat[pending], cell)))]
         if k <= KNOWN_NEIGHBOURS:
             pending = self._settle(xyz, lat, lon, pending, bound, k, distance, found)
         radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
