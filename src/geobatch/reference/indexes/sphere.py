@@ -34,7 +34,8 @@ _FEW = 64
 _MAX_CELLS = 4_096
 """A query box over more grid cells than this (near a pole) reads its latitude band instead."""
 KNOWN_NEIGHBOURS = 6
-"""Each grid cell records how far its queries must search to find this many points."""
+"""By default each grid cell records how far its queries must search to find this many
+points; searches for more take the widening search."""
 
 
 def sphere_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -134,14 +135,19 @@ class SpherePoints:
     coarsest grid also every cell next to one."""
     reaches: tuple[np.ndarray, ...]
     """Per grid, per cell of ``reach_keys``: the distances from the cell's centre to its
-    ``KNOWN_NEIGHBOURS`` nearest points (inf beyond the number of points)."""
+    nearest points, as float32 rounded up (inf beyond the number of points)."""
 
     def __len__(self) -> int:
         return len(self.xyz)
 
     @classmethod
     def build(
-        cls, lat: np.ndarray, lon: np.ndarray, cell_m: float, reach_m: float | None = None
+        cls,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        cell_m: float,
+        reach_m: float | None = None,
+        neighbours: int = KNOWN_NEIGHBOURS,
     ) -> SpherePoints:
         """Index points: the finest grid has cells of ``cell_m`` (about the distance to a
         point's nearest neighbours), coarser ones follow up to ``reach_m``, the widest search
@@ -161,7 +167,7 @@ class SpherePoints:
             grids=grids,
             by_lat=by_lat,
             sorted_lat=lat[by_lat],
-            **_cell_reaches(grids, xyz),
+            **_cell_reaches(grids, xyz, neighbours),
         )
 
     def _grid(self, radius_m: float) -> GridIndex:
@@ -217,7 +223,7 @@ class SpherePoints:
         # by cell, so that the searches below read the mapped arrays in order
         cell = self.grids[0].cell
         pending = pending[np.argsort(_keys(_cell(lon[pending], cell), _cell(lat[pending], cell)))]
-        if k <= KNOWN_NEIGHBOURS:
+        if k <= self.reaches[0].shape[1]:
             pending = self._settle(xyz, lat, lon, pending, bound, k, distance, found)
         radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
         if 4 * radius < bound < 2 * EARTH_RADIUS_M:
@@ -261,7 +267,7 @@ class SpherePoints:
             centre = sphere_xyz((iy[hit] + 0.5) * grid.cell, (ix[hit] + 0.5) * grid.cell)
             offset = np.linalg.norm(here[hit] - centre, axis=1)
             upper = (known[pos[hit], k - 1] + offset) * _MARGIN + 1.0
-            lower = (known[pos[hit], 0] - offset) / _MARGIN - 1.0
+            lower = (known[pos[hit], 0] * (1 - 1e-6) - offset) / _MARGIN - 1.0
             reach[hit] = np.minimum(reach[hit], upper)
             nearest[hit] = np.maximum(nearest[hit], lower)
             recorded[:] = False
@@ -366,10 +372,11 @@ class SpherePoints:
         )
 
 
-def _cell_reaches(grids: tuple[GridIndex, ...], xyz: np.ndarray) -> dict[str, Any]:
-    """``reach_keys`` and ``reaches`` for the grids: ``(cells, KNOWN_NEIGHBOURS)`` distances
-    from each recorded cell's centre to its nearest points (inf where there are fewer points
-    in all). Measured once at import with a k-d tree; the workers only read them."""
+def _cell_reaches(grids: tuple[GridIndex, ...], xyz: np.ndarray, neighbours: int) -> dict[str, Any]:
+    """``reach_keys`` and ``reaches`` for the grids: ``(cells, neighbours)`` distances from
+    each recorded cell's centre to its nearest points (inf where there are fewer points in
+    all), as float32 rounded up. Measured once at import with a k-d tree; the workers only
+    read them."""
     tree = cKDTree(xyz) if len(xyz) else None
     all_keys, all_reaches = [], []
     for number, grid in enumerate(grids):
@@ -381,11 +388,12 @@ def _cell_reaches(grids: tuple[GridIndex, ...], xyz: np.ndarray) -> dict[str, An
             iy = (iy[:, None, None] + 0 * step[None, :, None] + step[None, None, :]).ravel()
             keys = np.unique(_keys(ix, iy))
             ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
-        reach = np.full((len(keys), KNOWN_NEIGHBOURS), np.inf)
+        reach = np.full((len(keys), neighbours), np.inf, dtype=np.float32)
         if tree is not None and len(keys):
             centre = sphere_xyz((iy + 0.5) * grid.cell, (ix + 0.5) * grid.cell)
-            nearest, _ = tree.query(centre, k=KNOWN_NEIGHBOURS)
-            reach = np.asarray(nearest, dtype=np.float64).reshape(len(keys), KNOWN_NEIGHBOURS)
+            nearest, _ = tree.query(centre, k=neighbours)
+            rounded = np.asarray(nearest, dtype=np.float32).reshape(len(keys), neighbours)
+            reach = np.nextafter(rounded, np.float32(np.inf))
         all_keys.append(np.asarray(keys, dtype=np.int64))
         all_reaches.append(reach)
     return {"reach_keys": tuple(all_keys), "reaches": tuple(all_reaches)}
