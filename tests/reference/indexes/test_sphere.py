@@ -12,21 +12,34 @@ from geobatch.reference.indexes.keys import KeyIndex
 from geobatch.reference.indexes.sphere import SpherePoints, sphere_xyz
 
 
+@pytest.mark.parametrize("wider", [1, 4])
+@pytest.mark.parametrize("k", [1, 3, 6, 8])
 @pytest.mark.parametrize("radius_m", [300.0, 5_000.0, 150_000.0])
-def test_nearest_within_a_radius_matches_a_kd_tree(radius_m: float) -> None:
+def test_nearest_within_a_radius_matches_a_kd_tree(radius_m: float, k: int, wider: int) -> None:
+    """Up to six neighbours most searches take one pass, sized by what their cell recorded
+    at import (or none, far from every point); more take the widening search. Both answer
+    as the tree does, also when the index reaches ``wider`` than the search."""
     rng = np.random.default_rng(4)
     # a dense town, points spread worldwide, and some at the poles and the antimeridian
     lat = np.r_[rng.uniform(60.1, 60.2, 1_000), rng.uniform(-90, 90, 3_000), [89.99, -89.99]]
     lon = np.r_[rng.uniform(24.8, 25.0, 1_000), rng.uniform(-180, 180, 3_000), [10.0, -170.0]]
     lat = np.r_[lat, rng.uniform(-17, -16, 200)]
     lon = np.r_[lon, rng.choice([-179.99, 179.99], 200)]
-    points = SpherePoints.build(lat, lon, cell_m=radius_m / 8, reach_m=radius_m)
+    lat, lon = np.r_[lat, [10.0]], np.r_[lon, [-179.999]]  # alone, just across the antimeridian
+    points = SpherePoints.build(lat, lon, cell_m=radius_m / 8, reach_m=radius_m * wider)
     tree = cKDTree(sphere_xyz(lat, lon))
     q_lat = np.r_[rng.uniform(60.1, 60.2, 200), rng.uniform(-90, 90, 500), [90.0, -16.5]]
     q_lon = np.r_[rng.uniform(24.8, 25.0, 200), rng.uniform(-180, 180, 500), [0.0, 180.0]]
+    q_lat = np.r_[q_lat, rng.uniform(-17, -16, 50)]
+    q_lon = np.r_[q_lon, rng.choice([-179.999, 179.999], 50)]
+    q_lat, q_lon = np.r_[q_lat, [10.0]], np.r_[q_lon, [179.999]]
     xyz = sphere_xyz(q_lat, q_lon)
-    expected_distance, expected = tree.query(xyz, k=3, distance_upper_bound=radius_m)
-    distance, found = points.query(xyz, k=3, distance_upper_bound=radius_m)
+    expected_distance, expected = tree.query(xyz, k=k, distance_upper_bound=radius_m)
+    distance, found = points.query(xyz, k=k, distance_upper_bound=radius_m)
+    expected, expected_distance = (
+        expected.reshape(len(xyz), k),
+        expected_distance.reshape(len(xyz), k),
+    )
     assert np.array_equal(found, expected)
     assert np.allclose(distance, expected_distance, equal_nan=True)
     nowhere, none = points.query(sphere_xyz(np.array([np.nan]), np.array([1.0])), 3, radius_m)

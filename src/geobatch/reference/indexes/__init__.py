@@ -31,7 +31,7 @@ from geobatch.reference.indexes.reverse import build_reverse_index
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
 
 TableReader = Callable[[str], pa.Table]

@@ -208,7 +208,9 @@ def _tiers(
     for high in REACH_TIERS_M:
         rows = np.flatnonzero(on_tree & (reach > low) & (reach <= high))
         if len(rows):
-            points = SpherePoints.build(lat[rows], lon[rows], cell_m=high / 4, reach_m=high)
+            points = SpherePoints.build(
+                lat[rows], lon[rows], cell_m=high / 4, reach_m=high, neighbours=_NEIGHBOURS
+            )
             tiers.append(Tier(points=points, rows=rows, reach=high))
         low = high
     return tuple(tiers)
@@ -230,6 +232,7 @@ def _gazetteer(table: pa.Table) -> Gazetteer:
             cities.column("lon").to_numpy(),
             GAZETTEER_CELL_M,
             COUNTRY_REACH_M,
+            neighbours=1,
         ),
         labels=pa.table(
             {

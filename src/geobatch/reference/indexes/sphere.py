@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from geobatch.reference.indexes.files import open_array, write_array
-from geobatch.reference.indexes.grid import GridIndex, _cell, _expand, _keys
+from geobatch.reference.indexes.grid import _BIAS, GridIndex, _cell, _expand, _keys
 
 EARTH_RADIUS_M = 6_371_008.8
 _METRES_PER_DEGREE = np.pi * EARTH_RADIUS_M / 180.0
@@ -31,6 +33,9 @@ _FEW = 64
 """A search with at most this many points within its whole bound skips the widening."""
 _MAX_CELLS = 4_096
 """A query box over more grid cells than this (near a pole) reads its latitude band instead."""
+KNOWN_NEIGHBOURS = 6
+"""By default each grid cell records how far its queries must search to find this many
+points; searches for more take the widening search."""
 
 
 def sphere_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -56,7 +61,7 @@ def sphere_latlon(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _boxes(
-    lat: np.ndarray, lon: np.ndarray, radius_m: float
+    lat: np.ndarray, lon: np.ndarray, radius_m: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Longitude-latitude boxes holding every point within ``radius_m`` of each query, split
     at the antimeridian: (query of each box, min lon, min lat, max lon, max lat)."""
@@ -125,13 +130,24 @@ class SpherePoints:
     grids: tuple[GridIndex, ...]  # finest first
     by_lat: np.ndarray  # point numbers sorted by latitude
     sorted_lat: np.ndarray
+    reach_keys: tuple[np.ndarray, ...]
+    """Per grid, the cells whose neighbours are recorded: those holding points, and in the
+    coarsest grid also every cell next to one."""
+    reaches: tuple[np.ndarray, ...]
+    """Per grid, per cell of ``reach_keys``: the distances from the cell's centre to its
+    nearest points, as float32 rounded up (inf beyond the number of points)."""
 
     def __len__(self) -> int:
         return len(self.xyz)
 
     @classmethod
     def build(
-        cls, lat: np.ndarray, lon: np.ndarray, cell_m: float, reach_m: float | None = None
+        cls,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        cell_m: float,
+        reach_m: float | None = None,
+        neighbours: int = KNOWN_NEIGHBOURS,
     ) -> SpherePoints:
         """Index points: the finest grid has cells of ``cell_m`` (about the distance to a
         point's nearest neighbours), coarser ones follow up to ``reach_m``, the widest search
@@ -142,13 +158,16 @@ class SpherePoints:
         while cells[-1] * _GROWTH <= (reach_m or cell_m):
             cells.append(cells[-1] * _GROWTH)
         by_lat = np.argsort(lat, kind="stable")
+        xyz = sphere_xyz(lat, lon).reshape(len(lat), 3)
+        grids = tuple(
+            GridIndex.build(cell / _METRES_PER_DEGREE, lon, lat, lon, lat) for cell in cells
+        )
         return cls(
-            xyz=sphere_xyz(lat, lon).reshape(len(lat), 3),
-            grids=tuple(
-                GridIndex.build(cell / _METRES_PER_DEGREE, lon, lat, lon, lat) for cell in cells
-            ),
+            xyz=xyz,
+            grids=grids,
             by_lat=by_lat,
             sorted_lat=lat[by_lat],
+            **_cell_reaches(grids, xyz, neighbours),
         )
 
     def _grid(self, radius_m: float) -> GridIndex:
@@ -157,11 +176,12 @@ class SpherePoints:
         return fits[-1] if fits else self.grids[0]
 
     def _candidates(
-        self, lat: np.ndarray, lon: np.ndarray, radius_m: float
+        self, lat: np.ndarray, lon: np.ndarray, radius_m: float | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(query, point) pairs, each once, for every point that may lie within ``radius_m``."""
+        """(query, point) pairs, each once, for every point that may lie within ``radius_m``
+        (one radius, or one per query)."""
         owner, x0, y0, x1, y1 = _boxes(lat, lon, radius_m)
-        grid = self._grid(radius_m)
+        grid = self._grid(float(np.min(radius_m)))
         cell = grid.cell
         cx0, cx1 = np.floor(x0 / cell), np.floor(x1 / cell)
         cy0, cy1 = np.floor(y0 / cell), np.floor(y1 / cell)
@@ -173,7 +193,7 @@ class SpherePoints:
         high = np.searchsorted(self.sorted_lat, y1[:first][band], side="right")
         band_query = np.repeat(band, high - low)
         band_items = self.by_lat[_runs(low, high - low)] if len(band) else band
-        narrow = ~wide & ~np.isin(owner, band)
+        narrow = ~wide & ~np.isin(owner, band) if len(band) else ~wide
         box, items = _cells(grid, x0[narrow], y0[narrow], x1[narrow], y1[narrow])
         return (
             np.concatenate([owner[narrow][box], band_query]),
@@ -200,6 +220,11 @@ class SpherePoints:
         lat, lon = sphere_latlon(xyz)
         pending = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
         bound = float(distance_upper_bound)
+        # by cell, so that the searches below read the mapped arrays in order
+        cell = self.grids[0].cell
+        pending = pending[np.argsort(_keys(_cell(lon[pending], cell), _cell(lat[pending], cell)))]
+        if k <= self.reaches[0].shape[1]:
+            pending = self._settle(xyz, lat, lon, pending, bound, k, distance, found)
         radius = min(bound, self.grids[0].cell * _METRES_PER_DEGREE)
         if 4 * radius < bound < 2 * EARTH_RADIUS_M:
             # points with few neighbours within the whole bound are searched there at once
@@ -212,6 +237,64 @@ class SpherePoints:
             pending = pending[~done]
             radius = min(bound, radius * 2)
         return distance, found
+
+    def _settle(
+        self,
+        xyz: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        pending: np.ndarray,
+        bound: float,
+        k: int,
+        distance: np.ndarray,
+        found: np.ndarray,
+    ) -> np.ndarray:
+        """Search each query once, within the distance its cell's centre is known to have
+        ``k`` points at plus the query's distance from that centre (the triangle inequality
+        promises ``k`` points there), or the bound if nearer; queries of a like radius share
+        one pass. Return the queries left over (in no recorded cell, or near a pole)."""
+        here_lat, here_lon, here = lat[pending], lon[pending], xyz[pending]
+        reach = np.full(len(pending), np.inf)
+        nearest = np.zeros(len(pending))  # no point is nearer than this
+        recorded = np.zeros(len(pending), dtype=bool)
+        for grid, cells, known in zip(self.grids, self.reach_keys, self.reaches, strict=True):
+            if not len(cells):
+                continue
+            ix, iy = _cell(here_lon, grid.cell), _cell(here_lat, grid.cell)
+            keys = _keys(ix, iy)
+            pos = np.minimum(np.searchsorted(cells, keys), len(cells) - 1)
+            hit = np.flatnonzero(cells[pos] == keys)
+            centre = sphere_xyz((iy[hit] + 0.5) * grid.cell, (ix[hit] + 0.5) * grid.cell)
+            offset = np.linalg.norm(here[hit] - centre, axis=1)
+            upper = (known[pos[hit], k - 1] + offset) * _MARGIN + 1.0
+            lower = (known[pos[hit], 0] * (1 - 1e-6) - offset) / _MARGIN - 1.0
+            reach[hit] = np.minimum(reach[hit], upper)
+            nearest[hit] = np.maximum(nearest[hit], lower)
+            recorded[:] = False
+            recorded[hit] = True
+        polar = np.abs(here_lat) >= _POLAR_LAT
+        # outside every recorded cell of the coarsest grid no point lies within one such cell
+        cell = self.grids[-1].cell
+        top = np.radians(np.minimum(np.abs(here_lat) + cell, 90.0))
+        clear = cell * _METRES_PER_DEGREE * np.cos(top) / _MARGIN
+        clear[np.abs(here_lon) > 180.0 - 2 * cell] = 0.0  # cells do not wrap the antimeridian
+        none = ~polar & ((nearest > bound) | (~recorded & (clear >= bound)))
+        # no point within a cell or so: one search to the bound finds the few there are
+        alone = ~polar & ~none & ~recorded & (bound <= 4 * cell * _METRES_PER_DEGREE)
+        usable = ~polar & ~none & (np.isfinite(reach) | alone)
+        final = usable & (reach >= bound)
+        radius = np.minimum(reach, bound)
+        finest = self.grids[0].cell * _METRES_PER_DEGREE
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.floor(np.log2(np.maximum(radius, finest) / finest))
+        level[final] = -1  # searched within the bound, to the end
+        settled = none.copy()
+        for value in np.unique(level[usable]):
+            group = np.flatnonzero(usable & (level == value))
+            settled[group] = self._step(
+                xyz, lat, lon, pending[group], radius[group], k, bool(value < 0), distance, found
+            )
+        return np.asarray(pending[~settled])
 
     def _count(self, lat: np.ndarray, lon: np.ndarray, radius_m: float) -> np.ndarray:
         """How many points each search within ``radius_m`` would measure (a box spanning too
@@ -233,7 +316,7 @@ class SpherePoints:
         lat: np.ndarray,
         lon: np.ndarray,
         pending: np.ndarray,
-        radius: float,
+        radius: float | np.ndarray,
         k: int,
         final: bool,
         distance: np.ndarray,
@@ -244,13 +327,16 @@ class SpherePoints:
         if not len(pending):
             return np.zeros(0, dtype=bool)
         at, item = self._candidates(lat[pending], lon[pending], radius)
-        gap = xyz[pending][at] - self.xyz[item]
-        metres = np.sqrt(np.einsum("ij,ij->i", gap, gap))
-        near = metres <= radius
-        at, item, metres = at[near], item[near], metres[near]
+        gap = np.take(xyz[pending], at, axis=0)
+        gap -= np.take(self.xyz, item, axis=0)
+        square = np.einsum("ij,ij->i", gap, gap)
+        limit = np.broadcast_to(np.asarray(radius, dtype=np.float64), pending.shape)
+        near = np.flatnonzero(np.sqrt(square) <= limit[at])
+        at, item = at[near], item[near]
+        metres, limit = np.sqrt(square[near]), limit[at]
         # by query, then distance: one sort of a float key (at + metres / radius lies in
         # [at, at + 1)), far cheaper than sorting on several keys
-        order = np.argsort(at + metres / (radius * (1 + 1e-9)), kind="stable")
+        order = np.argsort(at + metres / (limit * (1 + 1e-9)), kind="stable")
         at, item, metres = at[order], item[order], metres[order]
         starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
         rank = np.arange(len(at)) - np.repeat(starts, np.diff(np.r_[starts, len(at)]))
@@ -268,15 +354,46 @@ class SpherePoints:
         write_array(folder, f"{prefix}/sorted_lat", self.sorted_lat)
         for number, grid in enumerate(self.grids):
             grid.save(folder, f"{prefix}/grid{number}")
+            write_array(folder, f"{prefix}/grid{number}/reach_keys", self.reach_keys[number])
+            write_array(folder, f"{prefix}/grid{number}/reach", self.reaches[number])
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> SpherePoints:
+        levels = range(len(open_array(folder, f"{prefix}/cells")))
         return cls(
             xyz=open_array(folder, f"{prefix}/xyz"),
-            grids=tuple(
-                GridIndex.open(folder, f"{prefix}/grid{number}")
-                for number in range(len(open_array(folder, f"{prefix}/cells")))
-            ),
+            grids=tuple(GridIndex.open(folder, f"{prefix}/grid{number}") for number in levels),
             by_lat=open_array(folder, f"{prefix}/by_lat"),
             sorted_lat=open_array(folder, f"{prefix}/sorted_lat"),
+            reach_keys=tuple(
+                open_array(folder, f"{prefix}/grid{number}/reach_keys") for number in levels
+            ),
+            reaches=tuple(open_array(folder, f"{prefix}/grid{number}/reach") for number in levels),
         )
+
+
+def _cell_reaches(grids: tuple[GridIndex, ...], xyz: np.ndarray, neighbours: int) -> dict[str, Any]:
+    """``reach_keys`` and ``reaches`` for the grids: ``(cells, neighbours)`` distances from
+    each recorded cell's centre to its nearest points (inf where there are fewer points in
+    all), as float32 rounded up. Measured once at import with a k-d tree; the workers only
+    read them."""
+    tree = cKDTree(xyz) if len(xyz) else None
+    all_keys, all_reaches = [], []
+    for number, grid in enumerate(grids):
+        keys = grid.keys
+        ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
+        if number == len(grids) - 1 and len(keys):
+            step = np.arange(-1, 2)
+            ix = (ix[:, None, None] + step[None, :, None] + 0 * step[None, None, :]).ravel()
+            iy = (iy[:, None, None] + 0 * step[None, :, None] + step[None, None, :]).ravel()
+            keys = np.unique(_keys(ix, iy))
+            ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
+        reach = np.full((len(keys), neighbours), np.inf, dtype=np.float32)
+        if tree is not None and len(keys):
+            centre = sphere_xyz((iy + 0.5) * grid.cell, (ix + 0.5) * grid.cell)
+            nearest, _ = tree.query(centre, k=neighbours)
+            rounded = np.asarray(nearest, dtype=np.float32).reshape(len(keys), neighbours)
+            reach = np.nextafter(rounded, np.float32(np.inf))
+        all_keys.append(np.asarray(keys, dtype=np.int64))
+        all_reaches.append(reach)
+    return {"reach_keys": tuple(all_keys), "reaches": tuple(all_reaches)}
