@@ -19,7 +19,7 @@ distributed = pytest.importorskip("distributed")
 def cluster() -> Iterator[str]:
     """Two worker processes, one thread each: like two machines."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as local:
         yield local.scheduler_address
 

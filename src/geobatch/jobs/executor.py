@@ -39,8 +39,13 @@ def _exit_with(server_pid: int) -> None:
             continue
 
 
-def _start_worker(server_pid: int) -> None:
-    """Import the heavy modules once per worker, not on its first chunk; watch the server."""
+def _start_worker(server_pid: int, environment: dict[str, str]) -> None:
+    """Import the heavy modules once per worker, not on its first chunk; watch the server.
+
+    The forkserver keeps the environment it started with; a worker takes the server's as it
+    is when the pool starts (storage credentials and endpoints may have been set since).
+    """
+    os.environ.update(environment)
     import geobatch.jobs.tasks  # noqa: F401
 
     threading.Thread(target=_exit_with, args=(server_pid,), daemon=True).start()
@@ -55,7 +60,7 @@ def make_executor(settings: Settings) -> Executor:
             max_workers=settings.worker_count,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), dict(os.environ)),
         )
     if settings.executor.startswith(("dask://", "tcp://")):
         return DaskExecutor(settings.executor.replace("dask://", "tcp://", 1))

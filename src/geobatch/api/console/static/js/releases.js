@@ -51,7 +51,8 @@ export async function releasesPage(view) {
   map.addSource("bboxes", { type: "geojson", data: boxes });
   map.addLayer({ id: "bboxes", type: "line", source: "bboxes",
     paint: { "line-color": "#c0392b", "line-width": 2 } });
-  fitTo(map, boxes.features);
+  // The view fits the newest release, whose roads and places the basemap shows.
+  fitTo(map, boxes.features.slice(0, 1));
   idle(map).then(() => { mapBox.dataset.ready = "true"; });
   return () => map.remove();
 }
