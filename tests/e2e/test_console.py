@@ -263,7 +263,9 @@ def test_stop_and_resume_a_running_job(alpha: Console, api: httpx.Client) -> Non
     page = alpha.page
     alpha.open(f"#/jobs/{job_id}")
     wait_for(api, job_id, lambda j: j["statistics"]["processed_records"] > 0, what="progress")
-    page.get_by_role("button", name="Stop").click()
+    # Dispatched rather than clicked: live progress redraws the job page several times a
+    # second under load, and a pointer click waits for the button to hold still.
+    page.get_by_role("button", name="Stop").dispatch_event("click")
     page.locator("#job-status", has_text="paused").wait_for()
     paused = wait_for_status(api, job_id, "paused")
     assert paused["statistics"]["processed_records"] < 12_000, "finished before the stop"

@@ -12,6 +12,7 @@ and the others use the winner's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -70,8 +71,11 @@ def mirror(url: str, cache_dir: Path, **options: Any) -> Path:
                 raise MirrorError(f"{name} changed while it was copied from {url}")
         (staging / LISTING).write_text(json.dumps(listing, sort_keys=True))
         if _local_listing(target) is not None:
-            # A stale copy: move it aside first (a directory cannot be renamed onto another).
-            stale = target.rename(cache_dir / f"{staging.name}.stale")
+            # A stale copy: move it aside first (a directory cannot be renamed onto another);
+            # another worker may have moved it already.
+            stale = cache_dir / f"{staging.name}.stale"
+            with contextlib.suppress(FileNotFoundError):
+                target.rename(stale)
             shutil.rmtree(stale, ignore_errors=True)
         try:
             os.rename(staging, target)
