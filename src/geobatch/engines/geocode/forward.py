@@ -20,14 +20,8 @@ import shapely
 from rapidfuzz import fuzz, process
 
 from geobatch.engines.geocode.cache import cached
-from geobatch.engines.geocode.index import (
-    Area,
-    GazetteerIndex,
-    LocalIndex,
-    Street,
-    gazetteer_index,
-    local_index,
-)
+from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
+from geobatch.engines.geocode.index import LocalIndex, Street, local_index
 from geobatch.engines.geocode.normalize import ABBREVIATIONS, SYNONYMS, house_number_value
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
 from geobatch.reference import Release

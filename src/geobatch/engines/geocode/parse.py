@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from geobatch.engines.geocode.index import GazetteerIndex, LocalIndex
+from geobatch.engines.geocode.gazetteer import GazetteerIndex
+from geobatch.engines.geocode.index import LocalIndex
 from geobatch.engines.geocode.normalize import (
     expand,
     expand_text,
