@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FinishHook = Callable[["JobService", "Job"], None]
+FinishHook = Callable[["JobService", "Job"], object]
+"""Called with the service and the ended job; what it returns is not used."""
 _HOOKS: list[FinishHook] = []
 
 

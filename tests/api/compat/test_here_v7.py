@@ -363,3 +363,24 @@ def test_notifications_call_back_when_a_job_ends(
     assert replaced.json()["config"]["url"].endswith("?id=${JOB_ID}")
     assert httpx.delete(f"{base}/{notification['id']}", params=auth).status_code == 204
     assert httpx.get(f"{base}/{notification['id']}", params=auth).status_code == 404
+
+
+@SQLITE_ONLY
+def test_a_record_names_its_area_and_how_many_answers(here: HereClient) -> None:
+    rows = here.run(
+        "geocode",
+        "recId|searchText|in|limit\nfi|Helsinki|countryCode:FIN|3\nfr|Helsinki|countryCode:FRA|3\n",
+        outputColumns="position|countryName",
+    )
+    finnish = [row for row in rows if row["recId"] == "fi"]
+    assert 1 < len(finnish) <= 3
+    assert [row["seqNumber"] for row in finnish] == [str(n) for n in range(1, len(finnish) + 1)]
+    assert {row["seqLength"] for row in finnish} == {str(len(finnish))}
+    assert {row["countryName"] for row in finnish} == {"FI"}
+    [french] = [row for row in rows if row["recId"] == "fr"]
+    assert french["seqLength"] == "0"
+    reverse = here.run(
+        "revgeocode", "recId|at|limit\ns|60.1713198,24.9414566|4\n", outputColumns="title"
+    )
+    assert [row["seqNumber"] for row in reverse] == ["1", "2", "3", "4"]
+    assert reverse[0]["title"] == "Kaivokatu 1, 00100 Helsinki"
