@@ -227,7 +227,16 @@ def delete_notification(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/batch/notifications/{notificationId}/test", status_code=status.HTTP_204_NO_CONTENT)
+@router.get(
+    "/batch/notifications/{notificationId}/test",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        502: {
+            "description": "The receiver did not take the call",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 def test_notification(
     notification_id: NotificationId, service: ServiceDep, tenant: TenantDep
 ) -> Response:
