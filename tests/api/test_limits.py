@@ -95,6 +95,24 @@ def test_running_jobs_are_limited_per_tenant(server: LiveServer) -> None:
     assert _create(server, _key(server, "running-too"), start=True).status_code == 201
 
 
+def test_here_jobs_count_against_the_running_quota(server: LiveServer) -> None:
+    headers = _key(server, "running-here")
+    assert _create(server, headers, start=True).status_code == 201
+    refused = httpx.post(
+        f"{server.url}/v7/batch/jobs",
+        params={"serviceHrn": "hrn:here:service::olp-here:search-lookup-7"},
+        content=b"recId|id\na|osm:node/1\n",
+        headers={"Authorization": "Bearer " + headers["X-API-Key"], "X-Request-ID": "r-1"},
+    )
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-request-id"] == "r-1"
+    body = refused.json()
+    assert set(body) == {"title", "status", "code", "cause", "action", "correlationId"}
+    assert body["status"] == 429
+    assert "quota is 1" in body["cause"]
+
+
 def test_stored_bytes_are_limited_per_tenant_and_nothing_is_left(server: LiveServer) -> None:
     # each key may create three jobs a minute: two keys of the tenant share its storage
     first, second, headers = (_key(server, "storage") for _ in range(3))

@@ -157,9 +157,12 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
         yield http
 
 
-def _module_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """Like the ``database_url`` fixture, for a module-scoped server: a fresh database."""
-    if request.param == "sqlite":
+def _module_database(
+    request: pytest.FixtureRequest, folder: Path, kind: str | None = None
+) -> Iterator[str]:
+    """Like the ``database_url`` fixture, for a module-scoped server: a fresh database of the
+    ``kind`` given, else of the kind ``request.param`` names."""
+    if (kind or request.param) == "sqlite":
         yield f"sqlite:///{folder / 'geobatch.db'}"
         return
     admin: sa.Engine = request.getfixturevalue("postgres_admin")
@@ -192,10 +195,11 @@ def shared_server(
 
 
 def serve_on_fresh_database(
-    request: pytest.FixtureRequest, folder: Path, env: dict[str, str]
+    request: pytest.FixtureRequest, folder: Path, env: dict[str, str], kind: str | None = None
 ) -> Iterator[ServerProcess]:
-    """A started server over a fresh database of the kind ``request.param`` names."""
-    for database_url in _module_database(request, folder):
+    """A started server over a fresh database of the ``kind`` given, else of the kind
+    ``request.param`` names."""
+    for database_url in _module_database(request, folder, kind):
         instance = ServerProcess(folder / "server", database_url, **env)
         try:
             instance.start()

@@ -82,6 +82,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(receiver.reply_body)
 
+        do_GET = do_POST  # HERE-style notifications call with GET, without a body
+
         def log_message(self, *_args: Any) -> None:
             pass
 

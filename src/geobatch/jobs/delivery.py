@@ -73,8 +73,9 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
 def send(
     http: httpx.Client, settings: Settings, callback: dict[str, Any], message_id: str, body: str
 ) -> SendResult:
-    """One signed POST, with the URL checked again first (DNS can change since creation) and
-    the request sent to the address that passed the check.
+    """One signed POST (or GET without a body, for receivers told everything in the URL), with
+    the URL checked again first (DNS can change since creation) and the request sent to the
+    address that passed the check.
 
     Redirects are not followed, the answer is read up to ``MAX_RESPONSE_BYTES``, and the whole
     exchange is bounded by the delivery timeout.
@@ -90,12 +91,15 @@ def send(
         return SendResult(status_code=None, duration_ms=elapsed_ms(), error=exc.detail)
     now = datetime.now(UTC)
     headers = signed_headers(callback, message_id, now, body)
+    method = callback.get("method", "POST")
+    if method == "GET":
+        del headers["content-type"]
     deadline = started + settings.webhook_timeout_seconds
     try:
         with http.stream(
-            "POST",
+            method,
             request.url,
-            content=body.encode(),
+            content=body.encode() if method != "GET" else None,
             headers={**headers, **request.headers},
             extensions=request.extensions,
         ) as reply:
@@ -364,6 +368,29 @@ def send_test(settings: Settings, job_id: str, callback: dict[str, Any]) -> tupl
     with http_client(settings) as http:
         body_text = json.dumps(body, separators=(",", ":"))
         return message_id, send(http, settings, callback, message_id, body_text)
+
+
+def enqueue(
+    database: Database, job_id: str, event_type: str, callback: dict[str, Any], body: str
+) -> str:
+    """Queue one more delivery for a job, outside any state change (a stored callback's
+    retries and attempt log apply to it as to any other); returns its webhook id."""
+    now = datetime.now(UTC)
+    message_id = f"msg_{uuid.uuid4().hex}"
+    with database.write_engine.begin() as connection:
+        connection.execute(
+            webhook_deliveries.insert().values(
+                job_id=job_id,
+                event_type=event_type,
+                message_id=message_id,
+                callback=callback,
+                body=body,
+                status="pending",
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return message_id
 
 
 def attempts_of(database: Database, job_id: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from geobatch.config import Settings
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
+from geobatch.jobs.hooks import FinishRunner
 from geobatch.jobs.keys import KeyStore
 from geobatch.jobs.notify import Listener, Notifier
 from geobatch.jobs.releases import load_release, resolve_release
@@ -29,6 +30,7 @@ class Platform:
     releases: ReleaseStore
     keys: KeyStore
     listener: Listener | None = None
+    finish: FinishRunner | None = None
 
     def release(self, release_id: str | None = None) -> Release:
         """A loaded release for single-shot requests: the one named, else the newest."""
@@ -38,6 +40,8 @@ class Platform:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.finish is not None:
+            self.finish.close()
         if self.listener is not None:
             self.listener.stop()
         self.database.dispose()
@@ -66,7 +70,9 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
     service = JobService(
         settings, store, storage, feed, wake_scheduler=scheduler.wake if scheduler else lambda: None
     )
+    finish = None
     if scheduler is not None:
+        finish = scheduler.on_finish = FinishRunner(service)
         scheduler.start()
     return Platform(
         settings=settings,
@@ -79,4 +85,5 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
         releases=ReleaseStore(settings.releases_path),
         keys=KeyStore(database, settings.api_keys),
         listener=listener,
+        finish=finish,
     )

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class Scheduler:
         self._next_housekeeping = 0.0
         self.deliverer = Deliverer(settings, store.db)
         self.stats = SchedulerStats()
+        self.on_finish: Callable[[str], None] = lambda job_id: None
+        """Called with the id of each job this scheduler saw succeed or fail."""
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -309,6 +312,7 @@ class Scheduler:
                 error={"code": code, "message": message},
                 expires_at=utcnow() + timedelta(days=self.settings.retention_days),
             )
+            self.on_finish(job_id)
 
     def _finish_if_done(self, job_id: str) -> None:
         done, total = self.store.chunk_progress(job_id)
@@ -322,6 +326,7 @@ class Scheduler:
                     JobStatus.SUCCEEDED,
                     expires_at=utcnow() + timedelta(days=self.settings.retention_days),
                 )
+                self.on_finish(job_id)
         except (InvalidTransition, NotFound):
             pass
 

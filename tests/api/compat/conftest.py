@@ -1,4 +1,4 @@
-"""One real server per database for every compatible-API test, with two tenants' keys.
+"""One real server per database for all compatible-API tests, with two tenants' keys.
 
 Its releases folder holds only the bundled Helsinki release, so that a foreign client that
 cannot name a release (HERE, bulk geocoding) gets the newest one, which is Helsinki.
@@ -23,11 +23,13 @@ OTHER_KEY = "compat-key-b"
 API_KEYS = f"{KEY}:tenant-a,{OTHER_KEY}:tenant-b"
 
 
-@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
-def compat_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helsinki: Release
+def _serve(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    helsinki: Release,
+    kind: str,
 ) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("compat-server")
+    folder = tmp_path_factory.mktemp(f"compat-server-{kind}")
     releases = folder / "releases"
     releases.mkdir()
     (releases / helsinki.manifest.id).symlink_to(helsinki.path, target_is_directory=True)
@@ -37,7 +39,30 @@ def compat_server(
         "GEOBATCH_URL_ALLOWLIST": "127.0.0.1/32",
         "GEOBATCH_WORKERS": "1",
     }
-    yield from serve_on_fresh_database(request, folder, env)
+    yield from serve_on_fresh_database(request, folder, env, kind)
+
+
+@pytest.fixture(scope="package")
+def sqlite_compat_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helsinki: Release
+) -> Iterator[ServerProcess]:
+    yield from _serve(request, tmp_path_factory, helsinki, "sqlite")
+
+
+@pytest.fixture(scope="package")
+def postgresql_compat_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helsinki: Release
+) -> Iterator[ServerProcess]:
+    yield from _serve(request, tmp_path_factory, helsinki, "postgresql")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def compat_server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The package's server over the database the test is run for. Each database's server
+    is started once and kept for the whole package, whatever order the tests run in: a
+    restarted one would load every engine's indexes again on its first jobs."""
+    server: ServerProcess = request.getfixturevalue(f"{request.param}_compat_server")
+    return server
 
 
 SQLITE_ONLY = pytest.mark.parametrize("compat_server", ["sqlite"], indirect=True)

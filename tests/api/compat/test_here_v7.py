@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
+from geobatch.jobs.callbacks import signing_key
 from tests.api.compat.conftest import KEY, OTHER_KEY, SQLITE_ONLY, native_results, poll
+from tests.e2e.receiver import Received, Receiver, serve_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -281,3 +287,100 @@ def test_jobs_are_the_tenants_own(here: HereClient, compat_url: str) -> None:
     native_id = job["id"].removeprefix("JOB-")
     native = httpx.get(f"{compat_url}/v1/jobs/{native_id}", headers={"X-API-Key": KEY})
     assert native.json()["type"] == "lookup"
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    yield from serve_receiver(name="127.0.0.1")
+
+
+def _signed(received: Received, secret: str) -> bool:
+    """The Standard Webhooks signature of a GET: over the id, the timestamp and no body."""
+    headers = received.headers
+    moment = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+    expected = Webhook(signing_key(secret)).sign(headers["webhook-id"], moment, "")
+    return bool(headers["webhook-signature"] == expected)
+
+
+@SQLITE_ONLY
+def test_notifications_call_back_when_a_job_ends(
+    here: HereClient, compat_url: str, hook: Receiver
+) -> None:
+    base = f"{compat_url}/v7/batch/notifications"
+    auth = {"apiKey": KEY}
+    template = hook.url + "/${JOB_ID}?status=${JOB_STATUS}&ok=${JOB_RECORDS_SUCCEEDED}"
+    created = httpx.post(base, params=auth, json={"type": "webHook", "config": {"url": template}})
+    assert created.status_code == 201, created.text
+    notification = created.json()
+    assert notification["id"].startswith("NOTIFICATION-")
+    assert notification["config"] == {"url": template}
+    assert notification["lastUsedTime"] is None
+    secret = notification.pop("secret")
+    shown = httpx.get(f"{base}/{notification['id']}", params=auth).json()
+    assert shown == notification  # the secret is shown once
+    assert notification["id"] in {n["id"] for n in httpx.get(base, params=auth).json()}
+    assert (
+        httpx.get(f"{base}/{notification['id']}", params={"apiKey": OTHER_KEY}).status_code == 404
+    )
+
+    assert httpx.get(f"{base}/{notification['id']}/test", params=auth).status_code == 204
+    [trial] = hook.requests
+    assert trial.path == f"/hook/JOB-{uuid.UUID(int=0)}?status=completed&ok=0"
+    assert _signed(trial, secret)
+
+    job = here.submit(
+        "lookup", "recId|id\na|osm:node/25389429\n", notificationIds=notification["id"]
+    )
+    done = here.wait(job)
+    assert done["notificationIds"] == [notification["id"]]
+    hook.wait_for(lambda: len(hook.requests) == 2)
+    called = hook.requests[1]
+    assert called.path == f"/hook/{job['id']}?status=completed&ok=1"
+    assert _signed(called, secret)
+    used = httpx.get(f"{base}/{notification['id']}", params=auth).json()
+    assert used["lastUsedTime"] is not None
+
+    unknown = httpx.post(
+        f"{compat_url}/v7/batch/jobs",
+        params={
+            **auth,
+            "serviceHrn": HRN.format("lookup"),
+            "notificationIds": f"NOTIFICATION-{uuid.uuid4()}",
+        },
+        content=b"recId|id\na|osm:node/1\n",
+    ).json()
+    assert unknown["status"] == 400
+    assert "notificationIds" in unknown["cause"]
+    bad = httpx.post(
+        base, params=auth, json={"type": "webHook", "config": {"url": hook.url + "?x=${NOPE}"}}
+    )
+    assert bad.status_code == 400
+    replaced = httpx.put(
+        f"{base}/{notification['id']}",
+        params=auth,
+        json={"type": "webHook", "config": {"url": hook.url + "?id=${JOB_ID}"}},
+    )
+    assert replaced.json()["config"]["url"].endswith("?id=${JOB_ID}")
+    assert httpx.delete(f"{base}/{notification['id']}", params=auth).status_code == 204
+    assert httpx.get(f"{base}/{notification['id']}", params=auth).status_code == 404
+
+
+@SQLITE_ONLY
+def test_a_record_names_its_area_and_how_many_answers(here: HereClient) -> None:
+    rows = here.run(
+        "geocode",
+        "recId|searchText|in|limit\nfi|Helsinki|countryCode:FIN|3\nfr|Helsinki|countryCode:FRA|3\n",
+        outputColumns="position|countryName",
+    )
+    finnish = [row for row in rows if row["recId"] == "fi"]
+    assert 1 < len(finnish) <= 3
+    assert [row["seqNumber"] for row in finnish] == [str(n) for n in range(1, len(finnish) + 1)]
+    assert {row["seqLength"] for row in finnish} == {str(len(finnish))}
+    assert {row["countryName"] for row in finnish} == {"FI"}
+    [french] = [row for row in rows if row["recId"] == "fr"]
+    assert french["seqLength"] == "0"
+    reverse = here.run(
+        "revgeocode", "recId|at|limit\ns|60.1713198,24.9414566|4\n", outputColumns="title"
+    )
+    assert [row["seqNumber"] for row in reverse] == ["1", "2", "3", "4"]
+    assert reverse[0]["title"] == "Kaivokatu 1, 00100 Helsinki"

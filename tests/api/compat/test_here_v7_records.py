@@ -43,15 +43,17 @@ def test_here_columns_become_geobatch_columns() -> None:
     )
     assert geocode[0] == [
         "recId", "searchText", "street", "houseNumber", "postalCode", "city", "county",
-        "state", "country",
+        "state", "country", "in", "limit",
     ]  # fmt: skip
-    assert geocode[1] == ["a", "Kaivokatu 1", "", "", "00100", "Helsinki", "", "", ""]
+    assert geocode[1] == [
+        "a", "Kaivokatu 1", "", "", "00100", "Helsinki", "", "", "", "countryCode:FIN", "1",
+    ]  # fmt: skip
     assert geocode[2] == ["b", "too", "many", "fields", "here", "x"]  # kept for the error report
     reverse = _translate(
         "at;limit\n60.17, 24.94;1\r\n",
         RecordFormat(job_type="reverse_geocode", input_delimiter=";"),
     )
-    assert reverse == [["lat", "lon"], ["60.17", "24.94"]]
+    assert reverse == [["lat", "lon", "limit"], ["60.17", "24.94", "1"]]
     lookup = _translate("osm:node/1\n", RecordFormat(job_type="lookup", input_columns=("id",)))
     assert lookup == [["id"], ["osm:node/1"]]
 

@@ -90,3 +90,50 @@ def test_exceptions_and_conformance(compat_url: str) -> None:
     assert httpx.get(f"{base}/processes").status_code == 401
     assert httpx.delete(job_url, headers=headers).json()["status"] == "dismissed"
     assert httpx.get(job_url, headers=headers).status_code == 404
+
+
+def test_job_list_filters_and_pages(compat_url: str) -> None:
+    base = f"{compat_url}/ogcapi"
+    headers = {"X-API-Key": KEY}
+    conformance = httpx.get(f"{base}/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list" in conformance
+    made = [
+        httpx.post(
+            f"{base}/processes/lookup/execution",
+            headers={**headers, "Prefer": "respond-async"},
+            json={"inputs": {"records": [{"id": "osm:node/25389429"}]}},
+        ).json()
+        for _ in range(3)
+    ]
+    ids = [job["jobID"] for job in made]
+    for job_id in ids:
+        poll(
+            lambda job_id=job_id: httpx.get(f"{base}/jobs/{job_id}", headers=headers).json(),
+            lambda j: j["status"] == "successful",
+        )
+
+    def listed(**params: object) -> dict[str, object]:
+        answer = httpx.get(f"{base}/jobs", headers=headers, params=params)  # type: ignore[arg-type]
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    since = {"datetime": f"{made[0]['created']}/..", "processID": "lookup"}
+    first = listed(**since, limit=2)
+    assert [j["jobID"] for j in first["jobs"]] == ids[:0:-1]  # newest first
+    [after] = [link["href"] for link in first["links"] if link["rel"] == "next"]
+    second = httpx.get(after, headers=headers).json()
+    assert [j["jobID"] for j in second["jobs"]] == ids[:1]
+    assert "next" not in {link["rel"] for link in second["links"]}
+
+    assert [j["jobID"] for j in listed(datetime=made[1]["created"])["jobs"]] == [ids[1]]
+    before_first = listed(datetime=f"../{made[0]['created']}", processID="lookup", limit=10_000)
+    assert ids[0] in {j["jobID"] for j in before_first["jobs"]}
+    assert not {ids[1], ids[2]} & {j["jobID"] for j in before_first["jobs"]}
+    assert {j["jobID"] for j in listed(**since, minDuration=0)["jobs"]} == set(ids)
+    assert listed(**since, minDuration=3600)["jobs"] == []
+    assert listed(**since, maxDuration=3600, status="accepted")["jobs"] == []
+    assert {j["jobID"] for j in listed(**since, type="process")["jobs"]} == set(ids)
+    assert listed(**since, type="other")["jobs"] == []
+    bad = httpx.get(f"{base}/jobs", headers=headers, params={"datetime": "yesterday"})
+    assert bad.status_code == 422
+    assert "datetime" in bad.json()["detail"]

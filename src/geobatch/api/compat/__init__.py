@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from geobatch.api.compat import (
     bulk_geocoding,
     here_v7,
+    here_v7_notifications,  # noqa: F401 (adds its routes to here_v7's router)
     jobs_search,
     ogc_processes,
     tomtom_gem,

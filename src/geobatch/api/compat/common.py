@@ -92,5 +92,30 @@ def newest_jobs(service: JobService, filters: Iterable[JobFilter], limit: int) -
     return sorted(found, key=lambda job: job.pk, reverse=True)[:limit]
 
 
+def jobs_page(
+    service: JobService,
+    filters: Iterable[JobFilter],
+    *,
+    limit: int,
+    before: int | None = None,
+    keep: Callable[[Job], bool] = lambda job: True,
+) -> tuple[list[Job], int | None]:
+    """One page of the jobs matching any filter (and ``keep``), newest first, below the
+    cursor ``before`` (a job's ``pk``); and the cursor of the next page, None on the last."""
+    found: dict[int, Job] = {}
+    for flt in filters:
+        cursor, taken = before, 0
+        while taken <= limit:
+            batch, cursor = service.store.list_jobs(flt, page_size=limit + 1, before_pk=cursor)
+            for job in batch:
+                if keep(job):
+                    found[job.pk] = job
+                    taken += 1
+            if cursor is None:
+                break
+    page = sorted(found.values(), key=lambda job: job.pk, reverse=True)
+    return page[:limit], page[limit - 1].pk if len(page) > limit else None
+
+
 def drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}

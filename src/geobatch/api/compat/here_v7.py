@@ -48,11 +48,18 @@ STATUS = {
 }
 """geobatch status -> HERE status (``pending``, HERE's validation step, never shows)."""
 
-_ERROR_CODES = {400: "E6004001", 401: "E6004011", 404: "E6004041", 409: "E6004091"}
+_ERROR_CODES = {
+    400: "E6004001",
+    401: "E6004011",
+    404: "E6004041",
+    409: "E6004091",
+    429: "E6004291",
+}
 _ACTIONS = {
     401: "Pass a valid key as apiKey or as Authorization: Bearer.",
     404: "Check the job id.",
     409: "Check the job's status first.",
+    429: "Wait until one of your running jobs has ended, then try again.",
 }
 
 
@@ -70,6 +77,8 @@ def _error(request: Request, exc: GeobatchError) -> Response:
             "correlationId": request.headers.get("x-correlation-id") or str(uuid.uuid4()),
         }
     headers = {}
+    if "retry_after" in exc.extra:
+        headers["Retry-After"] = str(exc.extra["retry_after"])
     if request.headers.get("x-request-id"):
         headers["X-Request-ID"] = request.headers["x-request-id"]
     return JSONResponse(body, status_code=body.get("status", exc.status), headers=headers)
@@ -147,28 +156,34 @@ def job_response(request: Request, job: Job, *, status_name: str | None = None) 
     }
 
 
-def job_detail(request: Request, job: Job) -> dict[str, Any]:
+def records_of(job: Job) -> dict[str, int]:
+    """HERE's record counts of a job."""
     stats = job.statistics
     total = stats.total_records or 0
+    return {
+        "total": total,
+        "valid": stats.processed_records - stats.failed_records,
+        "invalid": stats.failed_records,
+        "processed": stats.processed_records,
+        "pending": max(0, total - stats.processed_records),
+        "succeeded": stats.successful_records + stats.no_match_records,
+        "failed": stats.failed_records,
+    }
+
+
+def job_detail(request: Request, job: Job) -> dict[str, Any]:
     response = job_response(request, job)
+    notifications = job.metadata.get("here:notificationIds", "")
     return {
         **response,
         "created": _iso(job.created_at),
         "started": _iso(job.started_at),
         "ended": _iso(job.finished_at),
-        "records": {
-            "total": total,
-            "valid": stats.processed_records - stats.failed_records,
-            "invalid": stats.failed_records,
-            "processed": stats.processed_records,
-            "pending": max(0, total - stats.processed_records),
-            "succeeded": stats.successful_records + stats.no_match_records,
-            "failed": stats.failed_records,
-        },
+        "records": records_of(job),
         "resultsHref": f"{response['href']}/results",
         "errorsHref": f"{response['href']}/errors",
         "outputType": job.metadata.get("here:outputType", "csv"),
-        "notificationIds": [],
+        "notificationIds": [i for i in notifications.split(",") if i],
     }
 
 
@@ -206,8 +221,12 @@ async def create_job(
     output_columns_: Annotated[str | None, Query(alias="outputColumns")] = None,
     output_type: Annotated[str, Query(alias="outputType", pattern="^(csv|jsonl)$")] = "csv",
     start_job: Annotated[bool, Query(alias="startJob")] = True,
+    notification_ids: Annotated[list[str] | None, Query(alias="notificationIds")] = None,
 ) -> dict[str, Any]:
-    """Create a job from delimited records in the body (``text/plain`` or ``text/csv``)."""
+    """Create a job from delimited records in the body (``text/plain`` or ``text/csv``);
+    the notifications named by ``notificationIds`` are called when it ends."""
+    from geobatch.api.compat.here_v7_notifications import check_ids  # routes import this
+
     if service_hrn not in SERVICES:
         raise InvalidInput(
             f"serviceHrn {service_hrn!r} is not one of {', '.join(SERVICES)}", field="serviceHrn"
@@ -232,6 +251,9 @@ async def create_job(
         metadata["here:tag"] = tag
     if billing_tags:
         metadata["here:billingTags"] = ",".join(billing_tags)
+    ids = [i.strip() for raw in notification_ids or [] for i in raw.split(",") if i.strip()]
+    if ids:
+        metadata["here:notificationIds"] = ",".join(check_ids(service, tenant, ids))
     job, _ = await service.create(
         tenant,
         JobRequest(

@@ -25,7 +25,10 @@ NATIVE_INPUT: dict[str, tuple[str, ...]] = {
 }
 """The geobatch columns a job of each type gets, after ``recId`` when the input has one."""
 
-IGNORED_INPUT = frozenset({"in", "limit", "lang", "types", "politicalView", "show", "with"})
+PER_RECORD = ("in", "limit")
+"""HERE per-record parameters that geocode and revgeocode records pass on as they are: the
+engines read a record's own area and number of candidates from columns of these names."""
+IGNORED_INPUT = frozenset({"lang", "types", "politicalView", "show", "with"})
 """HERE per-record parameters that are accepted but have no geobatch counterpart."""
 
 _RESULT_TYPES = {
@@ -153,7 +156,9 @@ def _native_row(header: Sequence[str], values: Sequence[str], columns: Sequence[
 
 
 def check_header(header: Sequence[str], job_type: str) -> None:
-    usable = {"recId", "q", "qq", "searchText", "at", "id", *ADDRESS_COLUMNS, *IGNORED_INPUT}
+    usable = {
+        "recId", "q", "qq", "searchText", "at", "id", *ADDRESS_COLUMNS, *PER_RECORD, *IGNORED_INPUT
+    }  # fmt: skip
     unknown = [name for name in header if name not in usable]
     if unknown:
         raise InvalidInput(
@@ -201,6 +206,8 @@ async def native_csv(body: AsyncIterator[bytes], fmt: RecordFormat) -> AsyncIter
         if not columns:
             check_header(header, fmt.job_type)
             columns = [*(["recId"] if "recId" in header else []), *NATIVE_INPUT[fmt.job_type]]
+            if fmt.job_type != "lookup":
+                columns += [name for name in PER_RECORD if name in header]
             writer.writerow(columns)
         writer.writerow(_native_row(header, values, columns))
         if out.tell() >= 256 * 1024:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from geobatch import __version__
-from geobatch.api.compat.common import error_route, natives_of, newest_jobs
+from geobatch.api.compat.common import error_route, jobs_page, natives_of
 from geobatch.api.deps import ServiceDep, TenantDep
 from geobatch.api.problems import PROBLEM_MEDIA_TYPE
 from geobatch.errors import GeobatchError, InvalidInput, NotFound
@@ -43,10 +43,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
 ]
 """The classes whose requirements the tests exercise; not OpenAPI 3.0 (the document covers
-the whole server), HTML, callbacks, nor Job list (``/jobs`` filters by process, status and
-limit, but not yet by datetime or duration)."""
+the whole server), HTML, nor callbacks."""
 
 SYNC_MAX_RECORDS = 1000
 SYNC_WAIT_SECONDS = 60.0
@@ -288,27 +288,107 @@ async def execute(
     )
 
 
+DURATION_STATES = (
+    JobStatus.RUNNING,
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.EXPIRED,
+)
+"""States a duration filter considers when no status is named: running or done."""
+
+
+def _instant(text: str) -> datetime | None:
+    if text in ("", ".."):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"datetime: {text!r} is not an RFC 3339 date-time", field="datetime"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def created_range(value: str | None) -> tuple[datetime | None, datetime | None]:
+    """``datetime`` (an instant, or an interval ``start/end`` with ``..`` or nothing for an
+    open end) as the store's half-open range of ``created``: from ``start``, before ``end``."""
+    if value is None:
+        return None, None
+    start_text, sep, end_text = value.partition("/")
+    start = _instant(start_text)
+    end = _instant(end_text) if sep else start
+    if not sep and start is None:
+        raise InvalidInput("datetime: an instant or an interval start/end", field="datetime")
+    if start and end and end < start:
+        raise InvalidInput("datetime: the interval ends before it starts", field="datetime")
+    return start, end + timedelta(microseconds=1) if end else None
+
+
+def _duration(job: Job, now: datetime) -> float | None:
+    """Seconds from start to finish, or to now while it runs; None when it never started."""
+    if job.started_at is None:
+        return None
+    end = job.finished_at or (now if job.status is JobStatus.RUNNING else None)
+    return (end - job.started_at).total_seconds() if end else None
+
+
 @router.get("/jobs")
 def jobs(
     request: Request,
     service: ServiceDep,
     tenant: TenantDep,
+    type_: Annotated[list[str] | None, Query(alias="type")] = None,
     process_id: Annotated[list[str] | None, Query(alias="processID")] = None,
-    status_: Annotated[list[str] | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status_: Annotated[
+        list[str] | None,
+        Query(alias="status", json_schema_extra={"items": {"enum": sorted(set(STATUS.values()))}}),
+    ] = None,
+    datetime_: Annotated[str | None, Query(alias="datetime")] = None,
+    min_duration: Annotated[int | None, Query(alias="minDuration", ge=0)] = None,
+    max_duration: Annotated[int | None, Query(alias="maxDuration", ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10,
+    page: Annotated[int | None, Query(ge=1, description="cursor from a next link")] = None,
 ) -> dict[str, Any]:
-    """The caller's jobs, newest first, optionally of some processes and in some states."""
+    """The caller's jobs, newest first: of some processes, in some states, created within
+    ``datetime``, running or having run ``minDuration`` to ``maxDuration`` seconds."""
     statuses = tuple(
         native for name in status_ or [] for native in natives_of(STATUS, name, field="status")
     )
+    timed = min_duration is not None or max_duration is not None
+    if timed and not statuses:
+        statuses = DURATION_STATES
+    after, before = created_range(datetime_)
     kinds: list[str | None] = [None]
     if process_id:  # an unknown process has no jobs
         kinds = [name for name in process_id if name in JOB_TYPES]
-    filters = (JobFilter(tenant=tenant, type=kind, status=statuses) for kind in kinds)
-    return {
-        "jobs": [status_info(request, job) for job in newest_jobs(service, filters, limit)],
-        "links": [_link(f"{_base(request)}/jobs", "self", "jobs")],
-    }
+    if type_ and "process" not in type_:
+        kinds = []  # every job here is a process's
+    filters = [
+        JobFilter(
+            tenant=tenant, type=kind, status=statuses, created_after=after, created_before=before
+        )
+        for kind in kinds
+    ]
+    now = datetime.now(UTC)
+
+    def lasted(job: Job) -> bool:
+        if not timed:
+            return True
+        seconds = _duration(job, now)
+        return (
+            seconds is not None
+            and (min_duration is None or seconds >= min_duration)
+            and (max_duration is None or seconds <= max_duration)
+        )
+
+    found, cursor = jobs_page(service, filters, limit=limit, before=page, keep=lasted)
+    links = [_link(str(request.url), "self", "this page of jobs")]
+    if cursor is not None:
+        links.append(_link(str(request.url.include_query_params(page=cursor)), "next", "more jobs"))
+    if page is not None:
+        links.append(_link(str(request.url.remove_query_params("page")), "first", "first page"))
+    return {"jobs": [status_info(request, job) for job in found], "links": links}
 
 
 @router.get("/jobs/{job_id}")

@@ -3,7 +3,7 @@
 GEM documents listing jobs and reading one; the storage area (upload, list and download
 files under a ``storageId``) and the job-creation call are geobatch's design. A storage is a
 folder of the tenant's files in geobatch's blob storage; a job reads its input from there and
-its result file is written back there under ``result_filename`` once the job has succeeded.
+its result file is written back there under ``result_filename`` as the job succeeds.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from geobatch.jobs import (
     JobStatus,
     type_statistics,
 )
+from geobatch.jobs.hooks import on_finish
 
 STATUS = {
     JobStatus.CREATED: ("queued", "REQUESTED"),
@@ -128,25 +129,30 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-async def _result_file(service: JobService, tenant: str, job: Job) -> str | None:
-    """The result file's name once the job has succeeded, written into the storage the first
-    time it is asked for (the job's results stay where they are, too)."""
+def write_result(service: JobService, job: Job) -> str | None:
+    """Write a succeeded GEM job's result file into its storage (unless it is there already)
+    and return its name; None for other jobs. The job's results stay where they are, too."""
     name = _result_name(job.metadata.get("gem:inputFileName", ""))
-    if job.status is not JobStatus.SUCCEEDED or name is None:
+    if job.status is not JobStatus.SUCCEEDED or name is None or "gem:storageId" not in job.metadata:
         return None
-    key = f"files/{_folder(tenant, job.metadata['gem:storageId'])}/{name}"
-
-    def write() -> None:
-        if service.storage.exists(key):
-            return
+    key = f"files/{_folder(job.tenant, job.metadata['gem:storageId'])}/{name}"
+    if not service.storage.exists(key):
         fmt = RESULT_FORMATS["." + name.rsplit(".", 1)[1]]
-        result = service.download(tenant, job.id, errors=False, fmt=fmt)
+        result = service.download(job.tenant, job.id, errors=False, fmt=fmt)
         with service.storage.open_write(key) as sink:
             for piece in result.chunks:
                 sink.write(piece)
-
-    await anyio.to_thread.run_sync(write)
     return name
+
+
+on_finish(write_result)
+"""The result file is written as the job succeeds, so that listing the storage shows it."""
+
+
+async def _result_file(service: JobService, job: Job) -> str | None:
+    """The result file's name once the job has succeeded; written here if the server stopped
+    between the job's success and the writing of its file."""
+    return await anyio.to_thread.run_sync(write_result, service, job)
 
 
 def _statistics(job: Job) -> dict[str, Any] | None:
@@ -162,7 +168,7 @@ async def job_details(service: JobService, tenant: str, job: Job) -> dict[str, A
         "job_type": "ROAD_MATCHING",
         "overture_release": job.options.get("release"),
         "input_filename": job.metadata.get("gem:inputFileName"),
-        "result_filename": await _result_file(service, tenant, job),
+        "result_filename": await _result_file(service, job),
         "requested_at": _iso(job.created_at),
         "status": STATUS[job.status][1],
         "storage_id": job.metadata.get("gem:storageId"),
@@ -175,7 +181,7 @@ async def job_summary(service: JobService, tenant: str, job: Job) -> dict[str, A
         "jobRunId": job.id,
         "storageId": job.metadata.get("gem:storageId"),
         "inputFileName": job.metadata.get("gem:inputFileName"),
-        "outputFileName": await _result_file(service, tenant, job),
+        "outputFileName": await _result_file(service, job),
         "matchingType": "road",
         "overtureRelease": job.options.get("release"),
         "status": STATUS[job.status][0],

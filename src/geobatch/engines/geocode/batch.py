@@ -3,7 +3,8 @@
 Records arrive as an Arrow table with free text (``searchText``) and/or structured columns
 (names compare case-insensitively). A record with every address column blank goes to the
 error report as ``empty_query``; a record without any candidate is a result row with null
-match fields. Identical queries in a chunk are matched once.
+match fields. Identical queries in a chunk are matched once. A record may carry its own
+``limit`` and search area (``in``, see :mod:`~geobatch.engines.geocode.within`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyarrow as pa
 
 from geobatch.engines.geocode.forward import Candidate, distance_km, forward_geocoder
 from geobatch.engines.geocode.output import geocode_table
+from geobatch.engines.geocode.within import SEARCH_WIDTH, read_filters
 from geobatch.engines.result import ERROR_COLUMNS, EngineResult
 from geobatch.reference import Release
 
@@ -30,7 +32,7 @@ FIELD_COLUMNS = {
 
 
 def _columns(records: pa.Table) -> dict[str, list[object]]:
-    wanted = {"searchtext", *FIELD_COLUMNS}
+    wanted = {"searchtext", "limit", "in", *FIELD_COLUMNS}
     return {
         name.lower(): records.column(name).to_pylist()
         for name in records.column_names
@@ -61,7 +63,8 @@ def geocode_records(
     texts = columns.get("searchtext", [None] * records.num_rows)
     rows: dict[str, list[object]] = {name: [] for name in _RESULT_FIELDS}
     errors: dict[str, list[object]] = {field.name: [] for field in ERROR_COLUMNS}
-    memo: dict[tuple[str | None, ...], list[Candidate]] = {}
+    memo: dict[tuple[object, ...], list[Candidate]] = {}
+    filters = read_filters(columns.get("limit"), columns.get("in"), records.num_rows)
     for position, (ordinal, rec_id) in enumerate(zip(ordinals, rec_ids, strict=True)):
         text = _text(texts[position])
         fields = {
@@ -70,25 +73,34 @@ def geocode_records(
             if column in columns
         }
         key = (text, *fields.values())
-        if all(part is None for part in key):
+        problem = filters.error[position]
+        if problem is None and all(part is None for part in key):
+            problem_code, message = "empty_query", "searchText and every address field are empty"
+        elif problem is not None:
+            problem_code, message = problem.code, str(problem)
+        else:
+            problem_code = message = ""
+        if problem_code:
             for name, value in zip(
                 ("_ordinal", "recId", "code", "message", "input"),
-                (
-                    ordinal,
-                    rec_id,
-                    "empty_query",
-                    "searchText and every address field are empty",
-                    None,
-                ),
+                (ordinal, rec_id, problem_code, message, None),
                 strict=True,
             ):
                 errors[name].append(value)
             continue
-        found = memo.get(key)
+        limit = int(filters.limit[position]) or truncate_at
+        area = filters.area[position]
+        memo_key = (*key, limit, area)
+        found = memo.get(memo_key)
         if found is None:
-            found = memo[key] = geocoder.geocode(
-                text, fields=fields, country=country, at=at, limit=truncate_at
-            )
+            if area is None:
+                found = geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
+            else:
+                wide = geocoder.geocode(
+                    text, fields=fields, country=country, at=at, limit=max(limit, SEARCH_WIDTH)
+                )
+                found = [c for c in wide if area.contains(c.lat, c.lon, c.country)][:limit]
+            memo[memo_key] = found
         _append(rows, ordinal, rec_id, found, at)
     return EngineResult(
         results=geocode_table(rows),

@@ -33,7 +33,8 @@ from geobatch.engines.geocode.reverse_index import (
     reverse_index,
 )
 from geobatch.engines.geocode.spatial import sphere_latlon, sphere_xyz
-from geobatch.engines.result import EngineResult, empty_errors
+from geobatch.engines.geocode.within import SEARCH_WIDTH, RecordFilters, read_filters
+from geobatch.engines.result import ERROR_COLUMNS, EngineResult, empty_errors
 from geobatch.engines.schemas import RECORD_SCHEMAS
 from geobatch.engines.validate import _as_numbers, _column
 from geobatch.reference import Release
@@ -323,11 +324,53 @@ def _coordinates(records: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return numbers("lat"), numbers("lon")
 
 
+def _narrowed(found: pa.Table, filters: RecordFilters, default_limit: int) -> pa.Table:
+    """Each point's candidates cut to its own ``limit`` and area, renumbered; a point left
+    without any gets the one empty row."""
+    ordinal = found.column("_ordinal").to_numpy()
+    keep = found.column("seqNumber").to_numpy() > 0
+    if any(area is not None for area in filters.area):
+        lat = found.column("lat").to_pylist()
+        lon = found.column("lon").to_pylist()
+        country = found.column("country").to_pylist()
+        for row in np.flatnonzero(keep):
+            area = filters.area[ordinal[row]]
+            if area is not None and not area.contains(lat[row], lon[row], country[row]):
+                keep[row] = False
+    limit = np.where(filters.limit > 0, filters.limit, default_limit)
+    kept = np.flatnonzero(keep)
+    starts = (
+        np.flatnonzero(np.r_[True, ordinal[kept][1:] != ordinal[kept][:-1]]) if len(kept) else kept
+    )
+    counts = np.diff(np.r_[starts, len(kept)])
+    rank = np.arange(len(kept)) - np.repeat(starts, counts) + 1
+    within = rank <= limit[ordinal[kept]]
+    kept, rank = kept[within], rank[within]
+    length = np.bincount(ordinal[kept], minlength=len(limit))
+    answered = found.take(pa.array(kept, pa.int64()))
+    answered = answered.set_column(
+        answered.schema.get_field_index("seqNumber"), "seqNumber", pa.array(rank, pa.int32())
+    )
+    answered = answered.set_column(
+        answered.schema.get_field_index("seqLength"),
+        "seqLength",
+        pa.array(length[ordinal[kept]], pa.int32()),
+    )
+    missing = np.flatnonzero(length == 0)
+    zeros = np.zeros(len(missing), dtype=np.int32)
+    empty = _candidates(
+        missing, 0, None, np.full(len(missing), np.nan), seqNumber=zeros, seqLength=zeros
+    ).drop_columns("_rank")
+    result = pa.concat_tables([answered, empty.cast(answered.schema)])
+    return result.sort_by([("_ordinal", "ascending"), ("seqNumber", "ascending")])
+
+
 def reverse_records(records: pa.Table, release: Release, settings: ReverseSettings) -> EngineResult:
     """A chunk of ``lat``/``lon`` records: bad coordinates go to the error report.
 
     Only records whose coordinates are not plainly in range are checked by the ``validate``
-    rules, which word the reason; a chunk of good records skips that per-record pass.
+    rules, which word the reason; a chunk of good records skips that per-record pass. A
+    record may carry its own ``limit`` and area (``in``): one that cannot be read is an error.
     """
     lat, lon = _coordinates(records)
     with np.errstate(invalid="ignore"):
@@ -337,11 +380,59 @@ def reverse_records(records: pa.Table, release: Release, settings: ReverseSettin
         doubtful = np.flatnonzero(~fine)
         valid, errors = split_invalid(records.take(doubtful), RECORD_SCHEMAS["reverse_geocode"])
         fine[doubtful[valid]] = True
+    filters = _filters(records)
+    if filters is not None:
+        bad = np.flatnonzero(fine & np.array([e is not None for e in filters.error]))
+        if len(bad):
+            errors = pa.concat_tables([errors, _filter_errors(records, filters, bad)])
+            fine[bad] = False
     keep = np.flatnonzero(fine)
-    found = reverse_geocode(release, lat[keep], lon[keep], settings)
+    if filters is not None and filters.any:
+        kept = RecordFilters(
+            limit=filters.limit[keep],
+            area=[filters.area[i] for i in keep],
+            error=[None] * len(keep),
+        )
+        wide = max(settings.limit, int(kept.limit.max(initial=0)))
+        if any(area is not None for area in kept.area):
+            wide = max(wide, SEARCH_WIDTH)
+        searched = ReverseSettings(
+            radius_m=settings.radius_m, street_radius_m=settings.street_radius_m, limit=wide
+        )
+        found = _narrowed(
+            reverse_geocode(release, lat[keep], lon[keep], searched), kept, settings.limit
+        )
+    else:
+        found = reverse_geocode(release, lat[keep], lon[keep], settings)
     position = keep[found.column("_ordinal").to_numpy()]
     results = found.set_column(0, "_ordinal", records.column("_ordinal").take(position))
     results = results.set_column(
         1, "recId", records.column("recId").take(position).cast(pa.string())
     )
     return EngineResult(results=results, errors=errors)
+
+
+def _filters(records: pa.Table) -> RecordFilters | None:
+    limits, areas = _column(records, "limit"), _column(records, "in")
+    if limits is None and areas is None:
+        return None
+    return read_filters(
+        limits.to_pylist() if limits is not None else None,
+        areas.to_pylist() if areas is not None else None,
+        records.num_rows,
+    )
+
+
+def _filter_errors(records: pa.Table, filters: RecordFilters, rows: np.ndarray) -> pa.Table:
+    problems = [filters.error[row] for row in rows]
+    taken = pa.array(rows, pa.int64())
+    return pa.table(
+        {
+            "_ordinal": records.column("_ordinal").take(taken),
+            "recId": records.column("recId").take(taken).cast(pa.string()),
+            "code": [p.code if p else None for p in problems],
+            "message": [str(p) if p else None for p in problems],
+            "input": pa.nulls(len(rows), pa.string()),
+        },
+        schema=ERROR_COLUMNS,
+    )
