@@ -10,7 +10,7 @@ from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
 from geobatch.jobs.keys import KeyStore
 from geobatch.jobs.notify import Listener, Notifier
-from geobatch.jobs.releases import load_release, resolve_release
+from geobatch.jobs.releases import load_release, resolve_for
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
 from geobatch.jobs.store import JobStore
@@ -32,8 +32,8 @@ class Platform:
 
     def release(self, release_id: str | None = None) -> Release:
         """A loaded release for single-shot requests: the one named, else the newest."""
-        manifest = resolve_release(self.releases, release_id)
-        return load_release(str(self.releases.root), manifest.id)
+        manifest = resolve_for(self.settings, release_id)
+        return load_release(str(self.releases.root), manifest.id, self.settings.releases_url)
 
     def close(self) -> None:
         if self.scheduler is not None:
