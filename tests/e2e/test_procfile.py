@@ -7,6 +7,7 @@ from an env file laid over ``deploy/local.env``, so the test runs beside anythin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -77,12 +78,8 @@ def test_honcho_starts_the_topology_runs_a_job_and_stops_cleanly(
         )
     try:
         for name in ("API_1", "API_2", "SCHEDULER_1", "SCHEDULER_2"):
-            _wait(
-                lambda name=name: _ready(f"http://127.0.0.1:{ports[name]}/readyz"),  # type: ignore[misc]
-                name,
-                honcho,
-                log,
-            )
+            url = f"http://127.0.0.1:{ports[name]}/readyz"
+            _wait(functools.partial(_ready, url), name, honcho, log)
         with httpx.Client(base_url=f"http://127.0.0.1:{ports['API_1']}", timeout=60) as api:
             rows = [["recId", "searchText"], ["a", "Kaivokatu 1, 00100 Helsinki"], ["b", ""]]
             options = {"release": helsinki.manifest.id}

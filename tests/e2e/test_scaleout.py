@@ -289,7 +289,9 @@ def _job_or_none(client: httpx.Client, job_id: str) -> dict[str, Any] | None:
     return reply.json() if reply.status_code == 200 else None
 
 
-def _wait_processed(client: httpx.Client, job_id: str, at_least: int, timeout: float = 120) -> int:
+def _wait_processed(
+    client: httpx.Client, job_id: str, at_least: int, timeout: float = 120 + RECORDS / 500
+) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = _job_or_none(client, job_id)

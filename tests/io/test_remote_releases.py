@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import fsspec
 import pytest
 
 from geobatch.errors import InvalidInput
-from geobatch.jobs.releases import (
-    load_release,
-    publish_release,
-    remote_manifests,
-    resolve_remote_release,
-)
-from geobatch.reference import Release, ReleaseStore
+from geobatch.jobs.releases import load_release, remote_manifests, resolve_remote_release
+from geobatch.reference import Release
 
 pytest.importorskip("s3fs")
 
@@ -29,11 +27,19 @@ def mapped_files() -> set[str]:
 
 
 def test_a_worker_maps_a_local_mirror_and_mirrors_a_changed_release_again(
-    helsinki: Release, session_store: ReleaseStore, s3_url: str, tmp_path: Path
+    helsinki: Release, releases_root: Path, s3_url: str, tmp_path: Path
 ) -> None:
     url = f"{s3_url}/releases"
     release_id = helsinki.manifest.id
-    assert publish_release(session_store, release_id, url) == f"{url}/{release_id}"
+    done = subprocess.run(
+        [sys.executable, "-m", "geobatch", "releases", "publish", "default", "--to", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GEOBATCH_RELEASES_DIR": str(releases_root)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"release {release_id} published to {url}/{release_id}" in " ".join(done.stderr.split())
     assert [m.id for m in remote_manifests(url)] == [release_id]
     assert resolve_remote_release(url, None).id == release_id
     assert resolve_remote_release(url, "default").id == release_id
