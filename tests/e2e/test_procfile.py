@@ -62,6 +62,7 @@ def test_honcho_starts_the_topology_runs_a_job_and_stops_cleanly(
         "GEOBATCH_RELEASES_DIR": str(releases_root),
         "GEOBATCH_DATA_DIR": str(tmp_path / "data"),
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['S3']}",
+        "GEOBATCH_EXECUTOR": f"dask://127.0.0.1:{ports['DASK']}",
         **{f"GEOBATCH_{name}_PORT": str(port) for name, port in ports.items()},
     }
     env_file = tmp_path / "ports.env"
