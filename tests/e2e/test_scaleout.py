@@ -303,7 +303,7 @@ def _wait_processed(
     raise AssertionError(f"job {job_id} did not reach {at_least} records in {timeout}s")
 
 
-@pytest.mark.timeout(300 + RECORDS // 200)
+@pytest.mark.timeout(300 + RECORDS // 100)
 def test_a_geocode_job_survives_worker_scheduler_database_and_storage_faults(
     topology: Topology,
 ) -> None:
