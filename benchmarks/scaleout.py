@@ -1,22 +1,26 @@
 """Scale-out: one large job run with 1, 2, 4 ... workers, locally or on a Dask cluster.
 
 Run with ``.venv/bin/python benchmarks/scaleout.py [--records N] [--workers 1,2,4,8]
-[--executor local|dask] [--type validate|reverse_geocode|geocode] [--chunk-size N]``.
+[--executor local|dask] [--type geocode|reverse_geocode|validate] [--chunk-size N]``; the
+defaults (a 400,000-record geocode job, 1, 2, 4 and 8 Dask workers) are the issue's run.
 
 Each run opens the platform in this process with a fresh SQLite database and storage folder,
 and either a local process pool or a fresh ``distributed.LocalCluster`` of that many
 single-threaded worker processes (``GEOBATCH_EXECUTOR=tcp://...``, exactly what a real
-cluster gets). The same generated CSV (points inside the default release, so every job type
-has work to do) is uploaded as one job and timed from create to succeeded. The table gives
-records/s, the time until the input was split (the serial part), and the speed-up against
-the first (fewest-workers) run of the same script: on a machine with
-as many free cores as workers, the speed-up is what to look at.
+cluster gets). The same generated CSV (the default release's own addresses as free text, with
+points inside it, so every job type has real work to do) is uploaded as one job and timed
+from create to succeeded, after a warm-up job of small chunks has had every worker open the
+release and build its indexes. The table gives records/s, the time until the input was split
+(the serial part), and the speed-up against the first (fewest-workers) run of the same
+script: on a machine with as many free cores as workers, the speed-up is what to look at, and
+the last line compares it with 0.8 x linear.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import itertools
 import os
 import random
@@ -31,12 +35,15 @@ from rich.table import Table
 
 from geobatch.config import Settings
 from geobatch.jobs import JobStatus, open_platform
-from geobatch.reference import ReleaseStore, ensure_default_release
+from geobatch.reference import Release, ReleaseStore, ensure_default_release
 from harness import run_job
 
 console = Console()
 
-STREETS = ("Mannerheimintie", "Aleksanterinkatu", "Bulevardi", "Fredrikinkatu", "Hämeentie")
+WARM_UP_CHUNK = 20
+
+TARGET_EFFICIENCY = 0.8
+"""The issue's bar: the speed-up at N workers (N up to the cores) at least 0.8 x N."""
 
 
 @dataclass
@@ -52,17 +59,31 @@ class Run:
         return self.records / self.seconds
 
 
-def write_input(path: Path, records: int, bbox: tuple[float, float, float, float]) -> None:
-    """Points (and an address text) inside ``bbox``, a few of them out of range."""
-    west, south, east, north = bbox
+def address_texts(release: Release) -> list[str]:
+    """The release's addresses written as a user would, in a few spellings."""
+    texts = []
+    for row in release.table("addresses").to_pylist():
+        street = " ".join(p for p in (row["street"], row["housenumber"]) if p)
+        if not row["street"]:
+            continue
+        place = " ".join(p for p in (row["postcode"], row["city"]) if p)
+        texts += [", ".join(p for p in (street, place) if p), street, f"{street}, {row['city']}"]
+    return texts
+
+
+def write_input(path: Path, records: int, release: Release) -> None:
+    """Points inside the release's box with one of its addresses each; a few out of range."""
+    assert release.manifest.bbox is not None
+    west, south, east, north = release.manifest.bbox
+    texts = address_texts(release)
     rng = random.Random(7)
-    with path.open("w") as sink:
-        sink.write("recId,lat,lon,searchText\n")
+    with path.open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["recId", "lat", "lon", "searchText"])
         for i in range(records):
             lat = rng.uniform(south, north) if i % 997 else 91.0
             lon = rng.uniform(west, east)
-            text = f"{STREETS[i % len(STREETS)]} {1 + i % 60}, Helsinki"
-            sink.write(f'r{i},{lat:.6f},{lon:.6f},"{text}"\n')
+            writer.writerow([f"r{i}", f"{lat:.6f}", f"{lon:.6f}", rng.choice(texts)])
 
 
 @contextlib.contextmanager
@@ -88,15 +109,18 @@ def run_once(args: argparse.Namespace, source: Path, releases: Path, workers: in
             releases_dir=releases,
             executor=ex,
             workers=workers,
-            chunk_size=args.chunk_size,
+            chunk_size=WARM_UP_CHUNK,
             _env_file=None,  # type: ignore[call-arg]
         )
         platform = open_platform(settings)
         try:
+            # Many small chunks first, so that every worker has imported the modules, opened
+            # the release and built its indexes before the clock starts.
             warm_up = source.with_name("warm-up.csv")
             with source.open() as whole, warm_up.open("w") as sink:
-                sink.writelines(itertools.islice(whole, 1 + 10 * workers))
-            run_job(platform, args.type, options, warm_up)  # workers started, modules imported
+                sink.writelines(itertools.islice(whole, 1 + 4 * WARM_UP_CHUNK * workers))
+            run_job(platform, args.type, options, warm_up)
+            settings.chunk_size = args.chunk_size  # read when the next job is split
             job, elapsed, split = run_job(platform, args.type, options, source)
         finally:
             platform.close()
@@ -112,20 +136,22 @@ def run_once(args: argparse.Namespace, source: Path, releases: Path, workers: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--records", type=int, default=400_000)
     parser.add_argument("--workers", default="1,2,4,8", help="comma-separated worker counts")
     parser.add_argument("--executor", choices=("local", "dask"), default="dask")
-    parser.add_argument("--type", default="validate", help="job type to run")
-    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--type", default="geocode", help="job type to run")
+    parser.add_argument(
+        "--chunk-size", type=int, default=5_000, help="enough chunks to keep 8 workers busy"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
 
     with tempfile.TemporaryDirectory() as folder:
         releases = Path(folder) / "releases"
-        manifest = ensure_default_release(ReleaseStore(releases))
+        store = ReleaseStore(releases)
+        release = store.load(ensure_default_release(store).id)
         source = Path(folder) / "input.csv"
-        assert manifest.bbox is not None
-        write_input(source, args.records, manifest.bbox)
+        write_input(source, args.records, release)
         console.print(
             f"{args.records:,} records, {source.stat().st_size / 1e6:.0f} MB, job type "
             f"{args.type}, executor {args.executor}, chunks of {args.chunk_size:,}, "
@@ -161,8 +187,10 @@ def main() -> None:
     if len(linear) > 1:
         last = linear[-1]
         efficiency = (last.rate / base.rate) / (last.workers / base.workers)
+        verdict = "meets" if efficiency >= TARGET_EFFICIENCY else "misses"
         console.print(
-            f"Up to the cores available ({last.workers} workers): {efficiency:.0%} of linear."
+            f"Up to the cores available ({last.workers} workers): {efficiency:.0%} of linear "
+            f"({verdict} the {TARGET_EFFICIENCY:.0%} bar)."
         )
 
 

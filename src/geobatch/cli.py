@@ -591,6 +591,26 @@ def releases_delete(release_id: str) -> None:
     err.print(f"release {release_id} deleted")
 
 
+@releases_app.command("publish")
+def releases_publish(
+    release: str,
+    to: Annotated[
+        str, typer.Option(help="object-store URL of the releases (default GEOBATCH_RELEASES_URL)")
+    ] = "",
+) -> None:
+    """Upload a local release to object storage, where a cluster's workers mirror it from."""
+    from geobatch.config import Settings
+    from geobatch.jobs.releases import publish_release
+
+    target = to or _guard(Settings).releases_url
+    if not target:
+        raise _fail("name the object store with --to or GEOBATCH_RELEASES_URL")
+    store = _release_store()
+    manifest = _guard(lambda: store.resolve(release))
+    url = _guard(lambda: publish_release(store, manifest.id, target))
+    err.print(f"release {manifest.id} published to {url}")
+
+
 @contextmanager
 def _key_store() -> Iterator[Any]:
     from geobatch.config import Settings

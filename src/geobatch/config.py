@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     database_url: str = ""
     storage_url: str = ""
     releases_dir: Path | None = None
+    releases_url: str = Field(
+        default="",
+        description="object storage holding the releases (s3://bucket/releases): jobs resolve "
+        "releases there and workers mirror each into releases_dir before mapping it",
+    )
     executor: str = "local"
     workers: int = Field(default=0, ge=0, description="local worker processes; 0 = one per core")
     url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)

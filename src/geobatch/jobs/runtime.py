@@ -11,7 +11,7 @@ from geobatch.jobs.database import Database
 from geobatch.jobs.hooks import FinishRunner
 from geobatch.jobs.keys import KeyStore
 from geobatch.jobs.notify import Listener, Notifier
-from geobatch.jobs.releases import load_release, resolve_release
+from geobatch.jobs.releases import load_release, resolve_for
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
 from geobatch.jobs.store import JobStore
@@ -34,8 +34,8 @@ class Platform:
 
     def release(self, release_id: str | None = None) -> Release:
         """A loaded release for single-shot requests: the one named, else the newest."""
-        manifest = resolve_release(self.releases, release_id)
-        return load_release(str(self.releases.root), manifest.id)
+        manifest = resolve_for(self.settings, release_id)
+        return load_release(str(self.releases.root), manifest.id, self.settings.releases_url)
 
     def close(self) -> None:
         if self.scheduler is not None:

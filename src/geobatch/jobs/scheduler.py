@@ -222,6 +222,7 @@ class Scheduler:
                 options=job.options,
                 storage_url=self.settings.storage_url,
                 releases_dir=str(self.settings.releases_path),
+                releases_url=self.settings.releases_url,
                 give_up_after=leased.attempts - 1 if exhausted else None,
             )
             try:

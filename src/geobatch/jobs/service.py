@@ -36,13 +36,12 @@ from geobatch.jobs.callbacks import resolve_callback
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.delivery import attempts_of
 from geobatch.jobs.models import Job, JobFilter, NewJob
-from geobatch.jobs.releases import resolve_release
+from geobatch.jobs.releases import resolve_for
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, utcnow
 from geobatch.jobs.tasks import check_header, input_limits, input_spec
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
-from geobatch.reference import ReleaseStore
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 
@@ -147,9 +146,8 @@ class JobService:
             )
         options = kind.parse_options(request.options).model_dump()
         if kind.uses_release:
-            releases = ReleaseStore(self.settings.releases_path)
             manifest = await anyio.to_thread.run_sync(
-                resolve_release, releases, options.get("release")
+                resolve_for, self.settings, options.get("release")
             )
             options["release"] = manifest.id
         callback = None

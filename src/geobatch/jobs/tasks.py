@@ -156,6 +156,8 @@ class ChunkTask:
     options: dict[str, Any]
     storage_url: str
     releases_dir: str = ""
+    """The local releases folder; with ``releases_url``, the cache of mirrored copies."""
+    releases_url: str = ""
     give_up_after: int | None = None
     """Set when earlier attempts all died: report every record as an error instead of running."""
 
@@ -199,7 +201,9 @@ def process_chunk(task: ChunkTask) -> ChunkCounts:
     else:
         options = kind.parse_options(task.options)
         release = (
-            load_release(task.releases_dir, task.options["release"]) if kind.uses_release else None
+            load_release(task.releases_dir, task.options["release"], task.releases_url)
+            if kind.uses_release
+            else None
         )
         outcome = kind.run(records, options, release)
         tally = kind.tally(outcome)
