@@ -323,7 +323,13 @@ def _redraw(xy: np.ndarray, rng: np.random.Generator) -> shapely.LineString | No
         return None
     if rng.random() < 0.8:
         moved = shapely.offset_curve(line, float(rng.uniform(1.0, 6.0) * rng.choice([-1, 1])))
-        if isinstance(moved, shapely.LineString) and not moved.is_empty:
+        # An offset of a road that turns back on itself can fold it up: such a road is kept
+        # where it is rather than drawn as a fraction of itself.
+        if (
+            isinstance(moved, shapely.LineString)
+            and not moved.is_empty
+            and abs(moved.length - line.length) <= 0.2 * line.length
+        ):
             line = moved
     dense = shapely.get_coordinates(shapely.segmentize(line, 10.0))
     inner = rng.normal(0.0, 1.0, size=(len(dense) - 2, 2))
