@@ -61,7 +61,7 @@ class MatchParams:
     either_direction: bool = True  # input digitisation direction says nothing about traffic
     break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
-    max_state_turn_deg: float = 75.0  # states heading further off the road are not considered
+    max_state_turn_deg: float = 100.0  # states heading further off the road are not considered
     max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
     end_snap_m: float = 2.0  # ranges this close to a segment end reach the end
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
