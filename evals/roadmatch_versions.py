@@ -4,7 +4,7 @@ Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --ne
 
 The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
 as ``road_match`` records (the job's default options) onto a release built from
-``osm/monaco.osm.pbf`` (2016). The truth comes from persistent OSM ids, not from geometry:
+``osm/monaco.osm.pbf`` (2016). The truth comes from persistent OSM ids first, then geometry:
 
 - an old edge (two consecutive nodes of an old way) whose two nodes are still consecutive on a
   new way lies on that way, between those nodes; nodes added to the way since (a new crossing)
@@ -17,10 +17,11 @@ as ``road_match`` records (the job's default options) onto a release built from
 - what no new way runs along within 10 m lies on no reference road (removed, or moved further).
 
 Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed
-seed: a sideways offset of 1-6 m, 1 m Gaussian jitter on vertices every 10 m, Douglas-Peucker
-simplification (2 m), splits of a way at a random point (often mid-edge, so roads end
-mid-segment) and merges of two ways that meet end to end. Scores, by matched length along
-the new ways (a few metres of tolerance at the ends of a truth range):
+seed: a sideways offset of 1-6 m (not applied where it would fold a road up), 1 m Gaussian
+jitter on vertices every 10 m, Douglas-Peucker simplification (2 m), splits of a way at a
+random point (often mid-edge, so roads end mid-segment) and merges of two ways that meet end
+to end. Scores, by matched length along the new ways (a few metres of tolerance at the ends
+of a truth range):
 
 - precision: matched metres inside a true range of that road / all matched metres;
 - recall: true metres covered by a match / all true metres;
