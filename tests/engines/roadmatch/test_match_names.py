@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from toy_networks import network
 
-from geobatch.engines.roadmatch.names import normalise, similarity
+from geobatch.engines.roadmatch.names import mismatch, normalise, similarities, similarity
 
 
 def test_abbreviations_and_case_do_not_matter() -> None:
@@ -28,3 +31,22 @@ def test_similarity_is_a_score_or_none(name: str) -> None:
     assert score is None or 0.0 <= score <= 100.0
     if normalise(name):
         assert score == 100.0
+
+
+def test_pairs_score_once_per_name_and_segment_and_nan_without_names() -> None:
+    net = network(
+        {"main": [(0, 0), (100, 0)], "side": [(0, 20), (100, 20)], "bare": [(0, 40), (100, 40)]},
+        names={"main": "Main Street", "side": "Side Road"},
+    )
+    names = ["MAIN ST", None, "Main Street"]
+    line = np.array([0, 0, 0, 1, 2, 2])
+    segment = np.array([0, 1, 2, 0, 0, 0])
+    got = similarities(names, line, segment, net)
+    assert got[0] == 100.0
+    assert got[4] == got[5] == 100.0
+    assert got[1] == similarity("MAIN ST", ["Side Road"]) < 60
+    assert np.isnan(got[2])
+    assert np.isnan(got[3])
+    assert mismatch(names, line, segment, net).tolist() == pytest.approx(
+        [0.0, 1 - got[1] / 100, 0.5, 0.0, 0.0, 0.0]
+    )

@@ -9,6 +9,7 @@ import pytest
 from toy_networks import network
 
 from geobatch.engines.roadmatch.routes import RouteTable
+from geobatch.reference.indexes import routes as routes_module
 
 
 def grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,6 +36,19 @@ def test_route_table_gives_shortest_distances_within_the_limit() -> None:
     assert math.isinf(got[2])  # 600 m away, beyond the limit
     assert got[3] == 200.0  # undirected
     assert got[4] == 300.0
+
+
+def test_route_look_ups_agree_on_small_and_large_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    frm, to, length = grid()
+    table = RouteTable.build(16, frm, to, length, limit_m=350.0)
+    rng = np.random.default_rng(7)
+    origin, destination = rng.integers(0, 16, 500), rng.integers(0, 16, 500)
+    small = table.distance(origin, destination)  # one search over every key
+    monkeypatch.setattr(routes_module, "SMALL_TABLE", 0)
+    large = table.distance(origin, destination)  # searches within each origin's row
+    assert np.array_equal(small, large)
+    assert np.isfinite(small).any()
+    assert np.isinf(small).any()
 
 
 def test_route_table_rebuilds_the_segments_of_a_path() -> None:

@@ -2,8 +2,9 @@
 
 One query on the piece index for all points at once, then exact projection onto
 the straight pieces in numpy; per (point, segment) the nearest piece wins, and per point the
-``max_candidates`` nearest segments are kept. Each candidate is then offered in both travel
-directions along its segment, since the HMM scores heading and continuity per direction.
+``max_candidates`` nearest segments are kept. Each candidate is then offered in the travel
+directions along its segment that head roughly the road's way, since the HMM scores heading
+and continuity per direction (a direction far off the road's heading is never on its path).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geobatch.engines.roadmatch.geometry import Samples
+from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.network import RoadNetwork
 
 
@@ -47,9 +48,14 @@ class Candidates:
 
 
 def find_candidates(
-    samples: Samples, network: RoadNetwork, radius_m: float, max_candidates: int
+    samples: Samples,
+    network: RoadNetwork,
+    radius_m: float,
+    max_candidates: int,
+    max_turn: float = np.pi,
 ) -> Candidates:
-    """Segments within ``radius_m`` of each sample, nearest first, ``max_candidates`` at most."""
+    """Segments within ``radius_m`` of each sample, nearest first, ``max_candidates`` at most,
+    in the travel directions within ``max_turn`` (radians) of the sample's heading."""
     px, py, r = samples.x, samples.y, radius_m
     point, piece = network.pieces_near(px, py, r)
     dx, dy = network.piece_dx[piece], network.piece_dy[piece]
@@ -65,17 +71,19 @@ def find_candidates(
     qx = px[point] - ex[within]
     qy = py[point] - ey[within]
     segment = network.piece_segment[piece]
-    # Sort indices only, and gather the candidate columns once at the end. A distance is at
-    # most r, so "key * span + distance" with span > r orders by key, then distance, in one
-    # float sort (much cheaper than a lexsort). Nearest piece per (point, segment) ...
+    # Pairs come sorted by point, then piece, and a segment's pieces are numbered in a run,
+    # so each (point, segment) is one run: its nearest piece (the first at equal distance)
+    # is found by a reduction over runs, without sorting. Columns are gathered at the end.
+    head = np.ones(len(point), dtype=bool)
+    head[1:] = (point[1:] != point[:-1]) | (segment[1:] != segment[:-1])
+    starts = np.flatnonzero(head)
+    run = np.cumsum(head) - 1
+    nearest = np.minimum.reduceat(dist, starts) if len(starts) else dist
+    at_min = np.flatnonzero(dist == nearest[run])
+    pick = at_min[np.r_[True, run[at_min][1:] != run[at_min][:-1]]] if len(at_min) else at_min
+    # A distance is at most r, so "point * span + distance" with span > r orders by point,
+    # then distance, in one float sort (much cheaper than a lexsort) ...
     span = 2.0 * r + 1.0
-    pair = point * len(network) + segment
-    # By distance, then stably by pair: exact at any network size, where one float key of
-    # pair and distance would lose the distance's last digits once pair ids reach billions.
-    order = np.argsort(dist, kind="stable")
-    order = order[np.argsort(pair[order], kind="stable")]
-    pair = pair[order]
-    pick = order[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else order
     # ... then the nearest segments per point.
     pick = pick[np.argsort(point[pick] * span + dist[pick])]
     run_start = np.searchsorted(point[pick], point[pick], side="left")
@@ -86,16 +94,18 @@ def find_candidates(
 
     offset = network.piece_offset[piece] + t * network.piece_length[piece]
     along = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])
-    both = np.repeat(np.arange(len(point)), 2)
-    direction = np.tile(np.array([1, -1], dtype=np.int8), len(point))
-    heading = along[both] + np.where(direction > 0, 0.0, np.pi)
+    # Both travel directions, only those heading within ``max_turn`` of the road.
+    heading = np.stack([along, along + np.pi], axis=1)
+    keep = angle_diff(heading, samples.heading[point][:, None]) <= max_turn
+    both, side = np.nonzero(keep)
+    direction = np.where(side == 0, 1, -1).astype(np.int8)
     return Candidates(
         point=point[both],
         segment=segment[both],
         direction=direction,
         offset=offset[both],
         distance=dist[both],
-        heading=heading,
+        heading=heading[both, side],
         x=qx[both],
         y=qy[both],
     )

@@ -23,7 +23,7 @@ from geobatch.engines.roadmatch.candidates import Candidates
 from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.hmm import Layers
 from geobatch.engines.roadmatch.linear import PathPieces
-from geobatch.engines.roadmatch.names import similarity
+from geobatch.engines.roadmatch.names import similarities
 from geobatch.engines.roadmatch.network import RoadNetwork
 from geobatch.engines.roadmatch.shapes import covered_lines
 
@@ -95,13 +95,7 @@ def score_roads(
 
     p_name = np.full(len(pieces.line), np.nan)
     if params.use_names and names is not None:
-        pairs = zip(pieces.line.tolist(), pieces.segment.tolist(), strict=True)
-        for k, (ln, sg) in enumerate(pairs):
-            name = names[ln]
-            if name and network.names[sg]:
-                score = similarity(name, network.names[sg])
-                if score is not None:
-                    p_name[k] = score
+        p_name = similarities(names, pieces.line, pieces.segment, network)
     p_conf = combine(p_dist, shape[pieces.line], p_turn, p_name)
 
     covered = pieces.hi - pieces.lo
@@ -159,11 +153,9 @@ def score_roads(
             np.clip(np.column_stack([pieces.lo[kept], pieces.hi[kept]]) / length[:, None], 0, 1),
             0.0,
         )
-    # Ids one by one: the network's id columns are sequences, not necessarily numpy arrays.
-    segment_numbers = kept_segment.tolist()
     rows = zip(
-        [network.segment_ids[k] for k in segment_numbers],
-        [network.source_ids[k] for k in segment_numbers],
+        network.ids_of(kept_segment),
+        network.source_ids_of(kept_segment),
         fractions[:, 0].tolist(),
         fractions[:, 1].tolist(),
         pieces.input_lo[kept].tolist(),

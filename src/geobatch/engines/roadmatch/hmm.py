@@ -113,11 +113,15 @@ def route_lengths(
     entry_node = np.where(forward, network.from_node[c.segment], network.to_node[c.segment])
     exit_m = np.where(forward, length - c.offset, c.offset)
     entry_m = length - exit_m
-    seg_a, seg_b = c.segment[a], c.segment[b]
+    same = c.segment[a] == c.segment[b]
     advance = (c.offset[b] - c.offset[a]) * c.direction[a]
     along = (c.direction[a] == c.direction[b]) & (advance >= -tol)
-    across = exit_m[a] + routes.distance(exit_node[a], entry_node[b]) + entry_m[b]
-    return np.where(seg_a == seg_b, np.where(along, np.maximum(advance, 0.0), np.inf), across)
+    out = np.where(same & along, np.maximum(advance, 0.0), np.inf)
+    # Routes are looked up only between different segments.
+    cross = np.flatnonzero(~same)
+    a, b = a[cross], b[cross]
+    out[cross] = exit_m[a] + routes.distance(exit_node[a], entry_node[b]) + entry_m[b]
+    return out
 
 
 def transition_costs(

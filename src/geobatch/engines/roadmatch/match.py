@@ -20,7 +20,7 @@ import shapely
 
 from geobatch.engines.roadmatch.candidates import find_candidates
 from geobatch.engines.roadmatch.confidence import score_roads
-from geobatch.engines.roadmatch.geometry import angle_diff, resample
+from geobatch.engines.roadmatch.geometry import resample
 from geobatch.engines.roadmatch.hmm import (
     ModelParams,
     build_layers,
@@ -61,7 +61,7 @@ class MatchParams:
     either_direction: bool = True  # input digitisation direction says nothing about traffic
     break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
-    max_state_turn_deg: float = 110.0  # states heading further off the road are not considered
+    max_state_turn_deg: float = 100.0  # states heading further off the road are not considered
     max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
     end_snap_m: float = 2.0  # ranges this close to a segment end reach the end
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
@@ -171,10 +171,14 @@ def _match_batch(
 ) -> list[RoadMatch]:
     metric = network.projection.project(np.asarray(lines, dtype=object))
     samples = resample(metric, params.spacing_m)
-    candidates = find_candidates(samples, network, params.search_radius_m, params.max_candidates)
-    # A state heading nearly opposite to the road can never be on its path: drop it early.
-    turn = angle_diff(candidates.heading, samples.heading[candidates.point])
-    candidates = candidates.take(turn <= math.radians(params.max_state_turn_deg))
+    # A state heading far off the road's own heading can never be on its path: never made.
+    candidates = find_candidates(
+        samples,
+        network,
+        params.search_radius_m,
+        params.max_candidates,
+        math.radians(params.max_state_turn_deg),
+    )
     per_point = np.bincount(candidates.point) if len(candidates) else np.zeros(1, np.int64)
     layers = build_layers(samples, candidates, max(int(per_point.max()), 1))
     model = ModelParams(

@@ -75,21 +75,21 @@ def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
     return best
 
 
-def mismatch(
+def similarities(
     names: Sequence[str | None], line: np.ndarray, segment: np.ndarray, network: RoadNetwork
 ) -> np.ndarray:
-    """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment has no
-    name and 0 where the line has none (the evidence is then neutral)."""
-    out = np.zeros(len(line))
+    """Per (line, segment) pair, the similarity 0-100 of their names; nan where either has
+    none. Computed once per distinct (name, segment): split roads and repeated streets share
+    their names, and a road meets the same segment at many samples."""
+    out = np.full(len(line), np.nan)
     if len(line) == 0:
         return out
-    # Per distinct (name, segment): split roads and repeated streets share their names.
     spelled, name_of_line = np.unique(
         np.asarray([n or "" for n in names], dtype=object), return_inverse=True
     )
-    key = name_of_line[line].astype(np.int64) * len(network) + segment
+    key = name_of_line.reshape(-1)[line].astype(np.int64) * len(network) + segment
     unique, inverse = np.unique(key, return_inverse=True)
-    values = np.zeros(len(unique))
+    values = np.full(len(unique), np.nan)
     for k, (nm, sg) in enumerate(
         zip((unique // len(network)).tolist(), (unique % len(network)).tolist(), strict=True)
     ):
@@ -97,5 +97,18 @@ def mismatch(
         if not name:
             continue
         score = similarity(name, network.names[sg])
-        values[k] = 0.5 if score is None else 1.0 - score / 100.0
+        if score is not None:
+            values[k] = score
     return values[inverse]
+
+
+def mismatch(
+    names: Sequence[str | None], line: np.ndarray, segment: np.ndarray, network: RoadNetwork
+) -> np.ndarray:
+    """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment has no
+    name and 0 where the line has none (the evidence is then neutral)."""
+    score = similarities(names, line, segment, network)
+    named = np.asarray([bool(n) for n in names], dtype=bool)
+    if len(line) == 0:
+        return score
+    return np.where(np.isnan(score), np.where(named[line], 0.5, 0.0), 1.0 - score / 100.0)

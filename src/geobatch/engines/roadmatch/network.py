@@ -50,7 +50,11 @@ class TextColumn(Sequence[str]):
         return iter(self._values.to_pylist())
 
     def take(self, indices: np.ndarray) -> np.ndarray:
-        return np.asarray(self._values.take(pa.array(indices)).to_pylist(), dtype=object)
+        return np.asarray(self.take_list(indices), dtype=object)
+
+    def take_list(self, indices: np.ndarray) -> list[str]:
+        """The values at ``indices``, gathered by Arrow in one call."""
+        return self._values.take(pa.array(indices, pa.int64())).to_pylist()  # type: ignore[no-any-return]
 
     def tolist(self) -> list[str]:
         return self._values.to_pylist()  # type: ignore[no-any-return]
@@ -114,6 +118,14 @@ class RoadNetwork:
 
     def __len__(self) -> int:
         return len(self.from_node)
+
+    def ids_of(self, segments: np.ndarray) -> list[str]:
+        """Segment ids of ``segments`` (indices), in one gather where the column allows."""
+        return _take(self.segment_ids, segments)
+
+    def source_ids_of(self, segments: np.ndarray) -> list[str]:
+        """Source ids (``osm:way/1``, GERS ids) of ``segments``."""
+        return _take(self.source_ids, segments)
 
     def pieces_near(
         self, x: np.ndarray, y: np.ndarray, radius_m: float
@@ -179,6 +191,12 @@ class RoadNetwork:
             source_ids=[i.rsplit(":", 1)[0] if i.count(":") > 1 else i for i in ids],
             names=[(v,) if v else () for v in names] if names is not None else [()] * n,
         )
+
+
+def _take(values: Sequence[str], indices: np.ndarray) -> list[str]:
+    if isinstance(values, TextColumn):
+        return values.take_list(indices)
+    return [values[k] for k in indices.tolist()]
 
 
 _CACHE: dict[str, RoadNetwork] = {}

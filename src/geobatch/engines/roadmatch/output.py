@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -64,15 +64,9 @@ PAIR_COLUMNS: Final = pa.schema(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class RoadAnswer:
-    """One input road's match, its parts (of a MultiLineString) combined."""
-
-    status: Literal["full", "partial", "unmatched"]
-    confidence: float
-    matched_ratio: float
-    length_m: float
-    segments: tuple[SegmentMatch, ...]
+# One input road's match, its parts (of a MultiLineString) combined: the same fields as one
+# line's match, so a road of one part (most roads) is answered by its match as it is.
+RoadAnswer = RoadMatch
 
 
 def _status(statuses: set[str]) -> Literal["full", "partial", "unmatched"]:
@@ -97,16 +91,7 @@ def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadA
     for begin, end in zip(heads.tolist(), ends, strict=True):
         parts = list(matches[begin:end])
         if len(parts) == 1:
-            only = parts[0]
-            answers.append(
-                RoadAnswer(
-                    status=only.status,
-                    confidence=only.confidence,
-                    matched_ratio=only.matched_ratio,
-                    length_m=only.length_m,
-                    segments=only.segments,
-                )
-            )
+            answers.append(parts[0])
             continue
         total = sum(part.length_m for part in parts)
         weight = [part.length_m / total if total > 0 else 1 / len(parts) for part in parts]
