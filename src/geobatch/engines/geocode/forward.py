@@ -22,7 +22,12 @@ from rapidfuzz import fuzz, process
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
 from geobatch.engines.geocode.index import LocalIndex, Street, local_index
-from geobatch.engines.geocode.normalize import ABBREVIATIONS, SYNONYMS, house_number_value
+from geobatch.engines.geocode.normalize import (
+    ABBREVIATIONS,
+    SYNONYMS,
+    house_number_value,
+    plain_umlauts,
+)
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
 from geobatch.reference import Release
 
@@ -104,10 +109,12 @@ class ForwardGeocoder:
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
         self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
         self._core: dict[str, list[int]] = {}
+        self._plain: dict[str, list[str]] = {}
         for key in self.local.street_keys:
             core = _core(key)
             if core and core != key:
                 self._core.setdefault(core, []).extend(self.local.street_by_key[key])
+            self._plain.setdefault(plain_umlauts(key), []).append(key)
 
     def clear_caches(self) -> None:
         """Forget remembered street, place and locality answers (they are bounded anyway)."""
@@ -208,8 +215,12 @@ class ForwardGeocoder:
         if cached is not None:
             return cached
         exact = self.local.street_by_key.get(key)
-        if exact is not None:
-            found = [(index, 1.0) for index in exact]
+        spelled = [k for k in self._plain.get(plain_umlauts(key), ()) if k != key]
+        if exact is not None or spelled:
+            # "ae" for "ä" either way: the right town's "Hämeentie" may beat another's "Haemeentie"
+            found = [(index, 1.0) for index in exact or ()] + [
+                (index, 0.98) for other in spelled for index in self.local.street_by_key[other]
+            ]
         elif (core := self._core.get(_core(key) or key)) is not None:
             found = [(index, 0.92) for index in core]
         else:

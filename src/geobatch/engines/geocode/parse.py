@@ -23,6 +23,7 @@ from geobatch.engines.geocode.normalize import (
     house_number_key,
     is_house_number,
     join_number_parts,
+    plain_umlauts,
     postcode_key,
 )
 
@@ -69,6 +70,13 @@ class Vocabulary:
 
     def is_locality(self, key: str) -> bool:
         return key in self.local.localities or bool(self.gazetteer and key in self.gazetteer.cities)
+
+    def locality(self, key: str) -> str | None:
+        """The locality ``key`` names, also when it writes an umlaut out ("Toeoeloe")."""
+        if self.is_locality(key):
+            return key
+        plain = plain_umlauts(key)
+        return plain if plain != key and self.is_locality(plain) else None
 
     def is_postcode(self, token: str) -> bool:
         return postcode_key(token) in self.local.postcodes
@@ -144,20 +152,27 @@ def _parse(
     ):
         region = found[0]
         tokens = tokens[: -found[1]]
-    tokens, postcode = _take_postcode(tokens, vocabulary)
+    segments, postcode = _take_postcode(_split(tokens, bounds), vocabulary)
+    tokens = [token for segment in segments for token in segment]
     base = ParsedAddress(postcode=postcode, region=region, country=country)
     readings: list[ParsedAddress] = []
     locality = None
-    if len(segments) > 1 and len(tokens) > len(segments[0]):
-        head = " ".join(expand(segments[0]))
-        rest = tokens[len(segments[0]) :]
-        if vocabulary.is_locality(head) and not any(is_house_number(t) for t in segments[0]):
-            locality = head
-            readings.extend(_with_locality(base, rest, head))
-    found = _take_tail(tokens, lambda key: vocabulary.is_locality(expand_text(key)))
+    if len(segments) > 1:  # a whole segment that names a locality: "00100 Helsinki, Mikonkatu 18"
+        for position, segment in enumerate(segments):
+            head = vocabulary.locality(" ".join(expand(segment)))
+            if head and not any(is_house_number(t) for t in segment):
+                others = segments[:position] + segments[position + 1 :]
+                rest = [token for other in others for token in other]
+                locality = head
+                readings.extend(_with_locality(base, rest, head))
+                break
+    found = _take_tail(tokens, lambda key: vocabulary.locality(expand_text(key)))
     if found:
-        locality = expand_text(found[0])
-        readings.extend(_with_locality(base, tokens[: -found[1]], locality))
+        locality = vocabulary.locality(expand_text(found[0]))
+        readings.extend(_with_locality(base, tokens[: -found[1]], locality or ""))
+    elif (found := _take_head(tokens, vocabulary)) is not None:  # "Helsinki Mikonkatu 18"
+        locality = found[0]
+        readings.extend(_with_locality(base, tokens[found[1] :], locality))
     if len(segments) > 2:
         readings.extend(_segment_readings(segments, base, locality, vocabulary))
     street, number = _street_and_number(tokens)
@@ -172,6 +187,27 @@ def _parse(
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         readings.append(replace(base, street=" ".join(expand(tokens)), name_only=True))
     return list(dict.fromkeys(readings))
+
+
+def _take_head(tokens: list[str], vocabulary: Vocabulary) -> tuple[str, int] | None:
+    """A locality in front of a street and house number written without a comma."""
+    if len(tokens) < 3 or not any(is_house_number(t) for t in tokens[-2:]):
+        return None
+    for size in range(min(MAX_NAME_TOKENS, len(tokens) - 2), 0, -1):
+        key = vocabulary.locality(expand_text(" ".join(tokens[:size])))
+        if key and not is_house_number(tokens[size]):
+            return key, size
+    return None
+
+
+def _split(tokens: list[str], bounds: set[int]) -> list[list[str]]:
+    """``tokens`` cut again into segments at the comma positions in ``bounds``."""
+    segments: list[list[str]] = [[]]
+    for position, token in enumerate(tokens):
+        if position in bounds and segments[-1]:
+            segments.append([])
+        segments[-1].append(token)
+    return [segment for segment in segments if segment]
 
 
 def _with_locality(base: ParsedAddress, tokens: list[str], locality: str) -> list[ParsedAddress]:
@@ -206,15 +242,21 @@ def _segment_readings(
     return readings
 
 
-def _take_postcode(tokens: list[str], vocabulary: Vocabulary) -> tuple[list[str], str | None]:
+def _take_postcode(
+    segments: list[list[str]], vocabulary: Vocabulary
+) -> tuple[list[list[str]], str | None]:
     """A known postcode, else a postcode-shaped number when another number is the house's."""
-    known = [i for i, token in enumerate(tokens) if vocabulary.is_postcode(token)]
-    numbers = [i for i, token in enumerate(tokens) if is_house_number(token)]
-    shaped = [i for i in numbers if _POSTCODE_LIKE.match(tokens[i])]
+    places = [(i, j) for i, segment in enumerate(segments) for j in range(len(segment))]
+    tokens = [segments[i][j] for i, j in places]
+    known = [k for k, token in enumerate(tokens) if vocabulary.is_postcode(token)]
+    numbers = [k for k, token in enumerate(tokens) if is_house_number(token)]
+    shaped = [k for k in numbers if _POSTCODE_LIKE.match(tokens[k])]
     pick = known[-1] if known else (shaped[-1] if shaped and len(numbers) > 1 else None)
     if pick is None:
-        return tokens, None
-    return tokens[:pick] + tokens[pick + 1 :], postcode_key(tokens[pick])
+        return segments, None
+    i, j = places[pick]
+    rest = [s if k != i else s[:j] + s[j + 1 :] for k, s in enumerate(segments)]
+    return [segment for segment in rest if segment], postcode_key(tokens[pick])
 
 
 def _segment_ends(segments: list[list[str]]) -> set[int]:
