@@ -11,8 +11,9 @@ keeps the one that finds the better candidate.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
 from geobatch.engines.geocode.index import LocalIndex
@@ -31,9 +32,12 @@ MAX_NAME_TOKENS = 4
 _POSTCODE_LIKE = re.compile(r"^(\d{4,5}|[a-z]{1,2}\d{3,4})$")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParsedAddress:
-    """Folded address parts (``street`` and ``locality`` as ``street_key`` text)."""
+class ParsedAddress(NamedTuple):
+    """Folded address parts (``street`` and ``locality`` as ``street_key`` text).
+
+    A named tuple: a query makes several readings, and tuples are the cheapest to build,
+    compare and deduplicate.
+    """
 
     house_number: str | None = None
     street: str | None = None
@@ -82,12 +86,20 @@ class Vocabulary:
         return postcode_key(token) in self.local.postcodes
 
 
-def _take_tail(tokens: list[str], test: Callable[[str], object]) -> tuple[str, int] | None:
-    """The longest run of final tokens (leaving at least one) that passes ``test``."""
+def _take_tail(
+    tokens: list[str],
+    test: Callable[[str], str | bool | None],
+    key_of: Callable[[str], str] = str,
+) -> tuple[str, int] | None:
+    """The longest run of final tokens (leaving at least one) that passes ``test``.
+
+    Returns what ``test`` answered (when a string, else the run's key) and the run's length.
+    """
     for size in range(min(MAX_NAME_TOKENS, len(tokens) - 1), 0, -1):
-        key = " ".join(tokens[-size:])
-        if test(key):
-            return key, size
+        key = key_of(" ".join(tokens[-size:]))
+        answer = test(key)
+        if answer:
+            return (answer if isinstance(answer, str) else key), size
     return None
 
 
@@ -106,20 +118,25 @@ def _street_and_number(tokens: list[str]) -> tuple[str | None, str | None]:
 
 def parse(text: str, vocabulary: Vocabulary) -> list[ParsedAddress]:
     """Readings of ``text``, the most specific first (an empty list for blank text)."""
+    return list(dict.fromkeys(readings(text, vocabulary)))
+
+
+def readings(text: str, vocabulary: Vocabulary) -> Iterator[ParsedAddress]:
+    """``parse`` lazily, repeats included: the matcher stops at the first certain answer."""
     segments = [part.split() for part in join_number_parts(fold(text)).split(",")]
     segments = [segment for segment in segments if segment]
     if not segments:
-        return []
+        return
     whole = " ".join(segments[-1])
     if len(segments) > 1 and vocabulary.country(whole) and vocabulary.is_region(whole):
         # "Springfield, IL": Illinois or Israel; both readings compete
-        return _parse(segments, vocabulary, region_first=True) + _parse(segments, vocabulary)
-    return _parse(segments, vocabulary)
+        yield from _parse(segments, vocabulary, region_first=True)
+    yield from _parse(segments, vocabulary)
 
 
 def _parse(
     segments: list[list[str]], vocabulary: Vocabulary, *, region_first: bool = False
-) -> list[ParsedAddress]:
+) -> Iterator[ParsedAddress]:
     segments = [list(segment) for segment in segments]
     country = region = postcode = None
     last = segments[-1]
@@ -131,9 +148,12 @@ def _parse(
         country = vocabulary.country(whole)
         segments.pop()
     elif len(segments) == 1 and len(last) <= MAX_NAME_TOKENS and vocabulary.country(whole):
-        return [ParsedAddress(country=vocabulary.country(whole))]
+        yield ParsedAddress(country=vocabulary.country(whole))
+        return
     elif len(segments) == 1 and len(whole) > 2 and vocabulary.is_region(whole):
-        return [ParsedAddress(region=whole), ParsedAddress(street=" ".join(expand(last)))]
+        yield ParsedAddress(region=whole)
+        yield ParsedAddress(street=" ".join(expand(last)))
+        return
     tokens = [token for segment in segments for token in segment]
     bounds = _segment_ends(segments)
     extra: list[str] = []
@@ -142,51 +162,69 @@ def _parse(
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
         and (found := _take_tail(tokens, vocabulary.country))
     ):
-        country = vocabulary.country(found[0])
+        country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
     if (
         region is None
         and (found := _take_tail(tokens, vocabulary.is_region))
-        and (len(found[0]) == 2 or len(tokens) - found[1] in bounds)
+        and (
+            len(tokens) - found[1] in bounds
+            # a two-letter code without a comma only after a town: "Springfield IL", not
+            # "Avenue ... de" or "Pizza&co"
+            or (len(found[0]) == 2 and _ends_in_locality(tokens[: -found[1]], vocabulary))
+        )
     ):
         region = found[0]
         tokens = tokens[: -found[1]]
     segments, postcode = _take_postcode(_split(tokens, bounds), vocabulary)
     tokens = [token for segment in segments for token in segment]
     base = ParsedAddress(postcode=postcode, region=region, country=country)
-    readings: list[ParsedAddress] = []
+    if extra:  # a name ending in a country's name: "Pikku Nepal", "Port Hercule de Monaco"
+        yield base._replace(street=" ".join(expand(tokens + extra)), country=None, name_only=True)
     locality = None
+    found_any = False
+    last_segment = False
     if len(segments) > 1:  # a whole segment that names a locality: "00100 Helsinki, Mikonkatu 18"
         for position, segment in enumerate(segments):
             head = vocabulary.locality(" ".join(expand(segment)))
             if head and not any(is_house_number(t) for t in segment):
                 others = segments[:position] + segments[position + 1 :]
-                rest = [token for other in others for token in other]
-                locality = head
-                readings.extend(_with_locality(base, rest, head))
+                locality, found_any = head, True
+                last_segment = position == len(segments) - 1
+                yield from _with_locality(base, [t for other in others for t in other], head)
                 break
-    found = _take_tail(tokens, lambda key: vocabulary.locality(expand_text(key)))
+    found = None if last_segment else _take_tail(tokens, vocabulary.locality, expand_text)
     if found:
-        locality = vocabulary.locality(expand_text(found[0]))
-        readings.extend(_with_locality(base, tokens[: -found[1]], locality or ""))
-    elif (found := _take_head(tokens, vocabulary)) is not None:  # "Helsinki Mikonkatu 18"
-        locality = found[0]
-        readings.extend(_with_locality(base, tokens[found[1] :], locality))
+        locality, found_any = found[0], True
+        yield from _with_locality(base, tokens[: -found[1]], locality)
+    elif not last_segment and (found := _take_head(tokens, vocabulary)) is not None:
+        locality, found_any = found[0], True  # "Helsinki Mikonkatu 18"
+        yield from _with_locality(base, tokens[found[1] :], locality)
     if len(segments) > 2:
-        readings.extend(_segment_readings(segments, base, locality, vocabulary))
+        for reading in _segment_readings(segments, base, locality, vocabulary):
+            found_any = True
+            yield reading
     street, number = _street_and_number(tokens)
-    if street is None and number is None and not readings:
-        return [base] if not base.is_empty else []
+    if street is None and number is None and not found_any and not extra:
+        if not base.is_empty:
+            yield base
+        return
     if len(tokens) <= MAX_NAME_TOKENS and number is None and vocabulary.is_locality(street or ""):
-        readings.append(replace(base, locality=street))
-    readings.append(replace(base, street=street, house_number=number))
-    if extra:  # a name ending in a country's name: "Pikku Nepal"
-        name = " ".join(expand(tokens + extra))
-        readings.append(replace(base, street=name, country=None, name_only=True))
+        yield base._replace(locality=street)
+    yield base._replace(street=street, house_number=number)
+    if extra:
+        street, number = _street_and_number(tokens + extra)
+        yield base._replace(street=street, house_number=number, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
-        readings.append(replace(base, street=" ".join(expand(tokens)), name_only=True))
-    return list(dict.fromkeys(readings))
+        yield base._replace(street=" ".join(expand(tokens)), name_only=True)
+
+
+def _ends_in_locality(tokens: list[str], vocabulary: Vocabulary) -> bool:
+    return any(
+        vocabulary.locality(expand_text(" ".join(tokens[-size:])))
+        for size in range(1, min(MAX_NAME_TOKENS, len(tokens)) + 1)
+    )
 
 
 def _take_head(tokens: list[str], vocabulary: Vocabulary) -> tuple[str, int] | None:
@@ -213,11 +251,11 @@ def _split(tokens: list[str], bounds: set[int]) -> list[list[str]]:
 def _with_locality(base: ParsedAddress, tokens: list[str], locality: str) -> list[ParsedAddress]:
     """The rest as street and number, and when it holds a number, also as a whole name."""
     street, number = _street_and_number(tokens)
-    reading = replace(base, street=street, house_number=number, locality=locality)
+    reading = base._replace(street=street, house_number=number, locality=locality)
     if number is None:
         return [reading]
     name = expand_text(" ".join(tokens))  # "Fire Station 30, Highlandtown"
-    return [reading, replace(base, street=name, locality=locality, name_only=True)]
+    return [reading, base._replace(street=name, locality=locality, name_only=True)]
 
 
 def _segment_readings(
@@ -238,7 +276,7 @@ def _segment_readings(
             words = words[:-size]
         street, number = _street_and_number(words)
         if street:
-            readings.append(replace(base, street=street, house_number=number, locality=locality))
+            readings.append(base._replace(street=street, house_number=number, locality=locality))
     return readings
 
 
