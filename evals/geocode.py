@@ -18,6 +18,8 @@ and geocodes them all through the ``geocode`` engine in one batch:
 - ``no_accents``     accents stripped (only addresses that have some)
 - ``lower``          all lower case
 - ``typo``           one letter swapped, dropped or replaced in the street name
+- ``typo2``, ``typo3`` two or three such edits: no target, they test the confidence
+  calibration with answers that are sometimes wrong
 - ``no_city``        street and number only
 - ``poi``            a POI's name, alone; ``poi_city`` with its locality
 - ``place``          a uniquely named locality of the release, alone
@@ -157,6 +159,8 @@ def _variants(address: Address, rng: random.Random) -> list[tuple[str, str]]:
     exact = written(street)
     short = _abbreviate(street, rng)
     typo = _typo(street, rng)
+    typo2 = _typo(typo, rng) if typo else None
+    typo3 = _typo(typo2, rng) if typo2 else None
     plain = _strip_accents(exact)
     spelled = exact.translate(TRANSLITERATE)
     found = [
@@ -172,6 +176,8 @@ def _variants(address: Address, rng: random.Random) -> list[tuple[str, str]]:
         ("no_accents", plain if plain != exact else None),
         ("lower", exact.lower()),
         ("typo", written(typo) if typo else None),
+        ("typo2", written(typo2) if typo2 else None),
+        ("typo3", written(typo3) if typo3 else None),
         ("no_city", line(street) if place else None),
     ]
     return [(variant, text) for variant, text in found if text]

@@ -6,7 +6,8 @@ then the house number on it (exact, then its bare number, then interpolated betw
 nearest known numbers on the same side), and for places and POIs by name. When the street is
 unknown it falls back to the locality (the release's own places, then GeoNames cities worldwide,
 ranked by population, country, state and distance to the ``at`` bias), the region and the
-country. Each candidate carries a raw score in 0..1 that ``confidence`` turns into 0..100.
+country. Each candidate carries a raw score in 0..1 that ``calibration.confidence`` turns
+into how often such answers are right.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shapely
 from rapidfuzz import fuzz, process
 
 from geobatch.engines.geocode.cache import cached
+from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
 from geobatch.engines.geocode.index import LocalIndex, Street, local_index
 from geobatch.engines.geocode.normalize import (
@@ -73,28 +75,6 @@ class Candidate:
     @property
     def confidence(self) -> int:
         return confidence(self.score, self.match_level)
-
-
-LEVEL_CEILING = {
-    "houseNumber": 100,
-    "interpolated": 85,
-    "street": 90,
-    "poi": 97,
-    "locality": 92,
-    "region": 90,
-    "country": 90,
-}
-"""The confidence a perfect agreement earns at each level (interpolation is an estimate)."""
-
-
-def confidence(score: float, level: str) -> int:
-    """0..100: the raw score stretched so that under about 0.6 agreement confidence is low.
-
-    The ceilings and the cut-off were chosen by checking ``evals/geocode.py``, which prints
-    the observed hit rate per confidence bucket and per match level.
-    """
-    stretched = max(0.0, min(1.0, (score - 0.45) / 0.55))
-    return round(LEVEL_CEILING.get(level, 80) * stretched)
 
 
 def distance_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

@@ -100,8 +100,8 @@ _CONTEXT_WORDS = {"e", "n", "s", "w", "c", "v", "p", "r", "k", "t", "g"}
 @functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """NFKC, lower case, accents and punctuation removed; commas, digit ranges kept."""
-    if text.isascii() and text.replace(" ", "").isalnum():
-        return " ".join(text.lower().split())
+    if text.isascii() and text.replace(" ", "").replace(",", "").isalnum():
+        return " ".join(text.lower().split())  # what the steps below make of such text
     if "." in text:
         text = _SUFFIXES.sub(_suffix, text)
     if text.isascii():

@@ -29,6 +29,7 @@ from geobatch.engines.geocode.normalize import (
 )
 
 MAX_NAME_TOKENS = 4
+_DIGIT = re.compile(r"\d")
 _POSTCODE_LIKE = re.compile(r"^(\d{4,5}|[a-z]{1,2}\d{3,4})$")
 
 
@@ -284,17 +285,22 @@ def _take_postcode(
     segments: list[list[str]], vocabulary: Vocabulary
 ) -> tuple[list[list[str]], str | None]:
     """A known postcode, else a postcode-shaped number when another number is the house's."""
-    places = [(i, j) for i, segment in enumerate(segments) for j in range(len(segment))]
-    tokens = [segments[i][j] for i, j in places]
-    known = [k for k, token in enumerate(tokens) if vocabulary.is_postcode(token)]
-    numbers = [k for k, token in enumerate(tokens) if is_house_number(token)]
-    shaped = [k for k in numbers if _POSTCODE_LIKE.match(tokens[k])]
+    # every postcode and house number has a digit: only those tokens are looked at
+    places = [
+        (i, j, token)
+        for i, segment in enumerate(segments)
+        for j, token in enumerate(segment)
+        if _DIGIT.search(token)
+    ]
+    known = [place for place in places if vocabulary.is_postcode(place[2])]
+    numbers = [place for place in places if is_house_number(place[2])]
+    shaped = [place for place in numbers if _POSTCODE_LIKE.match(place[2])]
     pick = known[-1] if known else (shaped[-1] if shaped and len(numbers) > 1 else None)
     if pick is None:
         return segments, None
-    i, j = places[pick]
+    i, j, token = pick
     rest = [s if k != i else s[:j] + s[j + 1 :] for k, s in enumerate(segments)]
-    return [segment for segment in rest if segment], postcode_key(tokens[pick])
+    return [segment for segment in rest if segment], postcode_key(token)
 
 
 def _segment_ends(segments: list[list[str]]) -> set[int]:
