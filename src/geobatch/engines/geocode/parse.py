@@ -129,8 +129,15 @@ def readings(text: str, vocabulary: Vocabulary) -> Iterator[ParsedAddress]:
     if not segments:
         return
     whole = " ".join(segments[-1])
-    if len(segments) > 1 and vocabulary.country(whole) and vocabulary.is_region(whole):
-        # "Springfield, IL": Illinois or Israel; both readings compete
+    code = segments[-1][-1]
+    if (len(segments) > 1 and vocabulary.country(whole) and vocabulary.is_region(whole)) or (
+        len(segments[-1]) > 1
+        and len(code) == 2
+        and vocabulary.country(code)
+        and vocabulary.is_region(code)
+        and _ends_in_locality(segments[-1][:-1], vocabulary)
+    ):
+        # "Springfield, IL", "Springfield IL": Illinois or Israel; both readings compete
         yield from _parse(segments, vocabulary, region_first=True)
     yield from _parse(segments, vocabulary)
 
@@ -142,9 +149,11 @@ def _parse(
     country = region = postcode = None
     last = segments[-1]
     whole = " ".join(last)
-    if region_first:
+    if region_first and len(segments) > 1 and vocabulary.is_region(whole):
         region = whole
         segments.pop()
+    elif region_first:
+        region = last.pop()
     elif len(segments) > 1 and vocabulary.country(whole):
         country = vocabulary.country(whole)
         segments.pop()
@@ -166,6 +175,7 @@ def _parse(
         country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
+    named = tokens  # before a region is taken off: a street may end in "de" or "co"
     if (
         region is None
         and (found := _take_tail(tokens, vocabulary.is_region))
@@ -215,8 +225,8 @@ def _parse(
         yield base._replace(locality=street)
     yield base._replace(street=street, house_number=number)
     if extra:
-        street, number = _street_and_number(tokens + extra)
-        yield base._replace(street=street, house_number=number, country=None)
+        street, number = _street_and_number(named + extra)
+        yield base._replace(street=street, house_number=number, region=None, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         yield base._replace(street=" ".join(expand(tokens)), name_only=True)
 
