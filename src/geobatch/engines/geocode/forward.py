@@ -531,18 +531,14 @@ def _neighbours(numbers: list[int], value: int) -> tuple[int, int] | None:
     """Positions of the nearest lower and higher numbers around ``value``, same side first."""
     split = bisect.bisect_left(numbers, value)
     end = bisect.bisect_right(numbers, value)
-    for parity in (value % 2, None):
-        low = next(
-            (i for i in range(split - 1, -1, -1) if parity is None or numbers[i] % 2 == parity),
-            None,
-        )
-        high = next(
-            (i for i in range(end, len(numbers)) if parity is None or numbers[i] % 2 == parity),
-            None,
-        )
-        if low is not None and high is not None:
-            return low, high
-    return None
+    if split == 0 or end == len(numbers):
+        return None  # nothing on one side: no number to interpolate from
+    odd = value % 2
+    low = next((i for i in range(split - 1, -1, -1) if numbers[i] % 2 == odd), None)
+    high = next((i for i in range(end, len(numbers)) if numbers[i] % 2 == odd), None)
+    if low is None or high is None:
+        return split - 1, end
+    return low, high
 
 
 def _scaled(candidate: Candidate, factor: float) -> Candidate:
