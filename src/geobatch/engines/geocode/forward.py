@@ -32,7 +32,8 @@ from geobatch.engines.geocode.normalize import (
     house_number_value,
     plain_umlauts,
 )
-from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields, readings
+from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
+from geobatch.engines.geocode.parse import readings as text_readings
 from geobatch.reference import Release
 
 STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
@@ -125,11 +126,11 @@ class ForwardGeocoder:
         if given:
             structured = parse_fields(self.vocabulary, **given)
             if text and text.strip():
-                found = (_merge(r, structured) for r in readings(text, self.vocabulary))
+                found = (_merge(r, structured) for r in text_readings(text, self.vocabulary))
             else:
                 found = (structured,)
         elif text:
-            found = readings(text, self.vocabulary)
+            found = text_readings(text, self.vocabulary)
         return self.search(found, country=country, at=at, limit=limit)
 
     def search(
