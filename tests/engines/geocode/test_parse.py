@@ -89,3 +89,37 @@ def test_parse_never_fails_and_never_returns_empty_parts(vocabulary: Vocabulary,
         assert not reading.is_empty
         for part in (reading.street, reading.locality, reading.house_number, reading.postcode):
             assert part is None or part.strip() == part != ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "00100 Helsinki, Mikonkatu 18",
+        "00100 Helsinki Mikonkatu 18",
+        "Helsinki Mikonkatu 18",
+        "Mikonkatu 18 00100 Helsinki",
+        "Helsinki, 00100, Mikonkatu 18",
+        "18 Mikonkatu, Helsinki 00100",
+    ],
+)
+def test_parts_in_any_order_with_or_without_commas(vocabulary: Vocabulary, text: str) -> None:
+    readings = parse(text, vocabulary)
+    assert any(
+        (r.street, r.house_number, r.locality) == ("mikonkatu", "18", "helsinki") for r in readings
+    ), readings
+
+
+def test_a_two_letter_region_only_after_a_town_and_a_street_kept_whole(
+    vocabulary: Vocabulary,
+) -> None:
+    assert any(r.region == "il" for r in parse("Springfield IL", vocabulary))
+    assert all(r.region is None for r in parse("Pizza&co, Monaco", vocabulary))
+    readings = parse("2 Avenue Prince Albert Ier de Monaco", vocabulary)
+    assert any(
+        (r.street, r.house_number) == ("avenue prince albert ier de monaco", "2") for r in readings
+    ), readings
+
+
+def test_a_name_ending_in_a_country_is_first_read_whole(vocabulary: Vocabulary) -> None:
+    [first, *_] = parse("Port Hercule de Monaco", vocabulary)
+    assert (first.street, first.name_only, first.country) == ("port hercule de monaco", True, None)

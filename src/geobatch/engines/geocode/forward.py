@@ -6,13 +6,16 @@ then the house number on it (exact, then its bare number, then interpolated betw
 nearest known numbers on the same side), and for places and POIs by name. When the street is
 unknown it falls back to the locality (the release's own places, then GeoNames cities worldwide,
 ranked by population, country, state and distance to the ``at`` bias), the region and the
-country. Each candidate carries a raw score in 0..1 that ``confidence`` turns into 0..100.
+country. Each candidate carries a raw score in 0..1 that ``calibration.confidence`` turns
+into how often such answers are right.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +23,17 @@ import shapely
 from rapidfuzz import fuzz, process
 
 from geobatch.engines.geocode.cache import cached
+from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
 from geobatch.engines.geocode.index import LocalIndex, Street, local_index
-from geobatch.engines.geocode.normalize import ABBREVIATIONS, SYNONYMS, house_number_value
-from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
+from geobatch.engines.geocode.normalize import (
+    ABBREVIATIONS,
+    SYNONYMS,
+    house_number_value,
+    plain_umlauts,
+)
+from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
+from geobatch.engines.geocode.parse import readings as text_readings
 from geobatch.reference import Release
 
 STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
@@ -36,11 +46,15 @@ NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", 
 """Countries whose addresses put the house number before the street."""
 
 FUZZY_CUTOFF = 75.0
+PLACE_CUTOFF = 80.0
+PLACE_CEILING = 0.95
+"""The best score a place or POI can earn (``_place``), what a reading of a name can reach."""
 MAX_STREETS = 12
 """Streets scored per reading: same-named streets of other towns beyond these are skipped."""
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 EARTH_KM_PER_DEGREE = 111.195
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,28 +78,6 @@ class Candidate:
         return confidence(self.score, self.match_level)
 
 
-LEVEL_CEILING = {
-    "houseNumber": 100,
-    "interpolated": 85,
-    "street": 90,
-    "poi": 97,
-    "locality": 92,
-    "region": 90,
-    "country": 90,
-}
-"""The confidence a perfect agreement earns at each level (interpolation is an estimate)."""
-
-
-def confidence(score: float, level: str) -> int:
-    """0..100: the raw score stretched so that under about 0.6 agreement confidence is low.
-
-    The ceilings and the cut-off were chosen by checking ``evals/geocode.py``, which prints
-    the observed hit rate per confidence bucket and per match level.
-    """
-    stretched = max(0.0, min(1.0, (score - 0.45) / 0.55))
-    return round(LEVEL_CEILING.get(level, 80) * stretched)
-
-
 def distance_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     dx = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
     return math.hypot(dx, lat2 - lat1) * EARTH_KM_PER_DEGREE
@@ -104,10 +96,12 @@ class ForwardGeocoder:
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
         self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
         self._core: dict[str, list[int]] = {}
+        self._plain: dict[str, list[str]] = {}
         for key in self.local.street_keys:
             core = _core(key)
             if core and core != key:
                 self._core.setdefault(core, []).extend(self.local.street_by_key[key])
+            self._plain.setdefault(plain_umlauts(key), []).append(key)
 
     def clear_caches(self) -> None:
         """Forget remembered street, place and locality answers (they are bounded anyway)."""
@@ -127,21 +121,21 @@ class ForwardGeocoder:
         limit: int = 1,
     ) -> list[Candidate]:
         """Best candidates first, at most ``limit``; free text and fields may be combined."""
-        readings: list[ParsedAddress] = []
+        found: Iterable[ParsedAddress] = ()
         given = {key: value for key, value in (fields or {}).items() if value and value.strip()}
         if given:
             structured = parse_fields(self.vocabulary, **given)
             if text and text.strip():
-                readings = [_merge(r, structured) for r in parse(text, self.vocabulary)]
+                found = (_merge(r, structured) for r in text_readings(text, self.vocabulary))
             else:
-                readings = [structured]
+                found = (structured,)
         elif text:
-            readings = parse(text, self.vocabulary)
-        return self.search(readings, country=country, at=at, limit=limit)
+            found = text_readings(text, self.vocabulary)
+        return self.search(found, country=country, at=at, limit=limit)
 
     def search(
         self,
-        readings: list[ParsedAddress],
+        readings: Iterable[ParsedAddress],
         *,
         country: str | None = None,
         at: tuple[float, float] | None = None,
@@ -149,8 +143,13 @@ class ForwardGeocoder:
     ) -> list[Candidate]:
         """Candidates of every reading, filtered and biased, best first and deduplicated."""
         found: dict[tuple[str | None, str, float, float], Candidate] = {}
+        best = 0.0  # for one answer, what a later reading must beat to matter
+        seen: set[ParsedAddress] = set()
         for reading in readings:
-            for candidate in self._candidates(reading, at):
+            if reading in seen or (limit == 1 and _bound(reading) <= best):
+                continue
+            seen.add(reading)
+            for candidate in self._candidates(reading, at, best if limit == 1 else 0.0):
                 if country and candidate.country and candidate.country != country:
                     continue
                 if reading.country and candidate.country and candidate.country != reading.country:
@@ -161,7 +160,8 @@ class ForwardGeocoder:
                 key = (candidate.ref_id, candidate.match_level, candidate.lon, candidate.lat)
                 if key not in found or found[key].score < candidate.score:
                     found[key] = candidate
-            if limit == 1 and any(c.score >= CERTAIN for c in found.values()):
+                    best = max(best, candidate.score)
+            if limit == 1 and best >= CERTAIN:
                 break  # later readings are less specific: they cannot beat an exact match
         ranked = sorted(found.values(), key=lambda c: -c.score)
         return ranked[:limit]
@@ -169,8 +169,9 @@ class ForwardGeocoder:
     # -- candidates ----------------------------------------------------------------------
 
     def _candidates(
-        self, reading: ParsedAddress, at: tuple[float, float] | None
+        self, reading: ParsedAddress, at: tuple[float, float] | None, floor: float = 0.0
     ) -> list[Candidate]:
+        """The reading's candidates; a fuzzy POI below ``floor`` (a better answer) is skipped."""
         out: list[Candidate] = []
         if reading.street:
             streets = [] if reading.name_only else self._streets(reading.street)
@@ -178,13 +179,16 @@ class ForwardGeocoder:
                 out.append(self._on_street(self.local.streets[index], similarity, reading))
             # a close street match makes a fuzzy POI search pointless (only exact names count)
             fuzzy = not streets or streets[0][1] < (0.85 if reading.house_number else 0.99)
-            # text with a number inside is an address; only a name-only reading may be a POI's
-            fuzzy = fuzzy and (reading.name_only or not any(c.isdigit() for c in reading.street))
+            # text with a number inside is an address; only a name-only reading may be a POI's,
+            # and only while no other reading found anything ("Fire Station 30")
+            if _DIGIT.search(reading.street):
+                fuzzy = fuzzy and reading.name_only and floor == 0.0
             # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
             factor = _place_factor(reading) * (
                 0.9 if reading.street in self.local.localities else 1
             )
-            for row, similarity in self._places(reading.street, fuzzy=fuzzy):
+            needed = floor / (PLACE_CEILING * factor)
+            for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
                 out.append(self._place(row, similarity * factor))
         best = max((c.score for c in out), default=0.0)
         fallback = 1.0 if not reading.street else 0.62
@@ -208,8 +212,12 @@ class ForwardGeocoder:
         if cached is not None:
             return cached
         exact = self.local.street_by_key.get(key)
-        if exact is not None:
-            found = [(index, 1.0) for index in exact]
+        spelled = [k for k in self._plain.get(plain_umlauts(key), ()) if k != key]
+        if exact is not None or spelled:
+            # "ae" for "ä" either way: the right town's "Hämeentie" may beat another's "Haemeentie"
+            found = [(index, 1.0) for index in exact or ()] + [
+                (index, 0.98) for other in spelled for index in self.local.street_by_key[other]
+            ]
         elif (core := self._core.get(_core(key) or key)) is not None:
             found = [(index, 0.92) for index in core]
         else:
@@ -229,26 +237,29 @@ class ForwardGeocoder:
         self._street_cache[key] = found
         return found
 
-    def _places(self, key: str, *, fuzzy: bool) -> list[tuple[int, float]]:
+    def _places(self, key: str, *, fuzzy: bool, needed: float = 0.0) -> list[tuple[int, float]]:
+        """Places named ``key``, else (``fuzzy``) the closest names at least ``needed`` alike."""
         places = self.local.places
         rows = places.by_key.get(key)
         if rows is not None:
             return [(row, 1.0) for row in rows[:5]]
-        if not fuzzy:
+        if not fuzzy or needed >= 1.0:
             return []
         cached = self._place_cache.get(key)
         if cached is not None:
             return cached
+        cutoff = max(PLACE_CUTOFF, 100.0 * needed)
         found = [
             (row, score / 100.0)
             for choice, score, _ in process.extract(
-                key, places.keys, scorer=fuzz.ratio, limit=3, score_cutoff=80.0
+                key, places.keys, scorer=fuzz.ratio, limit=3, score_cutoff=cutoff
             )
             for row in places.by_key[choice][:2]
         ]
-        if len(self._place_cache) > 100_000:
-            self._place_cache.clear()
-        self._place_cache[key] = found
+        if cutoff == PLACE_CUTOFF:  # a higher cut-off may have left out what another needs
+            if len(self._place_cache) > 100_000:
+                self._place_cache.clear()
+            self._place_cache[key] = found
         return found
 
     def _on_street(self, street: Street, similarity: float, reading: ParsedAddress) -> Candidate:
@@ -322,7 +333,7 @@ class ForwardGeocoder:
             lat=float(places.lat[row]),
             label=places.names[row],
             match_level=level,
-            score=score * (0.95 if level == "poi" else 0.92),
+            score=score * (PLACE_CEILING if level == "poi" else 0.92),
             ref_id=places.ids[row],
             city=places.names[row] if level == "locality" else None,
             country=places.countries[row],
@@ -481,6 +492,13 @@ def _context_factor(street: Street, reading: ParsedAddress) -> float:
     return factor
 
 
+def _bound(reading: ParsedAddress) -> float:
+    """The highest score any candidate of ``reading`` can reach (before the bias lowers it)."""
+    if reading.name_only:
+        return PLACE_CEILING * _place_factor(reading)
+    return 1.0 if reading.street else PLACE_CEILING
+
+
 def _place_factor(reading: ParsedAddress) -> float:
     """A POI found by part of the text ranks below one found by all of it."""
     return (0.8 if reading.house_number else 1.0) * (0.97 if reading.locality else 1.0)
@@ -491,15 +509,10 @@ def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, 
     numbers, rows = street.sorted_numbers, street.sorted_rows
     if len(numbers) < 2:
         return None
-    same_side = numbers % 2 == value % 2
-    for mask in (same_side, np.ones(len(numbers), dtype=bool)):
-        lower = np.flatnonzero(mask & (numbers < value))
-        upper = np.flatnonzero(mask & (numbers > value))
-        if len(lower) and len(upper):
-            low, high = lower[-1], upper[0]
-            break
-    else:
+    bounds = _neighbours(numbers.tolist(), value)
+    if bounds is None:
         return None
+    low, high = bounds
     fraction = (value - numbers[low]) / (numbers[high] - numbers[low])
     addresses = local.addresses
     a = (addresses.lon[rows[low]], addresses.lat[rows[low]])
@@ -513,6 +526,20 @@ def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, 
         if distance_km(lon, lat, shapely.get_x(snapped), shapely.get_y(snapped)) < 0.05:
             lon, lat = float(shapely.get_x(snapped)), float(shapely.get_y(snapped))
     return float(lon), float(lat)
+
+
+def _neighbours(numbers: list[int], value: int) -> tuple[int, int] | None:
+    """Positions of the nearest lower and higher numbers around ``value``, same side first."""
+    split = bisect.bisect_left(numbers, value)
+    end = bisect.bisect_right(numbers, value)
+    if split == 0 or end == len(numbers):
+        return None  # nothing on one side: no number to interpolate from
+    odd = value % 2
+    low = next((i for i in range(split - 1, -1, -1) if numbers[i] % 2 == odd), None)
+    high = next((i for i in range(end, len(numbers)) if numbers[i] % 2 == odd), None)
+    if low is None or high is None:
+        return split - 1, end
+    return low, high
 
 
 def _scaled(candidate: Candidate, factor: float) -> Candidate:

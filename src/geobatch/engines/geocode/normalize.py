@@ -47,11 +47,11 @@ _SUFFIX_WORDS = {
     "v": "vagen",
     "pl": "platz",
 }
-_SUFFIXES = re.compile(r"(?<=\w{3})(str|k|t|g|v|pl)\.", re.IGNORECASE)
+_SUFFIXES = re.compile(r"(?<=\w{3})(k|t|g|v|pl)\.|(?<=\w{2})(str)\.", re.IGNORECASE)
 
 
 def _suffix(match: re.Match[str]) -> str:
-    return _SUFFIX_WORDS[match.group(1).lower()] + " "
+    return _SUFFIX_WORDS[(match.group(1) or match.group(2)).lower()] + " "
 
 
 ABBREVIATIONS: dict[str, str] = {
@@ -100,8 +100,8 @@ _CONTEXT_WORDS = {"e", "n", "s", "w", "c", "v", "p", "r", "k", "t", "g"}
 @functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """NFKC, lower case, accents and punctuation removed; commas, digit ranges kept."""
-    if text.isascii() and text.replace(" ", "").isalnum():
-        return " ".join(text.lower().split())
+    if text.isascii() and text.replace(" ", "").replace(",", "").isalnum():
+        return " ".join(text.lower().split())  # what the steps below make of such text
     if "." in text:
         text = _SUFFIXES.sub(_suffix, text)
     if text.isascii():
@@ -132,7 +132,8 @@ def fold_array(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
 def _fold_array(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     text = pc.utf8_normalize(values, "NFKC")
     for short, word in _SUFFIX_WORDS.items():
-        pattern = rf"([\p{{L}}\p{{N}}_]{{3}})(?i:{short})\."
+        size = 2 if short == "str" else 3
+        pattern = rf"([\p{{L}}\p{{N}}_]{{{size}}})(?i:{short})\."
         text = pc.replace_substring_regex(text, pattern, rf"\1{word} ")
     text = pc.utf8_lower(text)
     for letter, replacement in _LETTER_MAP.items():
@@ -163,6 +164,8 @@ def expand(tokens: list[str]) -> list[str]:
             out.append("street")
         elif token in _CONTEXT_WORDS and 0 < position < last:
             out.append(token)
+        elif len(token) > 4 and token.endswith("str"):  # "Bahnhofstr" without its dot
+            out.append(token + "asse")
         else:
             word = ABBREVIATIONS.get(token, token)
             out.append(SYNONYMS.get(word, word))
@@ -184,6 +187,17 @@ def street_key(text: str) -> str:
 _HOUSE_NUMBER = re.compile(
     r"^(\d{1,5})(?:\s*([a-z]|bis|ter|quater))?(?:\s*[-/]\s*(\d{1,5})[a-z]?)?$"
 )
+
+
+def plain_umlauts(key: str) -> str:
+    """Umlauts written out ("ae", "oe", "ue") as the folded key writes them ("a", "o", "u").
+
+    Folding drops the dots (``Hämeentie`` -> ``hameentie``), so a query written with "ae"
+    (``Haemeentie``) compares equal through this form, and so does a name spelled with "ae".
+    """
+    if "e" not in key:
+        return key
+    return key.replace("ae", "a").replace("oe", "o").replace("ue", "u")
 
 
 def house_number_key(text: str) -> str:

@@ -11,8 +11,9 @@ keeps the one that finds the better candidate.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
 from geobatch.engines.geocode.index import LocalIndex
@@ -23,16 +24,21 @@ from geobatch.engines.geocode.normalize import (
     house_number_key,
     is_house_number,
     join_number_parts,
+    plain_umlauts,
     postcode_key,
 )
 
 MAX_NAME_TOKENS = 4
+_DIGIT = re.compile(r"\d")
 _POSTCODE_LIKE = re.compile(r"^(\d{4,5}|[a-z]{1,2}\d{3,4})$")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParsedAddress:
-    """Folded address parts (``street`` and ``locality`` as ``street_key`` text)."""
+class ParsedAddress(NamedTuple):
+    """Folded address parts (``street`` and ``locality`` as ``street_key`` text).
+
+    A named tuple: a query makes several readings, and tuples are the cheapest to build,
+    compare and deduplicate.
+    """
 
     house_number: str | None = None
     street: str | None = None
@@ -70,16 +76,31 @@ class Vocabulary:
     def is_locality(self, key: str) -> bool:
         return key in self.local.localities or bool(self.gazetteer and key in self.gazetteer.cities)
 
+    def locality(self, key: str) -> str | None:
+        """The locality ``key`` names, also when it writes an umlaut out ("Toeoeloe")."""
+        if self.is_locality(key):
+            return key
+        plain = plain_umlauts(key)
+        return plain if plain != key and self.is_locality(plain) else None
+
     def is_postcode(self, token: str) -> bool:
         return postcode_key(token) in self.local.postcodes
 
 
-def _take_tail(tokens: list[str], test: Callable[[str], object]) -> tuple[str, int] | None:
-    """The longest run of final tokens (leaving at least one) that passes ``test``."""
+def _take_tail(
+    tokens: list[str],
+    test: Callable[[str], str | bool | None],
+    key_of: Callable[[str], str] = str,
+) -> tuple[str, int] | None:
+    """The longest run of final tokens (leaving at least one) that passes ``test``.
+
+    Returns what ``test`` answered (when a string, else the run's key) and the run's length.
+    """
     for size in range(min(MAX_NAME_TOKENS, len(tokens) - 1), 0, -1):
-        key = " ".join(tokens[-size:])
-        if test(key):
-            return key, size
+        key = key_of(" ".join(tokens[-size:]))
+        answer = test(key)
+        if answer:
+            return (answer if isinstance(answer, str) else key), size
     return None
 
 
@@ -98,34 +119,51 @@ def _street_and_number(tokens: list[str]) -> tuple[str | None, str | None]:
 
 def parse(text: str, vocabulary: Vocabulary) -> list[ParsedAddress]:
     """Readings of ``text``, the most specific first (an empty list for blank text)."""
+    return list(dict.fromkeys(readings(text, vocabulary)))
+
+
+def readings(text: str, vocabulary: Vocabulary) -> Iterator[ParsedAddress]:
+    """``parse`` lazily, repeats included: the matcher stops at the first certain answer."""
     segments = [part.split() for part in join_number_parts(fold(text)).split(",")]
     segments = [segment for segment in segments if segment]
     if not segments:
-        return []
+        return
     whole = " ".join(segments[-1])
-    if len(segments) > 1 and vocabulary.country(whole) and vocabulary.is_region(whole):
-        # "Springfield, IL": Illinois or Israel; both readings compete
-        return _parse(segments, vocabulary, region_first=True) + _parse(segments, vocabulary)
-    return _parse(segments, vocabulary)
+    code = segments[-1][-1]
+    if (len(segments) > 1 and vocabulary.country(whole) and vocabulary.is_region(whole)) or (
+        len(segments[-1]) > 1
+        and len(code) == 2
+        and vocabulary.country(code)
+        and vocabulary.is_region(code)
+        and _ends_in_locality(segments[-1][:-1], vocabulary)
+    ):
+        # "Springfield, IL", "Springfield IL": Illinois or Israel; both readings compete
+        yield from _parse(segments, vocabulary, region_first=True)
+    yield from _parse(segments, vocabulary)
 
 
 def _parse(
     segments: list[list[str]], vocabulary: Vocabulary, *, region_first: bool = False
-) -> list[ParsedAddress]:
+) -> Iterator[ParsedAddress]:
     segments = [list(segment) for segment in segments]
     country = region = postcode = None
     last = segments[-1]
     whole = " ".join(last)
-    if region_first:
+    if region_first and len(segments) > 1 and vocabulary.is_region(whole):
         region = whole
         segments.pop()
+    elif region_first:
+        region = last.pop()
     elif len(segments) > 1 and vocabulary.country(whole):
         country = vocabulary.country(whole)
         segments.pop()
     elif len(segments) == 1 and len(last) <= MAX_NAME_TOKENS and vocabulary.country(whole):
-        return [ParsedAddress(country=vocabulary.country(whole))]
+        yield ParsedAddress(country=vocabulary.country(whole))
+        return
     elif len(segments) == 1 and len(whole) > 2 and vocabulary.is_region(whole):
-        return [ParsedAddress(region=whole), ParsedAddress(street=" ".join(expand(last)))]
+        yield ParsedAddress(region=whole)
+        yield ParsedAddress(street=" ".join(expand(last)))
+        return
     tokens = [token for segment in segments for token in segment]
     bounds = _segment_ends(segments)
     extra: list[str] = []
@@ -134,54 +172,101 @@ def _parse(
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
         and (found := _take_tail(tokens, vocabulary.country))
     ):
-        country = vocabulary.country(found[0])
+        country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
+    named = tokens  # before a region is taken off: a street may end in "de" or "co"
     if (
         region is None
         and (found := _take_tail(tokens, vocabulary.is_region))
-        and (len(found[0]) == 2 or len(tokens) - found[1] in bounds)
+        and (
+            len(tokens) - found[1] in bounds
+            # a two-letter code without a comma only after a town: "Springfield IL", not
+            # "Avenue ... de" or "Pizza&co"
+            or (len(found[0]) == 2 and _ends_in_locality(tokens[: -found[1]], vocabulary))
+        )
     ):
         region = found[0]
         tokens = tokens[: -found[1]]
-    tokens, postcode = _take_postcode(tokens, vocabulary)
+    segments, postcode = _take_postcode(_split(tokens, bounds), vocabulary)
+    tokens = [token for segment in segments for token in segment]
     base = ParsedAddress(postcode=postcode, region=region, country=country)
-    readings: list[ParsedAddress] = []
+    if extra:  # a name ending in a country's name: "Pikku Nepal", "Port Hercule de Monaco"
+        yield base._replace(street=" ".join(expand(tokens + extra)), country=None, name_only=True)
     locality = None
-    if len(segments) > 1 and len(tokens) > len(segments[0]):
-        head = " ".join(expand(segments[0]))
-        rest = tokens[len(segments[0]) :]
-        if vocabulary.is_locality(head) and not any(is_house_number(t) for t in segments[0]):
-            locality = head
-            readings.extend(_with_locality(base, rest, head))
-    found = _take_tail(tokens, lambda key: vocabulary.is_locality(expand_text(key)))
+    found_any = False
+    last_segment = False
+    if len(segments) > 1:  # a whole segment that names a locality: "00100 Helsinki, Mikonkatu 18"
+        for position, segment in enumerate(segments):
+            head = vocabulary.locality(" ".join(expand(segment)))
+            if head and not any(is_house_number(t) for t in segment):
+                others = segments[:position] + segments[position + 1 :]
+                locality, found_any = head, True
+                last_segment = position == len(segments) - 1
+                yield from _with_locality(base, [t for other in others for t in other], head)
+                break
+    found = None if last_segment else _take_tail(tokens, vocabulary.locality, expand_text)
     if found:
-        locality = expand_text(found[0])
-        readings.extend(_with_locality(base, tokens[: -found[1]], locality))
+        locality, found_any = found[0], True
+        yield from _with_locality(base, tokens[: -found[1]], locality)
+    elif not last_segment and (found := _take_head(tokens, vocabulary)) is not None:
+        locality, found_any = found[0], True  # "Helsinki Mikonkatu 18"
+        yield from _with_locality(base, tokens[found[1] :], locality)
     if len(segments) > 2:
-        readings.extend(_segment_readings(segments, base, locality, vocabulary))
+        for reading in _segment_readings(segments, base, locality, vocabulary):
+            found_any = True
+            yield reading
     street, number = _street_and_number(tokens)
-    if street is None and number is None and not readings:
-        return [base] if not base.is_empty else []
+    if street is None and number is None and not found_any and not extra:
+        if not base.is_empty:
+            yield base
+        return
     if len(tokens) <= MAX_NAME_TOKENS and number is None and vocabulary.is_locality(street or ""):
-        readings.append(replace(base, locality=street))
-    readings.append(replace(base, street=street, house_number=number))
-    if extra:  # a name ending in a country's name: "Pikku Nepal"
-        name = " ".join(expand(tokens + extra))
-        readings.append(replace(base, street=name, country=None, name_only=True))
+        yield base._replace(locality=street)
+    yield base._replace(street=street, house_number=number)
+    if extra:
+        street, number = _street_and_number(named + extra)
+        yield base._replace(street=street, house_number=number, region=None, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
-        readings.append(replace(base, street=" ".join(expand(tokens)), name_only=True))
-    return list(dict.fromkeys(readings))
+        yield base._replace(street=" ".join(expand(tokens)), name_only=True)
+
+
+def _ends_in_locality(tokens: list[str], vocabulary: Vocabulary) -> bool:
+    return any(
+        vocabulary.locality(expand_text(" ".join(tokens[-size:])))
+        for size in range(1, min(MAX_NAME_TOKENS, len(tokens)) + 1)
+    )
+
+
+def _take_head(tokens: list[str], vocabulary: Vocabulary) -> tuple[str, int] | None:
+    """A locality in front of a street and house number written without a comma."""
+    if len(tokens) < 3 or not any(is_house_number(t) for t in tokens[-2:]):
+        return None
+    for size in range(min(MAX_NAME_TOKENS, len(tokens) - 2), 0, -1):
+        key = vocabulary.locality(expand_text(" ".join(tokens[:size])))
+        if key and not is_house_number(tokens[size]):
+            return key, size
+    return None
+
+
+def _split(tokens: list[str], bounds: set[int]) -> list[list[str]]:
+    """``tokens`` cut again into segments at the comma positions in ``bounds``."""
+    segments: list[list[str]] = [[]]
+    for position, token in enumerate(tokens):
+        if position in bounds and segments[-1]:
+            segments.append([])
+        segments[-1].append(token)
+    return [segment for segment in segments if segment]
 
 
 def _with_locality(base: ParsedAddress, tokens: list[str], locality: str) -> list[ParsedAddress]:
     """The rest as street and number, and when it holds a number, also as a whole name."""
     street, number = _street_and_number(tokens)
-    reading = replace(base, street=street, house_number=number, locality=locality)
+    reading = base._replace(street=street, house_number=number, locality=locality)
     if number is None:
         return [reading]
     name = expand_text(" ".join(tokens))  # "Fire Station 30, Highlandtown"
-    return [reading, replace(base, street=name, locality=locality, name_only=True)]
+    return [reading, base._replace(street=name, locality=locality, name_only=True)]
 
 
 def _segment_readings(
@@ -202,19 +287,30 @@ def _segment_readings(
             words = words[:-size]
         street, number = _street_and_number(words)
         if street:
-            readings.append(replace(base, street=street, house_number=number, locality=locality))
+            readings.append(base._replace(street=street, house_number=number, locality=locality))
     return readings
 
 
-def _take_postcode(tokens: list[str], vocabulary: Vocabulary) -> tuple[list[str], str | None]:
+def _take_postcode(
+    segments: list[list[str]], vocabulary: Vocabulary
+) -> tuple[list[list[str]], str | None]:
     """A known postcode, else a postcode-shaped number when another number is the house's."""
-    known = [i for i, token in enumerate(tokens) if vocabulary.is_postcode(token)]
-    numbers = [i for i, token in enumerate(tokens) if is_house_number(token)]
-    shaped = [i for i in numbers if _POSTCODE_LIKE.match(tokens[i])]
+    # every postcode and house number has a digit: only those tokens are looked at
+    places = [
+        (i, j, token)
+        for i, segment in enumerate(segments)
+        for j, token in enumerate(segment)
+        if _DIGIT.search(token)
+    ]
+    known = [place for place in places if vocabulary.is_postcode(place[2])]
+    numbers = [place for place in places if is_house_number(place[2])]
+    shaped = [place for place in numbers if _POSTCODE_LIKE.match(place[2])]
     pick = known[-1] if known else (shaped[-1] if shaped and len(numbers) > 1 else None)
     if pick is None:
-        return tokens, None
-    return tokens[:pick] + tokens[pick + 1 :], postcode_key(tokens[pick])
+        return segments, None
+    i, j, token = pick
+    rest = [s if k != i else s[:j] + s[j + 1 :] for k, s in enumerate(segments)]
+    return [segment for segment in rest if segment], postcode_key(token)
 
 
 def _segment_ends(segments: list[list[str]]) -> set[int]:
