@@ -22,15 +22,9 @@ from rapidfuzz import fuzz, process
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
 from geobatch.engines.geocode.index import LocalIndex, Street, local_index
-from geobatch.engines.geocode.normalize import ABBREVIATIONS, SYNONYMS, house_number_value
+from geobatch.engines.geocode.normalize import house_number_value, street_core
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
 from geobatch.reference import Release
-
-STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
-    "rue", "via", "calle", "strasse", "straat", "weg", "gatan", "vagen", "katu", "tie", "de",
-    "du", "des", "la", "le", "del", "di", "der", "van",
-}  # fmt: skip
-"""Words dropped to make a street's core name ("Grimaldi" finds "Rue Grimaldi")."""
 
 NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", "BE"})
 """Countries whose addresses put the house number before the street."""
@@ -103,11 +97,6 @@ class ForwardGeocoder:
         self._street_cache: dict[str, list[tuple[int, float]]] = {}
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
         self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
-        self._core: dict[str, list[int]] = {}
-        for key in self.local.street_keys:
-            core = _core(key)
-            if core and core != key:
-                self._core.setdefault(core, []).extend(self.local.street_by_key[key])
 
     def clear_caches(self) -> None:
         """Forget remembered street, place and locality answers (they are bounded anyway)."""
@@ -210,7 +199,7 @@ class ForwardGeocoder:
         exact = self.local.street_by_key.get(key)
         if exact is not None:
             found = [(index, 1.0) for index in exact]
-        elif (core := self._core.get(_core(key) or key)) is not None:
+        elif (core := self.local.street_by_core.get(street_core(key) or key)) is not None:
             found = [(index, 0.92) for index in core]
         else:
             found = [
@@ -445,10 +434,6 @@ def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
         region=reading.region or fields.region,
         country=reading.country or fields.country,
     )
-
-
-def _core(key: str) -> str:
-    return " ".join(word for word in key.split() if word not in STREET_TYPES)
 
 
 def _in_context(
