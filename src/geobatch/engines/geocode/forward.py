@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
-from geobatch.engines.geocode.index import LocalIndex, Street, local_index
+from geobatch.engines.geocode.index import LocalIndex, Street, Streets, local_index
 from geobatch.engines.geocode.normalize import house_number_value, street_core
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
 from geobatch.reference import Release
@@ -437,7 +437,7 @@ def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
 
 
 def _in_context(
-    streets: list[Street], found: list[tuple[int, float]], reading: ParsedAddress
+    streets: Streets, found: list[tuple[int, float]], reading: ParsedAddress
 ) -> list[tuple[int, float]]:
     """At most MAX_STREETS of the found streets, those in the query's locality first.
 

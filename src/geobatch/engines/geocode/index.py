@@ -74,7 +74,7 @@ class Rows:
         self._rows = _Memo(self._find)
 
     def _find(self, key: object) -> list[int] | None:
-        group = int(self.index.groups([key if isinstance(key, str) else None])[0])
+        group = self.index.group(key) if isinstance(key, str) else -1
         if group < 0:
             return None
         start, end = int(self.index.starts[group]), int(self.index.starts[group + 1])
@@ -119,8 +119,19 @@ class Column:
             yield from self.values.slice(start, 65_536).to_pylist()
 
 
+class Names(Column):
+    """A column without nulls (names, kinds)."""
+
+    def __getitem__(self, row: int) -> str:
+        return super().__getitem__(row) or ""
+
+
 def _column(table: pa.Table, name: str) -> Column:
     return Column(single_array(table.column(name)))
+
+
+def _names(table: pa.Table, name: str) -> Names:
+    return Names(single_array(table.column(name)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,8 +151,8 @@ class Places:
     def __init__(self, folder: Path) -> None:
         table = open_table(folder, f"{PREFIX}/places")
         self.ids = _column(table, "id")
-        self.names = _column(table, "name")
-        self.kinds = _column(table, "kind")
+        self.names = _names(table, "name")
+        self.kinds = _names(table, "kind")
         self.countries = _column(table, "country")
         self.lon = open_array(folder, f"{PREFIX}/places/lon")
         self.lat = open_array(folder, f"{PREFIX}/places/lat")
@@ -215,7 +226,7 @@ class Streets:
 
     def __init__(self, folder: Path) -> None:
         table = open_table(folder, f"{PREFIX}/streets")
-        self.names = _column(table, "name")
+        self.names = _names(table, "name")
         self.ref_ids = _column(table, "ref_id")
         self.cities = _column(table, "city")
         self.countries = _column(table, "country")
@@ -255,7 +266,7 @@ class Streets:
         numbers = dict(zip(keys, self.number_rows[start:end].tolist(), strict=True))
         start, end = int(self.sorted_starts[index]), int(self.sorted_starts[index + 1])
         return Street(
-            name=self.names[index] or "",
+            name=self.names[index],
             ref_id=self.ref_ids[index],
             lon=float(self.lon[index]),
             lat=float(self.lat[index]),

@@ -95,7 +95,8 @@ def clusters(
     first = np.unique(labels, return_index=True)[1]
     rank = np.empty(len(first), dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[np.searchsorted(np.unique(labels), labels)]
+    result: np.ndarray = rank[np.searchsorted(np.unique(labels), labels)]
+    return result
 
 
 def _rank_in_group(group: np.ndarray) -> np.ndarray:
@@ -154,7 +155,8 @@ def _shifted(geometries: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Each geometry moved ``shift`` degrees east (one array pass over all coordinates)."""
     per_coordinate = np.repeat(shift, shapely.get_num_coordinates(geometries))
     offset = np.column_stack([per_coordinate, np.zeros_like(per_coordinate)])
-    return shapely.transform(geometries, lambda xy: xy + offset)
+    moved: np.ndarray = shapely.transform(geometries, lambda xy: xy + offset)
+    return moved
 
 
 def _nearest(
@@ -209,7 +211,7 @@ def _area_table(**columns: object) -> pa.Table:
             ("state", pa.string()),
         ]
     )
-    arrays = [pa.array(columns[f.name], f.type, from_pandas=True) for f in schema]  # type: ignore[call-overload]
+    arrays = [pa.array(columns[f.name], f.type, from_pandas=True) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -317,7 +319,9 @@ class _Builder:
         for ids in (pair, named):
             missing = np.flatnonzero(street < 0)
             asked = ids[len(self.pieces) :][missing]
-            piece = _nearest(self.pieces, ids[: len(self.pieces)], lon[missing], lat[missing], asked)
+            piece = _nearest(
+                self.pieces, ids[: len(self.pieces)], lon[missing], lat[missing], asked
+            )
             hit = piece >= 0
             street[missing[hit]] = self.piece_label[piece[hit]]
         # the rest: streets of their own, by name, town and proximity
@@ -460,7 +464,10 @@ class _Builder:
         )
         rows = np.flatnonzero(np.asarray(city_keys.is_valid()))
         names = pa.concat_arrays(
-            [cities.take(pa.array(rows)), flat(self.streets.column("city")).take(pa.array(line_city))]
+            [
+                cities.take(pa.array(rows)),
+                flat(self.streets.column("city")).take(pa.array(line_city)),
+            ]
         )
         key = pa.concat_arrays(
             [city_keys.take(pa.array(rows)), _folded(names.slice(len(rows)), self.street_key)]
@@ -568,7 +575,7 @@ class _Builder:
 def save_distinct(folder: Path, name: str, keys: pa.Array) -> None:
     """The distinct non-null keys in order of first appearance (for fuzzy search)."""
     valid = keys.filter(keys.is_valid())
-    first = np.sort(np.unique(_dense(valid), return_index=True)[1]) if len(valid) else []
+    first = np.sort(np.unique(_dense(valid), return_index=True)[1]) if len(valid) else np.zeros(0)
     write_table(folder, name, pa.table({"key": valid.take(pa.array(first, pa.int64()))}))
 
 
@@ -633,10 +640,8 @@ def _places(
 
 def _main_country(*countries: np.ndarray) -> str | None:
     """The most common country (the alphabetically first of equals)."""
-    counts = Counter(c for values in countries for c in values.tolist() if c)
-    if not counts:
-        return None
-    return min(counts, key=lambda code: (-counts[code], code))
+    counts = Counter(str(c) for values in countries for c in values.tolist() if c)
+    return min(counts, key=lambda code: (-counts[code], code)) if counts else None
 
 
 def build_geocode_index(
@@ -658,4 +663,6 @@ def build_geocode_index(
     write_table(folder, f"{PREFIX}/towns", towns)
     KeyIndex.build(keys, np.arange(len(keys))).save(folder, f"{PREFIX}/towns/keys")
     country = _main_country(built.street_country, place_country)
-    write_table(folder, f"{PREFIX}/country", pa.table({"country": pa.array([country], pa.string())}))
+    write_table(
+        folder, f"{PREFIX}/country", pa.table({"country": pa.array([country], pa.string())})
+    )
