@@ -42,6 +42,10 @@ COUNTRY_REACH_DEG = 0.5
 REGION_ADMIN_LEVEL = 4
 """OSM admin areas at this level or above (states, provinces) are regions, below localities."""
 _SHIFT_DEG = 1000.0
+PIECES_PER_BATCH = 200_000
+"""Street pieces parsed at a time (about 100 MB of geometries)."""
+BYTES_PER_BATCH = 64 << 20
+"""Street geometries (WKB) parsed at a time."""
 """Groups are moved this far apart in longitude so one spatial tree searches each alone."""
 
 
@@ -159,21 +163,46 @@ def _shifted(geometries: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return moved
 
 
+def _cuts(sorted_labels: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Runs of about ``size`` entries of a sorted array, never splitting one label."""
+    cuts, start = [], 0
+    while start < len(sorted_labels):
+        end = min(start + size, len(sorted_labels))
+        if end < len(sorted_labels):
+            end = int(np.searchsorted(sorted_labels, sorted_labels[end - 1], side="right"))
+        cuts.append((start, end))
+        start = end
+    return cuts
+
+
 def _nearest(
-    pieces: np.ndarray, piece_group: np.ndarray, lon: np.ndarray, lat: np.ndarray, group: np.ndarray
+    pieces: pa.Array, piece_group: np.ndarray, lon: np.ndarray, lat: np.ndarray, group: np.ndarray
 ) -> np.ndarray:
-    """For each point, the nearest piece of its own group within ``ATTACH_KM`` (-1: none)."""
+    """For each point, the nearest piece (WKB) of its own group within ``ATTACH_KM`` (-1:
+    none), searched a batch of groups at a time so that memory stays bounded."""
     found = np.full(len(lon), -1, dtype=np.int64)
     usable = np.flatnonzero(piece_group >= 0)
+    usable = usable[np.argsort(piece_group[usable], kind="stable")]
     asked = np.flatnonzero(group >= 0)
+    asked = asked[np.argsort(group[asked], kind="stable")]
     if not len(usable) or not len(asked):
         return found
-    tree = shapely.STRtree(_shifted(pieces[usable], piece_group[usable] * _SHIFT_DEG))
-    points = shapely.points(lon[asked] + group[asked] * _SHIFT_DEG, lat[asked])
-    query, hit = tree.query_nearest(
-        points, max_distance=ATTACH_KM / KM_PER_DEGREE, all_matches=False
-    )
-    found[asked[query]] = usable[hit]
+    for start, end in _cuts(piece_group[usable], PIECES_PER_BATCH):
+        batch = usable[start:end]
+        low, high = piece_group[batch[0]], piece_group[batch[-1]]
+        first, last = np.searchsorted(group[asked], [low, high + 1])
+        points = asked[first:last]
+        if not len(points):
+            continue
+        geometry = shapely.from_wkb(pieces.take(pa.array(batch)).to_numpy(zero_copy_only=False))
+        tree = shapely.STRtree(_shifted(geometry, (piece_group[batch] - low) * _SHIFT_DEG))
+        del geometry
+        query, hit = tree.query_nearest(
+            shapely.points(lon[points] + (group[points] - low) * _SHIFT_DEG, lat[points]),
+            max_distance=ATTACH_KM / KM_PER_DEGREE,
+            all_matches=False,
+        )
+        found[points[query]] = batch[hit]
     return found
 
 
@@ -254,24 +283,33 @@ class _Builder:
         towns = text(table.column("locality"))
         town_keys = _folded(towns, self.street_key)
         rows = np.flatnonzero(np.asarray(keys.is_valid().to_numpy(zero_copy_only=False)))
-        geometry = shapely.from_wkb(
-            flat(table.column("geometry")).take(pa.array(rows)).to_numpy(zero_copy_only=False)
-        )
-        pieces, owner = shapely.get_parts(geometry, return_index=True)
-        del geometry
-        piece_row = rows[owner]
+        geometry = flat(table.column("geometry"))
+        sizes = np.cumsum(np.asarray(pc.binary_length(geometry.take(pa.array(rows)))))
+        wkb, piece_rows, ends = [], [], []
+        start = 0
+        while start < len(rows):
+            end = max(start + 1, int(np.searchsorted(sizes, sizes[start] + BYTES_PER_BATCH)))
+            batch = rows[start:end]
+            lines = shapely.from_wkb(geometry.take(pa.array(batch)).to_numpy(zero_copy_only=False))
+            parts, owner = shapely.get_parts(lines, return_index=True)
+            wkb.append(pa.array(shapely.to_wkb(parts), pa.binary()))
+            piece_rows.append(batch[owner])
+            points = shapely.get_point(parts, [[0], [-1]])
+            ends.append(np.stack([shapely.get_x(points), shapely.get_y(points)], axis=-1))
+            start = end
+        pieces = pa.concat_arrays(wkb) if wkb else pa.array([], pa.binary())
+        piece_row = np.concatenate(piece_rows) if piece_rows else np.zeros(0, np.int64)
+        end_points = np.concatenate(ends, axis=1) if ends else np.zeros((2, 0, 2))
         group_of_row = np.full(table.num_rows, -1, dtype=np.int64)
         group_of_row[rows] = _dense(keys.take(pa.array(rows)), town_keys.take(pa.array(rows)))
         piece_group = group_of_row[piece_row]
-        ends = np.concatenate(
-            [shapely.get_coordinates(shapely.get_point(pieces, i)) for i in (0, -1)]
-        )
+        size = len(piece_row)
         label = clusters(
             np.r_[piece_group, piece_group],
-            ends[:, 0],
-            ends[:, 1],
-            np.r_[np.arange(len(pieces)), np.arange(len(pieces))],
-            len(pieces),
+            np.r_[end_points[0, :, 0], end_points[1, :, 0]] if size else np.zeros(0),
+            np.r_[end_points[0, :, 1], end_points[1, :, 1]] if size else np.zeros(0),
+            np.r_[np.arange(size), np.arange(size)],
+            size,
         )
         count = int(label.max(initial=-1)) + 1
         first_piece = _first_of(label, count)
@@ -279,15 +317,23 @@ class _Builder:
         # the centre: halfway along the street's pieces from its first row
         own = np.flatnonzero(piece_row == first_row[label])
         own = own[np.argsort(label[own], kind="stable")]
-        centres = shapely.line_interpolate_point(
-            shapely.multilinestrings(pieces[own], indices=label[own]), 0.5, normalized=True
-        )
+        centres = []
+        for start, end in _cuts(label[own], PIECES_PER_BATCH):
+            batch = own[start:end]
+            parts = shapely.from_wkb(pieces.take(pa.array(batch)).to_numpy(zero_copy_only=False))
+            indices = label[batch] - label[batch[0]]
+            centres.append(
+                shapely.line_interpolate_point(
+                    shapely.multilinestrings(parts, indices=indices), 0.5, normalized=True
+                )
+            )
+        centre = np.concatenate(centres) if centres else np.zeros(0, dtype=object)
         self.line_count = count
         self.line_row = first_row
         self.line_group = piece_group[first_piece]
         self.line_rank = _rank_in_group(self.line_group)
-        self.line_lon = shapely.get_x(centres)
-        self.line_lat = shapely.get_y(centres)
+        self.line_lon = shapely.get_x(centre)
+        self.line_lat = shapely.get_y(centre)
         self.line_name = flat(table.column("name")).take(pa.array(first_row))
         self.line_ref = flat(table.column("id")).take(pa.array(first_row))
         self.line_town = towns.take(pa.array(first_row))
@@ -544,8 +590,8 @@ class _Builder:
         write_table(folder, f"{PREFIX}/streets", streets.drop_columns(["lon", "lat"]))
         write_array(folder, f"{PREFIX}/streets/lon", np.asarray(self.street_lon, np.float64))
         write_array(folder, f"{PREFIX}/streets/lat", np.asarray(self.street_lat, np.float64))
-        pieces = shapely.to_wkb(self.pieces[self.piece_order])
-        write_table(folder, f"{PREFIX}/pieces", pa.table({"wkb": pa.array(pieces, pa.binary())}))
+        pieces = self.pieces.take(pa.array(self.piece_order))
+        write_table(folder, f"{PREFIX}/pieces", pa.table({"wkb": pieces}))
         write_array(folder, f"{PREFIX}/pieces/starts", self.piece_starts)
         write_table(folder, f"{PREFIX}/numbers", pa.table({"key": self.number_keys}))
         write_array(folder, f"{PREFIX}/numbers/rows", self.number_rows)
