@@ -327,7 +327,7 @@ class ForwardGeocoder:
             score=0.85 * factor,
             postal_code=area.name,
             city=area.state,
-            country=self.local.country,
+            country=area.country or self.local.country,
         )
 
     def _localities(

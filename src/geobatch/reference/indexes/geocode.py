@@ -456,7 +456,7 @@ class _Builder:
         line_town = either(self.line_town, pa.nulls(table.num_rows, pa.string()))
         given = np.array(text(table.column("country")).to_pylist(), dtype=object)
         found = self.countries.at(lon, lat)
-        row_country = _coalesce(given, found)
+        row_country = self.row_country = _coalesce(given, found)
         first_country = np.full(self.total, None, dtype=object)
         has = attached[np.array([c is not None for c in row_country[attached]], dtype=bool)]
         firsts = _first_of(street[has], self.total)
@@ -568,7 +568,7 @@ class _Builder:
             lat=code_centre[:, 1],
             ref_id=[None] * code_count,
             population=[0] * code_count,
-            country=[None] * code_count,
+            country=self.row_country[code_first].tolist(),
             state=cities.take(pa.array(code_first)).to_pylist(),
         )
         self.postcode_area_keys = self.postcode_keys.take(pa.array(code_first))
@@ -625,15 +625,26 @@ def save_distinct(folder: Path, name: str, keys: pa.Array) -> None:
     write_table(folder, name, pa.table({"key": valid.take(pa.array(first, pa.int64()))}))
 
 
+def _place_countries(table: pa.Table, countries: Countries) -> np.ndarray:
+    """Each place's own country, else the gazetteer's there."""
+    lon = np.asarray(table.column("lon").to_numpy(), np.float64)
+    lat = np.asarray(table.column("lat").to_numpy(), np.float64)
+    given = np.array(text(table.column("country")).to_pylist(), dtype=object)
+    return _coalesce(given, countries.at(lon, lat))
+
+
 def _places(
-    folder: Path, table: pa.Table, countries: Countries, street_key: Callable[[str], str]
-) -> tuple[pa.Table, pa.Array, np.ndarray]:
+    folder: Path,
+    table: pa.Table,
+    countries: Countries,
+    street_key: Callable[[str], str],
+    main_country: str | None,
+) -> tuple[pa.Table, pa.Array]:
     """Places and POIs by every name they are known by; their localities and regions."""
     lon = np.asarray(table.column("lon").to_numpy(), np.float64)
     lat = np.asarray(table.column("lat").to_numpy(), np.float64)
-    country = _coalesce(
-        np.array(text(table.column("country")).to_pylist(), dtype=object), countries.at(lon, lat)
-    )
+    country = _place_countries(table, countries)
+    country = _coalesce(country, np.full(len(country), main_country, dtype=object))
     rows = pa.table(
         {
             "id": flat(table.column("id")).cast(pa.string()),
@@ -681,7 +692,7 @@ def _places(
         country=country[area].tolist(),
         state=[None] * len(area),
     )
-    return towns, area_keys, country
+    return towns, area_keys
 
 
 def _main_country(*countries: np.ndarray) -> str | None:
@@ -693,13 +704,27 @@ def _main_country(*countries: np.ndarray) -> str | None:
 def build_geocode_index(
     folder: Path, streets: pa.Table, addresses: pa.Table, places: pa.Table, gazetteer: pa.Table
 ) -> None:
-    """Write the forward-geocoding index of a release under ``indexes/geocode/``."""
+    """Write the forward-geocoding index of a release under ``indexes/geocode/``.
+
+    Streets and places in no country the gazetteer knows (farther than
+    ``COUNTRY_REACH_DEG`` from its cities) are taken to be in the release's main country, so
+    a query naming another country ranks them like the release's other streets.
+    """
     from geobatch.engines.geocode import normalize
 
     countries = Countries(gazetteer)
     built = _Builder(normalize, countries, streets, addresses)
+    country = _main_country(built.street_country, _place_countries(places, countries))
+    built.street_country = _coalesce(
+        built.street_country, np.full(len(built.street_country), country, dtype=object)
+    )
+    built.streets = built.streets.set_column(
+        built.streets.schema.get_field_index("country"),
+        "country",
+        pa.array(built.street_country, pa.string()),
+    )
     built.save(folder)
-    towns, keys, place_country = _places(folder, places, countries, normalize.street_key)
+    towns, keys = _places(folder, places, countries, normalize.street_key, country)
     # towns known only from addresses and streets, where no place has their name
     only = np.flatnonzero(
         ~np.asarray(pc.is_in(built.city_area_keys, value_set=keys).to_numpy(zero_copy_only=False))
@@ -708,7 +733,6 @@ def build_geocode_index(
     keys = pa.concat_arrays([keys, built.city_area_keys.take(pa.array(only))])
     write_table(folder, f"{PREFIX}/towns", towns)
     KeyIndex.build(keys, np.arange(len(keys))).save(folder, f"{PREFIX}/towns/keys")
-    country = _main_country(built.street_country, place_country)
     write_table(
         folder, f"{PREFIX}/country", pa.table({"country": pa.array([country], pa.string())})
     )
