@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -33,21 +34,72 @@ CACHE_SIZE = 50_000
 T = TypeVar("T")
 
 
-@dataclass(kw_only=True)
 class Street:
-    name: str
-    ref_id: str | None
-    lon: float
-    lat: float
-    line: shapely.Geometry | None
-    localities: set[str] = field(default_factory=set)
-    city: str | None = None
-    postcodes: set[str] = field(default_factory=set)
-    country: str | None = None
-    numbers: dict[str, int] = field(default_factory=dict)
-    """House-number key -> address row."""
-    sorted_numbers: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    sorted_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """One street of the index: each field is read from the mapped rows when first asked
+    for, so ranking many same-named streets by town costs only their towns."""
+
+    def __init__(self, streets: Streets, index: int) -> None:
+        self._streets = streets
+        self.index = index
+
+    @cached_property
+    def name(self) -> str:
+        return self._streets.names[self.index]
+
+    @cached_property
+    def ref_id(self) -> str | None:
+        return self._streets.ref_ids[self.index]
+
+    @cached_property
+    def lon(self) -> float:
+        return float(self._streets.lon[self.index])
+
+    @cached_property
+    def lat(self) -> float:
+        return float(self._streets.lat[self.index])
+
+    @cached_property
+    def city(self) -> str | None:
+        return self._streets.cities[self.index]
+
+    @cached_property
+    def country(self) -> str | None:
+        return self._streets.countries[self.index]
+
+    @cached_property
+    def localities(self) -> set[str]:
+        """Folded names of the towns the street is known in."""
+        return set(self._streets.localities[self.index].as_py() or ())
+
+    @cached_property
+    def postcodes(self) -> set[str]:
+        return set(self._streets.postcodes[self.index].as_py() or ())
+
+    @cached_property
+    def line(self) -> shapely.Geometry | None:
+        start, end = self._streets.span(self._streets.piece_starts, self.index)
+        if end == start:
+            return None
+        pieces = self._streets.pieces.slice(start, end - start).to_numpy(zero_copy_only=False)
+        return shapely.multilinestrings(shapely.from_wkb(pieces))
+
+    @cached_property
+    def numbers(self) -> dict[str, int]:
+        """House-number key -> address row."""
+        start, end = self._streets.span(self._streets.number_starts, self.index)
+        keys = self._streets.number_keys.slice(start, end - start).to_pylist()
+        return dict(zip(keys, self._streets.number_rows[start:end].tolist(), strict=True))
+
+    @cached_property
+    def sorted_numbers(self) -> np.ndarray:
+        """The numeric house numbers, ascending (with ``sorted_rows``, for interpolation)."""
+        start, end = self._streets.span(self._streets.sorted_starts, self.index)
+        return np.asarray(self._streets.sorted_values[start:end])
+
+    @cached_property
+    def sorted_rows(self) -> np.ndarray:
+        start, end = self._streets.span(self._streets.sorted_starts, self.index)
+        return np.asarray(self._streets.sorted_rows[start:end])
 
 
 class _Memo(Generic[T]):
@@ -255,30 +307,11 @@ class Streets:
             yield self[index]
 
     def _make(self, key: object) -> Street:
-        index = int(key)  # type: ignore[call-overload]
-        start, end = int(self.piece_starts[index]), int(self.piece_starts[index + 1])
-        line = None
-        if end > start:
-            pieces = shapely.from_wkb(self.pieces.slice(start, end - start).to_numpy(False))
-            line = shapely.multilinestrings(pieces)
-        start, end = int(self.number_starts[index]), int(self.number_starts[index + 1])
-        keys = self.number_keys.slice(start, end - start).to_pylist()
-        numbers = dict(zip(keys, self.number_rows[start:end].tolist(), strict=True))
-        start, end = int(self.sorted_starts[index]), int(self.sorted_starts[index + 1])
-        return Street(
-            name=self.names[index],
-            ref_id=self.ref_ids[index],
-            lon=float(self.lon[index]),
-            lat=float(self.lat[index]),
-            line=line,
-            localities=set(self.localities[index].as_py() or ()),
-            city=self.cities[index],
-            postcodes=set(self.postcodes[index].as_py() or ()),
-            country=self.countries[index],
-            numbers=numbers,
-            sorted_numbers=np.asarray(self.sorted_values[start:end]),
-            sorted_rows=np.asarray(self.sorted_rows[start:end]),
-        )
+        return Street(self, int(key))  # type: ignore[call-overload]
+
+    @staticmethod
+    def span(starts: np.ndarray, index: int) -> tuple[int, int]:
+        return int(starts[index]), int(starts[index + 1])
 
 
 class LocalIndex:
