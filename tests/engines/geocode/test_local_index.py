@@ -109,3 +109,28 @@ def test_copy_zero_answers_as_the_region_alone(
 def test_a_copy_is_found_near_the_bias(copied: ForwardGeocoder) -> None:
     [best] = copied.geocode("Main Street 3", at=(60.0, 24.0 + 2 * SHIFT_DEG))
     assert best.ref_id == "2-Main Street-3"
+
+
+def test_addresses_without_street_lines_make_their_own_streets(tmp_path: Path) -> None:
+    store = ReleaseStore(tmp_path / "releases")
+    with store.building("points-2024-01-01", "points") as builder:
+        builder.write_table(
+            "addresses",
+            pa.table(
+                {
+                    "id": ["a", "b", "c"],
+                    "housenumber": ["1", "5", "1"],
+                    "street": ["Low Road", "Low Road", "Low Road"],
+                    "city": ["Northam", "Northam", "Southam"],
+                    "lon": [10.0, 10.001, 10.5],
+                    "lat": [50.0, 50.0, 50.0],
+                }
+            ),
+        )
+    geocoder = ForwardGeocoder(store.load("points-2024-01-01"))
+    assert len(geocoder.local.street_by_key["low road"]) == 2
+    [best] = geocoder.geocode("Low Road 1, Southam")
+    assert best.ref_id == "c"
+    [between] = geocoder.geocode("Low Road 3, Northam")
+    assert between.match_level == "interpolated"
+    assert 10.0 < between.lon < 10.001

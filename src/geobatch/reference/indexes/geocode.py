@@ -437,7 +437,7 @@ class _Builder:
     ) -> None:
         order, lines = self.order, self.line_count
         is_line = order < lines
-        source = np.where(is_line, order, 0)
+        source = np.where(is_line, order, lines)  # ``lines``: past the end, never read
         own = np.where(is_line, 0, order - lines)
         pick = self.own_first[own] if len(self.own_first) else np.zeros(len(order), np.int64)
         address_names = text(table.column("street"))
@@ -449,8 +449,8 @@ class _Builder:
             )
 
         centre = self.number_centres
-        self.street_lon = np.where(is_line, self.line_lon[source], centre[:, 0])
-        self.street_lat = np.where(is_line, self.line_lat[source], centre[:, 1])
+        self.street_lon = np.where(is_line, np.r_[self.line_lon, np.nan][source], centre[:, 0])
+        self.street_lat = np.where(is_line, np.r_[self.line_lat, np.nan][source], centre[:, 1])
         attached = np.flatnonzero(street >= 0)
         first_city = _first_valued(street[attached], cities.take(pa.array(attached)), self.total)
         line_town = either(self.line_town, pa.nulls(table.num_rows, pa.string()))
