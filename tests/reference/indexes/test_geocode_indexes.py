@@ -16,8 +16,8 @@ import pytest
 from geobatch.reference import Release, ReleaseError, ReleaseStore
 from geobatch.reference.indexes import BUILDERS, describe
 
-GEOCODE_INDEXES = ("lookup", "reverse")
-GEOCODE_FOLDERS = ("lookup", "reverse", "areas")
+GEOCODE_INDEXES = ("lookup", "reverse", "geocode")
+GEOCODE_FOLDERS = ("lookup", "reverse", "areas", "geocode")
 
 
 def test_index_files_are_identical_across_builds(monaco: Release, tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_index_files_are_identical_across_builds(monaco: Release, tmp_path: Path
             BUILDERS[name](folder, lambda t: small if t == "gazetteer" else monaco.table(t))
         built.append(describe(folder))
     assert built[0] == built[1]
-    assert {"lookup", "reverse", "areas"} == {name.split("/")[1] for name in built[0]}
+    assert set(GEOCODE_FOLDERS) == {name.split("/")[1] for name in built[0]}
     geocode_files = {
         name for name in monaco.manifest.files if name.split("/")[:2][-1] in GEOCODE_FOLDERS
     }
@@ -56,17 +56,22 @@ for owner, name in [(sphere.SpherePoints, "build"), (grid.GridIndex, "build"),
     setattr(owner, name, classmethod(refuse))
 from geobatch.engines.geocode.lookup import lookup as find
 from geobatch.engines.geocode.reverse import reverse_geocode
+from geobatch.engines.geocode.forward import forward_geocoder
 import numpy as np
 
 release = ReleaseStore(sys.argv[1]).load(sys.argv[2])
 lat, lon = np.array(json.loads(sys.argv[3])), np.array(json.loads(sys.argv[4]))
 answer = reverse_geocode(release, lat, lon)
-found = find(release, sys.argv[5:])
-print(json.dumps({"reverse": answer.to_pylist(), "lookup": found.to_pylist()}, default=str))
+found = find(release, sys.argv[6:])
+geocoder = forward_geocoder(release)
+forward = [c.__dict__ for text in json.loads(sys.argv[5]) for c in geocoder.geocode(text, limit=3)]
+print(json.dumps({"reverse": answer.to_pylist(), "lookup": found.to_pylist(),
+                  "forward": forward}, default=str))
 """
 
 
 def test_a_fresh_process_answers_without_building(monaco: Release) -> None:
+    from geobatch.engines.geocode.forward import ForwardGeocoder
     from geobatch.engines.geocode.lookup import lookup
     from geobatch.engines.geocode.reverse import reverse_geocode
 
@@ -75,6 +80,9 @@ def test_a_fresh_process_answers_without_building(monaco: Release) -> None:
     addresses = monaco.table("addresses")
     lat = np.r_[addresses.column("lat").to_numpy()[:2], 43.7311, 43.75, 44.5]
     lon = np.r_[addresses.column("lon").to_numpy()[:2], 7.4197, 7.43, 7.0]
+    numbered = addresses.filter(pc.is_valid(addresses.column("housenumber"))).slice(0, 1)
+    [address] = numbered.to_pylist()
+    texts = [f"{address['street']} {address['housenumber']}", "Boulevard des Moulins", "Casino"]
     out = subprocess.run(
         [
             sys.executable,
@@ -84,6 +92,7 @@ def test_a_fresh_process_answers_without_building(monaco: Release) -> None:
             monaco.manifest.id,
             json.dumps(lat.tolist()),
             json.dumps(lon.tolist()),
+            json.dumps(texts),
             *ids,
         ],
         check=True,
@@ -97,6 +106,11 @@ def test_a_fresh_process_answers_without_building(monaco: Release) -> None:
             {
                 "reverse": reverse_geocode(monaco, lat, lon).to_pylist(),
                 "lookup": lookup(monaco, ids).to_pylist(),
+                "forward": [
+                    c.__dict__
+                    for text in texts
+                    for c in ForwardGeocoder(monaco).geocode(text, limit=3)
+                ],
             },
             default=str,
         )
@@ -104,6 +118,7 @@ def test_a_fresh_process_answers_without_building(monaco: Release) -> None:
     assert answers == here
     assert {row["match_level"] for row in answers["reverse"]} >= {"houseNumber"}
     assert [row["seqLength"] for row in answers["lookup"]][-1] == 0
+    assert {row["match_level"] for row in answers["forward"]} >= {"houseNumber", "street"}
 
 
 def test_a_truncated_index_file_is_refused(monaco: Release, tmp_path: Path) -> None:

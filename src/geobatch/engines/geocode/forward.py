@@ -25,22 +25,11 @@ from rapidfuzz import fuzz, process
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
-from geobatch.engines.geocode.index import LocalIndex, Street, local_index
-from geobatch.engines.geocode.normalize import (
-    ABBREVIATIONS,
-    SYNONYMS,
-    house_number_value,
-    plain_umlauts,
-)
+from geobatch.engines.geocode.index import LocalIndex, Street, Streets, local_index
+from geobatch.engines.geocode.normalize import house_number_value, plain_umlauts, street_core
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
 from geobatch.engines.geocode.parse import readings as text_readings
 from geobatch.reference import Release
-
-STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
-    "rue", "via", "calle", "strasse", "straat", "weg", "gatan", "vagen", "katu", "tie", "de",
-    "du", "des", "la", "le", "del", "di", "der", "van",
-}  # fmt: skip
-"""Words dropped to make a street's core name ("Grimaldi" finds "Rue Grimaldi")."""
 
 NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", "BE"})
 """Countries whose addresses put the house number before the street."""
@@ -95,13 +84,6 @@ class ForwardGeocoder:
         self._street_cache: dict[str, list[tuple[int, float]]] = {}
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
         self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
-        self._core: dict[str, list[int]] = {}
-        self._plain: dict[str, list[str]] = {}
-        for key in self.local.street_keys:
-            core = _core(key)
-            if core and core != key:
-                self._core.setdefault(core, []).extend(self.local.street_by_key[key])
-            self._plain.setdefault(plain_umlauts(key), []).append(key)
 
     def clear_caches(self) -> None:
         """Forget remembered street, place and locality answers (they are bounded anyway)."""
@@ -212,13 +194,16 @@ class ForwardGeocoder:
         if cached is not None:
             return cached
         exact = self.local.street_by_key.get(key)
-        spelled = [k for k in self._plain.get(plain_umlauts(key), ()) if k != key]
+        known = set(exact or ())
+        spelled = [
+            index
+            for index in self.local.street_by_plain.get(plain_umlauts(key)) or ()
+            if index not in known
+        ]
         if exact is not None or spelled:
             # "ae" for "ä" either way: the right town's "Hämeentie" may beat another's "Haemeentie"
-            found = [(index, 1.0) for index in exact or ()] + [
-                (index, 0.98) for other in spelled for index in self.local.street_by_key[other]
-            ]
-        elif (core := self._core.get(_core(key) or key)) is not None:
+            found = [(index, 1.0) for index in exact or ()] + [(index, 0.98) for index in spelled]
+        elif (core := self.local.street_by_core.get(street_core(key) or key)) is not None:
             found = [(index, 0.92) for index in core]
         else:
             found = [
@@ -349,7 +334,7 @@ class ForwardGeocoder:
             score=0.85 * factor,
             postal_code=area.name,
             city=area.state,
-            country=self.local.country,
+            country=area.country or self.local.country,
         )
 
     def _localities(
@@ -458,12 +443,8 @@ def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
     )
 
 
-def _core(key: str) -> str:
-    return " ".join(word for word in key.split() if word not in STREET_TYPES)
-
-
 def _in_context(
-    streets: list[Street], found: list[tuple[int, float]], reading: ParsedAddress
+    streets: Streets, found: list[tuple[int, float]], reading: ParsedAddress
 ) -> list[tuple[int, float]]:
     """At most MAX_STREETS of the found streets, those in the query's locality first.
 

@@ -1,350 +1,375 @@
-"""The forward-geocoding index of a release's own data, built once per process and cached.
+"""The forward-geocoding index of a release's own data, as a worker uses it: mapped, not built.
 
 ``local_index`` covers the release's own streets, address points, places and POIs (the
-worldwide GeoNames part is in ``gazetteer``). It maps folded keys (``normalize.street_key``)
-to row numbers in flat lists and numpy arrays, so a query is a few dict lookups, plus one
-rapidfuzz scan over the distinct names when the exact key misses.
+worldwide GeoNames part is in ``gazetteer``). Everything was built at import
+(``reference.indexes.geocode``); here the files are only mapped, and the objects a query
+touches (a ``Street`` with its house numbers, an ``Area``) are made from their rows on demand
+and remembered in bounded caches. Folded keys find rows through sorted 64-bit hashes; the
+distinct names for rapidfuzz are read only when an exact key misses.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
 from geobatch.engines.geocode.cache import cached
-from geobatch.engines.geocode.gazetteer import (
-    Area,
-    GazetteerIndex,
-    column_list,
-    float_column,
-    gazetteer_index,
-)
-from geobatch.engines.geocode.normalize import (
-    house_number_key,
-    house_number_value,
-    postcode_key,
-    street_key,
-)
+from geobatch.engines.geocode.gazetteer import Area
 from geobatch.reference import Release
+from geobatch.reference.indexes.files import open_array, open_table
+from geobatch.reference.indexes.geocode import PREFIX
+from geobatch.reference.indexes.keys import KeyIndex, single_array
 
-REGION_ADMIN_LEVEL = 4
-"""OSM admin areas at this level or above (states, provinces) are regions, below localities."""
+CACHE_SIZE = 50_000
+"""Remembered answers per lookup table; beyond it the cache starts again (it is a speed-up)."""
+
+T = TypeVar("T")
 
 
-@dataclass(kw_only=True)
 class Street:
-    name: str
-    ref_id: str | None
-    lon: float
-    lat: float
-    line: shapely.Geometry | None
-    localities: set[str] = field(default_factory=set)
-    city: str | None = None
-    postcodes: set[str] = field(default_factory=set)
-    country: str | None = None
-    numbers: dict[str, int] = field(default_factory=dict)
-    """House-number key -> address row."""
-    sorted_numbers: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    sorted_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """One street of the index: each field is read from the mapped rows when first asked
+    for, so ranking many same-named streets by town costs only their towns."""
+
+    def __init__(self, streets: Streets, index: int) -> None:
+        self._streets = streets
+        self.index = index
+
+    @cached_property
+    def name(self) -> str:
+        return self._streets.names[self.index]
+
+    @cached_property
+    def ref_id(self) -> str | None:
+        return self._streets.ref_ids[self.index]
+
+    @cached_property
+    def lon(self) -> float:
+        return float(self._streets.lon[self.index])
+
+    @cached_property
+    def lat(self) -> float:
+        return float(self._streets.lat[self.index])
+
+    @cached_property
+    def city(self) -> str | None:
+        return self._streets.cities[self.index]
+
+    @cached_property
+    def country(self) -> str | None:
+        return self._streets.countries[self.index]
+
+    @cached_property
+    def localities(self) -> set[str]:
+        """Folded names of the towns the street is known in."""
+        return set(self._streets.localities[self.index].as_py() or ())
+
+    @cached_property
+    def postcodes(self) -> set[str]:
+        return set(self._streets.postcodes[self.index].as_py() or ())
+
+    @cached_property
+    def line(self) -> shapely.Geometry | None:
+        start, end = self._streets.span(self._streets.piece_starts, self.index)
+        if end == start:
+            return None
+        pieces = self._streets.pieces.slice(start, end - start).to_numpy(zero_copy_only=False)
+        return shapely.multilinestrings(shapely.from_wkb(pieces))
+
+    @cached_property
+    def numbers(self) -> dict[str, int]:
+        """House-number key -> address row."""
+        start, end = self._streets.span(self._streets.number_starts, self.index)
+        keys = self._streets.number_keys.slice(start, end - start).to_pylist()
+        return dict(zip(keys, self._streets.number_rows[start:end].tolist(), strict=True))
+
+    @cached_property
+    def sorted_numbers(self) -> np.ndarray:
+        """The numeric house numbers, ascending (with ``sorted_rows``, for interpolation)."""
+        start, end = self._streets.span(self._streets.sorted_starts, self.index)
+        return np.asarray(self._streets.sorted_values[start:end])
+
+    @cached_property
+    def sorted_rows(self) -> np.ndarray:
+        start, end = self._streets.span(self._streets.sorted_starts, self.index)
+        return np.asarray(self._streets.sorted_rows[start:end])
+
+
+class _Memo(Generic[T]):
+    """A bounded per-process memo of ``make(key)`` (thread-safe enough: values never change)."""
+
+    def __init__(self, make: Callable[[object], T]) -> None:
+        self.make = make
+        self.found: dict[object, T] = {}
+
+    def __call__(self, key: object) -> T:
+        value = self.found.get(key, self)
+        if value is self:
+            if len(self.found) >= CACHE_SIZE:
+                self.found.clear()
+            value = self.found[key] = self.make(key)
+        return value  # type: ignore[return-value]
+
+
+class Rows:
+    """Folded key -> row numbers, read from a mapped ``KeyIndex``."""
+
+    def __init__(self, index: KeyIndex) -> None:
+        self.index = index
+        self._rows = _Memo(self._find)
+
+    def _find(self, key: object) -> list[int] | None:
+        group = self.index.group(key) if isinstance(key, str) else -1
+        if group < 0:
+            return None
+        start, end = int(self.index.starts[group]), int(self.index.starts[group + 1])
+        rows: list[int] = self.index.rows[start:end].tolist()
+        return rows
+
+    def get(self, key: str, default: list[int] | None = None) -> list[int] | None:
+        found = self._rows(key)
+        return default if found is None else found
+
+    def __getitem__(self, key: str) -> list[int]:
+        found = self._rows(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._rows(key) is not None
+
+    def values(self) -> Iterator[list[int]]:
+        """Every key's rows (reads the whole index: for tools, not for queries)."""
+        starts = self.index.starts.tolist()
+        for group in range(len(starts) - 1):
+            yield self.index.rows[starts[group] : starts[group + 1]].tolist()
+
+
+class Column:
+    """One mapped Arrow column read row by row as Python values."""
+
+    def __init__(self, values: pa.Array) -> None:
+        self.values = values
+
+    def __getitem__(self, row: int) -> str | None:
+        value: str | None = self.values[row].as_py()
+        return value
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[str | None]:
+        for start in range(0, len(self.values), 65_536):
+            yield from self.values.slice(start, 65_536).to_pylist()
+
+
+class Names(Column):
+    """A column without nulls (names, kinds)."""
+
+    def __getitem__(self, row: int) -> str:
+        return super().__getitem__(row) or ""
+
+
+def _column(table: pa.Table, name: str) -> Column:
+    return Column(single_array(table.column(name)))
+
+
+def _names(table: pa.Table, name: str) -> Names:
+    return Names(single_array(table.column(name)))
 
 
 @dataclass(frozen=True, kw_only=True)
 class Addresses:
-    ids: list[str]
-    numbers: list[str]
-    postcodes: list[str | None]
-    cities: list[str | None]
-    states: list[str | None]
+    ids: Column
+    numbers: Column
+    postcodes: Column
+    cities: Column
+    states: Column
     lon: np.ndarray
     lat: np.ndarray
 
 
-@dataclass(frozen=True, kw_only=True)
 class Places:
-    ids: list[str]
-    names: list[str]
-    kinds: list[str]
-    countries: list[str | None]
-    lon: np.ndarray
-    lat: np.ndarray
-    by_key: dict[str, list[int]]
-    keys: list[str]
+    """Places and POIs: row fields, rows by folded name, and the names for fuzzy search."""
+
+    def __init__(self, folder: Path) -> None:
+        table = open_table(folder, f"{PREFIX}/places")
+        self.ids = _column(table, "id")
+        self.names = _names(table, "name")
+        self.kinds = _names(table, "kind")
+        self.countries = _column(table, "country")
+        self.lon = open_array(folder, f"{PREFIX}/places/lon")
+        self.lat = open_array(folder, f"{PREFIX}/places/lat")
+        self.by_key = Rows(KeyIndex.open(folder, f"{PREFIX}/places/keys"))
+        self._folder = folder
+        self._keys: list[str] | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        """Every distinct folded name (read on the first fuzzy search, then kept)."""
+        if self._keys is None:
+            self._keys = _distinct(self._folder, f"{PREFIX}/places/names")
+        return self._keys
 
 
-@dataclass(frozen=True, kw_only=True)
+def _distinct(folder: Path, name: str) -> list[str]:
+    keys: list[str] = open_table(folder, name).column("key").to_pylist()
+    return keys
+
+
+def _area(table: pa.Table, row: int) -> Area:
+    values = {name: table.column(name)[row].as_py() for name in table.column_names}
+    return Area(**values)
+
+
+class Areas:
+    """Folded name -> the localities and regions of that name (``Area``), in row order."""
+
+    def __init__(self, table: pa.Table, keys: KeyIndex) -> None:
+        self.table = table
+        self.rows = Rows(keys)
+        self._areas = _Memo(self._find)
+
+    def _find(self, key: object) -> list[Area] | None:
+        rows = self.rows.get(key) if isinstance(key, str) else None
+        return None if rows is None else [_area(self.table, row) for row in rows]
+
+    def get(self, key: str, default: tuple[Area, ...] | list[Area] = ()) -> list[Area]:
+        found = self._areas(key)
+        return list(default) if found is None else found
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows
+
+    def values(self) -> Iterator[list[Area]]:
+        """Every name's areas (reads the whole table: for tools, not for queries)."""
+        groups: dict[str, list[Area]] = {}
+        for key in self.rows.index.keys.to_pylist():
+            groups[key] = self.get(key)
+        yield from groups.values()
+
+
+class Postcodes:
+    """Postcode key -> its area (the first of its groups of addresses)."""
+
+    def __init__(self, areas: Areas) -> None:
+        self.areas = areas
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.areas
+
+    def __getitem__(self, code: str) -> Area:
+        found = self.areas.get(code)
+        if not found:
+            raise KeyError(code)
+        return found[0]
+
+
+class Streets:
+    """Streets by number, made from their mapped rows when a query touches them."""
+
+    def __init__(self, folder: Path) -> None:
+        table = open_table(folder, f"{PREFIX}/streets")
+        self.names = _names(table, "name")
+        self.ref_ids = _column(table, "ref_id")
+        self.cities = _column(table, "city")
+        self.countries = _column(table, "country")
+        self.localities = single_array(table.column("localities"))
+        self.postcodes = single_array(table.column("postcodes"))
+        self.lon = open_array(folder, f"{PREFIX}/streets/lon")
+        self.lat = open_array(folder, f"{PREFIX}/streets/lat")
+        self.pieces = single_array(open_table(folder, f"{PREFIX}/pieces").column("wkb"))
+        self.piece_starts = open_array(folder, f"{PREFIX}/pieces/starts")
+        self.number_keys = single_array(open_table(folder, f"{PREFIX}/numbers").column("key"))
+        self.number_rows = open_array(folder, f"{PREFIX}/numbers/rows")
+        self.number_starts = open_array(folder, f"{PREFIX}/numbers/starts")
+        self.sorted_values = open_array(folder, f"{PREFIX}/sorted/values")
+        self.sorted_rows = open_array(folder, f"{PREFIX}/sorted/rows")
+        self.sorted_starts = open_array(folder, f"{PREFIX}/sorted/starts")
+        self._streets = _Memo(self._make)
+
+    def __len__(self) -> int:
+        return len(self.lon)
+
+    def __getitem__(self, index: int) -> Street:
+        return self._streets(int(index))
+
+    def __iter__(self) -> Iterator[Street]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def _make(self, key: object) -> Street:
+        return Street(self, int(key))  # type: ignore[call-overload]
+
+    @staticmethod
+    def span(starts: np.ndarray, index: int) -> tuple[int, int]:
+        return int(starts[index]), int(starts[index + 1])
+
+
 class LocalIndex:
-    streets: list[Street]
-    street_by_key: dict[str, list[int]]
-    """Folded street name -> its streets, one per locality."""
-    street_keys: list[str]
-    addresses: Addresses
-    places: Places
-    localities: dict[str, list[Area]]
-    postcodes: dict[str, Area]
-    country: str | None
-    """The release's main country (most of its addresses or places), when known."""
+    """The release's own streets, addresses, places, localities and postcodes, mapped."""
 
-
-def _text(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _add_area(areas: dict[str, list[Area]], name: str, area: Area) -> None:
-    key = street_key(name)
-    if key and all(existing.ref_id != area.ref_id for existing in areas[key]):
-        areas[key].append(area)
-
-
-def _streets(
-    release: Release, countries: GazetteerIndex
-) -> tuple[list[Street], dict[str, list[int]]]:
-    """One ``Street`` per (name, locality): same-named streets of different towns stay apart."""
-    table = release.table("streets")
-    streets: list[Street] = []
-    by_key: dict[str, list[int]] = {}
-    by_place: dict[tuple[str, str], int] = {}
-    geometries = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-    for row, (ref_id, name, locality) in enumerate(
-        zip(
-            column_list(table, "id"),
-            column_list(table, "name"),
-            column_list(table, "locality"),
-            strict=True,
+    def __init__(self, folder: Path) -> None:
+        self.streets = Streets(folder)
+        self.street_by_key = Rows(KeyIndex.open(folder, f"{PREFIX}/streets/keys"))
+        """Folded street name -> its streets (one per town and stretch of road)."""
+        self.street_by_core = Rows(KeyIndex.open(folder, f"{PREFIX}/streets/cores"))
+        """Street name without its street type -> the streets whose full names differ."""
+        self.street_by_plain = Rows(KeyIndex.open(folder, f"{PREFIX}/streets/plain"))
+        """Street name with umlauts written out ("ae" as "a") -> every street so spelled."""
+        table = open_table(folder, f"{PREFIX}/addresses")
+        self.addresses = Addresses(
+            ids=_column(table, "id"),
+            numbers=_column(table, "number"),
+            postcodes=_column(table, "postcode"),
+            cities=_column(table, "city"),
+            states=_column(table, "state"),
+            lon=open_array(folder, f"{PREFIX}/addresses/lon"),
+            lat=open_array(folder, f"{PREFIX}/addresses/lat"),
         )
-    ):
-        key = street_key(str(name))
-        if not key:
-            continue
-        town = _text(locality)
-        place = (key, street_key(town) if town else "")
-        line = geometries[row]
-        index = by_place.get(place)
-        if index is not None:
-            street = streets[index]
-            street.line = shapely.union(street.line, line) if street.line is not None else line
-            continue
-        by_place[place] = len(streets)
-        by_key.setdefault(key, []).append(len(streets))
-        point = shapely.line_interpolate_point(line, 0.5, normalized=True)
-        streets.append(
-            Street(
-                name=str(name),
-                ref_id=str(ref_id),
-                lon=float(shapely.get_x(point)),
-                lat=float(shapely.get_y(point)),
-                line=line,
-                city=town,
-                localities={place[1]} if town else set(),
+        self.places = Places(folder)
+        self.localities = Areas(
+            open_table(folder, f"{PREFIX}/towns"), KeyIndex.open(folder, f"{PREFIX}/towns/keys")
+        )
+        self.postcodes = Postcodes(
+            Areas(
+                open_table(folder, f"{PREFIX}/postcodes"),
+                KeyIndex.open(folder, f"{PREFIX}/postcodes/keys"),
             )
         )
-    if streets:
-        found = countries.country_at(
-            np.array([s.lon for s in streets]), np.array([s.lat for s in streets])
-        )
-        for street, country in zip(streets, found, strict=True):
-            street.country = country
-    return streets, by_key
+        country: str | None = open_table(folder, f"{PREFIX}/country").column(0)[0].as_py()
+        self.country = country
+        """The release's main country (most of its streets and places), when known."""
+        self._folder = folder
+        self._street_keys: list[str] | None = None
+        self._lock = threading.Lock()
 
+    @property
+    def street_keys(self) -> list[str]:
+        """Every distinct folded street name (read on the first fuzzy search, then kept)."""
+        with self._lock:
+            if self._street_keys is None:
+                self._street_keys = _distinct(self._folder, f"{PREFIX}/streets/names")
+        return self._street_keys
 
-SAME_STREET_KM = 10.0
-"""An address this far from every street of its name (in another town) starts a street."""
+    def is_locality(self, key: str) -> bool:
+        return key in self.localities
 
+    def is_region(self, key: str) -> bool:
+        return any(area.level == "region" for area in self.localities.get(key))
 
-def _street_of(
-    streets: list[Street], indexes: list[int], city: str, lon: float, lat: float
-) -> int | None:
-    """Which same-named street an address belongs to: its town's, else the nearest near one."""
-    if city:
-        for index in indexes:
-            if city in streets[index].localities:
-                return index
-    scale = np.cos(np.radians(lat))
-    best, best_km = None, SAME_STREET_KM
-    for index in indexes:
-        street = streets[index]
-        if street.line is not None:
-            degrees = shapely.distance(street.line, shapely.Point(lon, lat))
-        else:
-            degrees = float(np.hypot((street.lon - lon) * scale, street.lat - lat))
-        km = degrees * 111.195
-        if km <= best_km:
-            best, best_km = index, km
-    return best
-
-
-def _attach_addresses(
-    release: Release,
-    streets: list[Street],
-    by_key: dict[str, list[int]],
-    countries: GazetteerIndex,
-) -> Addresses:
-    table = release.table("addresses")
-    lon = float_column(table, "lon")
-    lat = float_column(table, "lat")
-    numbers = [_text(v) or "" for v in column_list(table, "housenumber")]
-    postcodes = [_text(v) for v in column_list(table, "postcode")]
-    cities = [_text(v) for v in column_list(table, "city")]
-    found = countries.country_at(lon, lat)
-    given = [_text(v) for v in column_list(table, "country")]
-    for row, street_name in enumerate(column_list(table, "street")):
-        name = _text(street_name)
-        if name is None or not numbers[row]:
-            continue
-        key = street_key(name)
-        city = street_key(cities[row]) if cities[row] else ""
-        indexes = by_key.setdefault(key, [])
-        index = _street_of(streets, indexes, city, float(lon[row]), float(lat[row]))
-        if index is None:
-            index = len(streets)
-            indexes.append(index)
-            streets.append(Street(name=name, ref_id=None, lon=lon[row], lat=lat[row], line=None))
-        street = streets[index]
-        street.numbers.setdefault(house_number_key(numbers[row]), row)
-        if cities[row]:
-            street.localities.add(city)
-            street.city = street.city or cities[row]
-        if postcodes[row]:
-            street.postcodes.add(postcode_key(postcodes[row] or ""))
-        street.country = street.country or given[row] or found[row]
-    for street in streets:
-        if street.numbers:
-            pairs = sorted(
-                (value, row)
-                for key, row in street.numbers.items()
-                if (value := house_number_value(key)) is not None
-            )
-            street.sorted_numbers = np.array([p[0] for p in pairs], dtype=np.int64)
-            street.sorted_rows = np.array([p[1] for p in pairs], dtype=np.int64)
-            if street.line is None:
-                rows = list(street.numbers.values())
-                street.lon, street.lat = float(lon[rows].mean()), float(lat[rows].mean())
-    return Addresses(
-        ids=[str(v) for v in column_list(table, "id")],
-        numbers=numbers,
-        postcodes=postcodes,
-        cities=cities,
-        states=[_text(v) for v in column_list(table, "state")],
-        lon=lon,
-        lat=lat,
-    )
-
-
-def _places(release: Release, countries: GazetteerIndex) -> Places:
-    table = release.table("places")
-    names = [str(v) for v in column_list(table, "name")]
-    lon = float_column(table, "lon")
-    lat = float_column(table, "lat")
-    given = [_text(v) for v in column_list(table, "country")]
-    found = countries.country_at(lon, lat)
-    by_key: dict[str, list[int]] = defaultdict(list)
-    for row, (name, names_map) in enumerate(zip(names, column_list(table, "names"), strict=True)):
-        variants = {street_key(name)}
-        for _, alias in names_map or []:  # type: ignore[attr-defined]
-            variants.add(street_key(str(alias)))
-        for key in variants:
-            if key:
-                by_key[key].append(row)
-    return Places(
-        ids=[str(v) for v in column_list(table, "id")],
-        names=names,
-        kinds=[str(v) for v in column_list(table, "kind")],
-        countries=[g or f for g, f in zip(given, found, strict=True)],
-        lon=lon,
-        lat=lat,
-        by_key=dict(by_key),
-        keys=list(by_key),
-    )
-
-
-def _localities(
-    release: Release, places: Places, addresses: Addresses, streets: list[Street]
-) -> dict[str, list[Area]]:
-    table = release.table("places")
-    population = column_list(table, "population")
-    admin_level = column_list(table, "admin_level")
-    areas: dict[str, list[Area]] = defaultdict(list)
-    for row, kind in enumerate(places.kinds):
-        if kind not in ("place", "admin"):
-            continue
-        level = admin_level[row]
-        is_region = kind == "admin" and isinstance(level, int) and level <= REGION_ADMIN_LEVEL
-        area = Area(
-            name=places.names[row],
-            level="region" if is_region else "locality",
-            lon=float(places.lon[row]),
-            lat=float(places.lat[row]),
-            ref_id=places.ids[row],
-            population=int(population[row] or 0),  # type: ignore[call-overload]
-            country=places.countries[row],
-        )
-        _add_area(areas, places.names[row], area)
-    members: dict[str, list[int]] = defaultdict(list)
-    for row, city in enumerate(addresses.cities):
-        if city:
-            members[city].append(row)
-    for street in streets:
-        if street.city and street.line is not None:
-            members.setdefault(street.city, [])
-    for city, rows in members.items():
-        if street_key(city) in areas:
-            continue
-        if rows:
-            lon, lat = float(addresses.lon[rows].mean()), float(addresses.lat[rows].mean())
-        else:
-            points = [(s.lon, s.lat) for s in streets if s.city == city]
-            lon = float(np.mean([p[0] for p in points]))
-            lat = float(np.mean([p[1] for p in points]))
-        country = next((s.country for s in streets if s.city == city and s.country), None)
-        area = Area(
-            name=city, level="locality", lon=lon, lat=lat, ref_id=None, population=0,
-            country=country,
-        )  # fmt: skip
-        _add_area(areas, city, area)
-    return dict(areas)
-
-
-def _postcodes(addresses: Addresses) -> dict[str, Area]:
-    rows_by_code: dict[str, list[int]] = defaultdict(list)
-    for row, code in enumerate(addresses.postcodes):
-        if code:
-            rows_by_code[postcode_key(code)].append(row)
-    return {
-        code: Area(
-            name=addresses.postcodes[rows[0]] or code,
-            level="locality",
-            lon=float(addresses.lon[rows].mean()),
-            lat=float(addresses.lat[rows].mean()),
-            ref_id=None,
-            population=0,
-            country=None,
-            state=addresses.cities[rows[0]],
-        )
-        for code, rows in rows_by_code.items()
-    }
-
-
-def _local(release: Release) -> LocalIndex:
-    countries = gazetteer_index(release)
-    streets, by_key = _streets(release, countries)
-    addresses = _attach_addresses(release, streets, by_key, countries)
-    places = _places(release, countries)
-    known = [s.country for s in streets if s.country] + [c for c in places.countries if c]
-    main_country = max(set(known), key=known.count) if known else None
-    return LocalIndex(
-        streets=streets,
-        street_by_key=by_key,
-        street_keys=list(by_key),
-        addresses=addresses,
-        places=places,
-        localities=_localities(release, places, addresses, streets),
-        postcodes=_postcodes(addresses),
-        country=main_country,
-    )
+    def is_postcode(self, code: str) -> bool:
+        return code in self.postcodes
 
 
 def local_index(release: Release) -> LocalIndex:
-    """The release's own streets, addresses and places, indexed once per process."""
-    return cached("local", release, _local)
+    """The release's forward-geocoding index, mapped from its files (once per process)."""
+    return cached("local", release, lambda r: LocalIndex(r.path))

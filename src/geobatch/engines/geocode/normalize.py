@@ -233,3 +233,15 @@ def postcode_key(text: str) -> str:
 def join_number_parts(folded: str) -> str:
     """Glue house-number parts into one token: ``12 b`` -> ``12b``, ``12 - 14`` -> ``12-14``."""
     return _NUMBER_RANGE.sub(r"\1\2\3", _NUMBER_SUFFIX.sub(r"\1\2", folded))
+
+
+STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
+    "rue", "via", "calle", "strasse", "straat", "weg", "gatan", "vagen", "katu", "tie", "de",
+    "du", "des", "la", "le", "del", "di", "der", "van",
+}  # fmt: skip
+"""Words dropped to make a street's core name ("Grimaldi" finds "Rue Grimaldi")."""
+
+
+def street_core(key: str) -> str:
+    """A street key without its street types and articles (built into the release's index)."""
+    return " ".join(word for word in key.split() if word not in STREET_TYPES)

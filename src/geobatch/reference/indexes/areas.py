@@ -54,6 +54,8 @@ GAZETTEER_CELL_M = 2_000.0
 _NEIGHBOURS = 3
 """Candidates taken from each reach band."""
 REACH_TIERS_M = (2_000.0, 8_000.0, MAX_REACH_M)
+POINTS_PER_BATCH = 2_000
+"""Points whose areas are resolved at a time."""
 POLYGON_CELL_DEG = 0.02
 """Grid cell over locality polygons' boxes (about 2 km)."""
 NULL = np.array(None, dtype=object)
@@ -370,7 +372,27 @@ class AreaIndex:
         return np.hstack(blocks_rows), np.hstack(blocks_score)
 
     def resolve(self, lat: np.ndarray, lon: np.ndarray) -> AreaHits:
-        """The area each point lies in; finest locality first, the city it belongs to."""
+        """The area each point lies in; finest locality first, the city it belongs to.
+
+        ``POINTS_PER_BATCH`` points at a time: the polygons a batch falls in are parsed for
+        that batch only, so memory does not grow with the number of points.
+        """
+        if len(lat) <= POINTS_PER_BATCH:
+            return self._resolve(lat, lon)
+        batches = [
+            self._resolve(
+                lat[start : start + POINTS_PER_BATCH], lon[start : start + POINTS_PER_BATCH]
+            )
+            for start in range(0, len(lat), POINTS_PER_BATCH)
+        ]
+        return AreaHits(
+            **{
+                name: np.concatenate([getattr(batch, name) for batch in batches])
+                for name in AreaHits.__dataclass_fields__
+            }
+        )
+
+    def _resolve(self, lat: np.ndarray, lon: np.ndarray) -> AreaHits:
         size = len(lat)
         xyz = sphere_xyz(lat, lon)
         places = self.places

@@ -10,6 +10,7 @@ and are told apart by their text.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,25 @@ def _hash_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     for number in range(width):
         hashes = np.where(number < count, _mix(hashes ^ words[:, number]), hashes)
     return hashes
+
+
+_MASK = (1 << 64) - 1
+
+
+def _mix_one(value: int) -> int:
+    """``_mix`` of one Python integer."""
+    value = ((value ^ (value >> 30)) * int(_MIX_1)) & _MASK
+    value = ((value ^ (value >> 27)) * int(_MIX_2)) & _MASK
+    return value ^ (value >> 31)
+
+
+def key_hash(key: str) -> int:
+    """``key_hashes`` of one key, in plain Python (a query's few keys need no arrays)."""
+    data = key.encode()
+    value = _mix_one(((len(data) + 1) * int(_GOLDEN)) & _MASK)
+    for (word,) in struct.iter_unpack("<Q", data + bytes(-len(data) % 8)):
+        value = _mix_one(value ^ word)
+    return value
 
 
 def key_hashes(keys: pa.Array | pa.ChunkedArray | list[str | None]) -> np.ndarray:
@@ -168,6 +188,16 @@ class KeyIndex:
                     break
                 group += 1
         return found
+
+    def group(self, key: str) -> int:
+        """The group of one key, -1 where it is unknown."""
+        wanted = key_hash(key)
+        group = int(np.searchsorted(self.hashes, np.uint64(wanted)))
+        while group < len(self.hashes) and int(self.hashes[group]) == wanted:
+            if self.keys[group].as_py() == key:
+                return group
+            group += 1
+        return -1
 
     def save(self, folder: Path, prefix: str) -> None:
         write_array(folder, f"{prefix}/hashes", self.hashes)

@@ -22,6 +22,8 @@ from geobatch.reference.indexes.keys import KeyIndex
 from geobatch.reference.indexes.labels import flat, house_label, join, text
 
 PREFIX = "lookup"
+LINES_PER_BATCH = 100_000
+"""Lines parsed at a time to find their middles."""
 OBJECT_COLUMNS = pa.schema(
     [
         pa.field("lat", pa.float64()),
@@ -118,7 +120,16 @@ def _places(table: pa.Table) -> pa.Table:
 
 
 def _middles(wkb: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """A point halfway along each line (or along the longest piece of a multi-line)."""
+    """A point halfway along each line (or along the longest piece of a multi-line), for
+    ``LINES_PER_BATCH`` lines at a time."""
+    parts = [_middles_of(wkb.slice(start, LINES_PER_BATCH)) for start in
+             range(0, len(wkb), LINES_PER_BATCH)]  # fmt: skip
+    if not parts:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _middles_of(wkb: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     lines = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
     merged = shapely.line_merge(lines)
     parts, owner = shapely.get_parts(merged, return_index=True)

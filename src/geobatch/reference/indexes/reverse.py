@@ -36,6 +36,8 @@ ADDRESS_REACH_M = 1_000.0
 EDGE_REACH_M = 5_000.0
 NUMBER_REACH_M = 150.0
 """The widest searches (the largest radius a request may ask for)."""
+SEGMENTS_PER_BATCH = 100_000
+"""Segments cut into edges at a time."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,15 +127,20 @@ def _addresses(table: pa.Table, areas: AreaIndex) -> AddressPoints:
 
 
 def _edges(segments: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Starts, ends and owning segment row of every short straight edge."""
-    lines = shapely.segmentize(
-        shapely.from_wkb(segments.column("geometry").to_numpy(zero_copy_only=False)),
-        EDGE_MAX_DEG,
-    )
-    coordinates, owner = shapely.get_coordinates(lines, return_index=True)
-    xyz = sphere_xyz(coordinates[:, 1], coordinates[:, 0]).reshape(len(coordinates), 3)
-    same = owner[1:] == owner[:-1]
-    return xyz[:-1][same], xyz[1:][same], owner[1:][same]
+    """Starts, ends and owning segment row of every short straight edge (segments are cut
+    ``SEGMENTS_PER_BATCH`` at a time, so only the edges themselves take memory)."""
+    wkb = segments.column("geometry")
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in range(0, max(segments.num_rows, 1), SEGMENTS_PER_BATCH):
+        batch = wkb.slice(start, SEGMENTS_PER_BATCH).to_numpy(zero_copy_only=False)
+        lines = shapely.segmentize(shapely.from_wkb(batch), EDGE_MAX_DEG)
+        coordinates, owner = shapely.get_coordinates(lines, return_index=True)
+        del lines
+        xyz = sphere_xyz(coordinates[:, 1], coordinates[:, 0]).reshape(len(coordinates), 3)
+        same = owner[1:] == owner[:-1]
+        parts.append((xyz[:-1][same], xyz[1:][same], owner[1:][same] + start))
+    starts, ends, owners = zip(*parts, strict=True)
+    return np.concatenate(starts), np.concatenate(ends), np.concatenate(owners)
 
 
 def _house_numbers(column: pa.ChunkedArray) -> np.ndarray:
