@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from geobatch.api.compat.common import natives_of, newest_jobs
 from geobatch.api.deps import ServiceDep, TenantDep
@@ -152,12 +152,22 @@ def summary(
     return {"jobType": types}
 
 
+def _whole(value: Any) -> Any:
+    """JSON writes an integer as ``23`` or ``23.0``; strings and booleans stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Seconds = Annotated[int, BeforeValidator(_whole)]
+
+
 class StatusesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jobIds: list[str] = Field(min_length=1, max_length=1000)
-    wait: int = Field(default=0, ge=-1, strict=True, description="seconds; -1 = until all are done")
-    pollInterval: int = Field(default=1, ge=1, le=60, strict=True)
+    wait: Seconds = Field(
+        default=0, ge=-1, strict=True, description="seconds; -1 = until all are done"
+    )
+    pollInterval: Seconds = Field(default=1, ge=1, le=60, strict=True)
 
 
 @router.post("/jobs/statuses")
