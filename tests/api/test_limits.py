@@ -119,3 +119,38 @@ def test_job_polls_have_a_per_job_limit(tmp_path_factory: pytest.TempPathFactory
         limiter.hit_job_poll(two_per_second, "job-1")
     assert refused.value.extra["retry_after"] == 1
     assert refused.value.extra["headers"]["RateLimit-Limit"] == "2"
+
+
+@pytest.fixture(scope="module")
+def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path_factory.mktemp("tight"), rate_limit="2/minute"
+    )
+    with live_server(settings) as live:
+        yield live
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/v1/jobs", "application/problem+json"),
+        ("/v7/batch/jobs", "application/json"),
+        ("/maps/orbis/platform/gem/jobs", "application/json"),
+        ("/ogcapi/processes", "application/problem+json"),
+        ("/immuta/jobs/search", "application/problem+json"),
+    ],
+)
+def test_every_api_answers_a_limit_with_its_headers(
+    tight_server: LiveServer, path: str, media_type: str
+) -> None:
+    """A compatible API answers 429 in its own error shape, with the same headers as ``/v1``."""
+    key = tight_server.platform.keys.create("tight", Role.READ)[1]
+    headers = {"X-API-Key": key, "tomtom-api-key": key}
+    for _ in range(2):
+        assert httpx.get(tight_server.url + path, headers=headers).status_code == 200
+    refused = httpx.get(tight_server.url + path, headers=headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"] == media_type
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["ratelimit-limit"] == "2"
+    assert refused.headers["ratelimit-remaining"] == "0"
