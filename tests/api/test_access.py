@@ -108,9 +108,16 @@ def gem_job_id(server: LiveServer, keys: Keys, helsinki: Release) -> str:
 
 def _values(path: str, job_id: str, gem_job_id: str) -> dict[str, str]:
     """What fills each parameter of ``path``: a job id (GEM's own job on GEM paths), and for
-    GEM's storage paths a storage and file named after that id."""
+    GEM's storage paths a storage and file named after that id; a process and a release that
+    exist (they belong to no tenant)."""
     ident = gem_job_id if path.startswith(GEM) else job_id
-    return {"job_id": ident, "storage_id": f"s{ident}", "file_name": f"f{ident}.geojson"}
+    return {
+        "job_id": ident,
+        "storage_id": f"s{ident}",
+        "file_name": f"f{ident}.geojson",
+        "process_id": "reverse_geocode",
+        "release_id": "default",
+    }
 
 
 def _operations(server: LiveServer) -> list[tuple[str, str]]:
@@ -194,7 +201,14 @@ def test_no_answer_shows_a_secret_or_a_server_path(
 ) -> None:
     """Every operation that reads, called by the owner of a job with a callback secret."""
     settings = server.platform.settings
+    sources = [
+        str(Path(source.path).parent)
+        for manifest in server.platform.releases.list()
+        for source in manifest.sources
+    ]
+    assert sources
     hidden = [SECRET, keys.member, keys.admin, str(settings.data_dir), str(settings.releases_path)]
+    hidden += sources
     for method, path in _operations(server):
         if method != "GET":
             continue
