@@ -158,3 +158,12 @@ def test_compatible_apis_answer_errors_in_their_declared_shape(
     media = "application/json" if shape & {"error", "code"} else "application/problem+json"
     assert reply.headers["content-type"] == media
     assert shape <= set(reply.json())
+
+
+@pytest.mark.parametrize("value", ["12", "-1.5", "2.225073858507203e-309", "1E3", "inf"])
+@pytest.mark.parametrize("path", ["/v1/jobs?created_before=", "/immuta/jobs/search?startDate="])
+def test_a_time_written_as_a_number_is_refused(server: LiveServer, path: str, value: str) -> None:
+    """The document says ISO 8601 date-time; a number is not read as Unix seconds."""
+    headers = {"X-API-Key": KEY}
+    assert httpx.get(server.url + path + value, headers=headers).status_code == 422
+    assert httpx.get(server.url + path + "2026-01-31T12:00:00Z", headers=headers).status_code == 200
