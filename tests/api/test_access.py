@@ -197,9 +197,15 @@ def test_another_tenants_job_is_an_unknown_id(
 
 
 def test_no_answer_shows_a_secret_or_a_server_path(
-    server: LiveServer, keys: Keys, job_id: str, gem_job_id: str
+    server: LiveServer,
+    keys: Keys,
+    job_id: str,
+    gem_job_id: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Every operation that reads, called by the owner of a job with a callback secret."""
+    """Every operation that reads, called by the owner of a job with a callback secret; and
+    the bulk API refusing a callback, which must not repeat its secret."""
+    caplog.set_level(logging.DEBUG)
     settings = server.platform.settings
     sources = [
         str(Path(source.path).parent)
@@ -218,6 +224,18 @@ def test_no_answer_shows_a_secret_or_a_server_path(
             answer = str(reply.headers) + ("" if streamed else reply.text)
             for text in hidden:
                 assert text not in answer, (method, path, text)
+    refused = httpx.post(
+        f"{server.url}/v1/bulk/jobs",
+        json={
+            "input": {"url": "https://files.example.org/in.csv"},
+            "callback": {"url": "ftp://nowhere", "secret": SECRET},
+        },
+        headers={"X-API-Key": keys.member},
+    )
+    assert refused.status_code == 422, refused.text
+    assert SECRET not in refused.text
+    for secret in (SECRET, keys.member, keys.admin):  # logs may name server paths
+        assert secret not in caplog.text
 
 
 def test_a_read_key_reads_but_changes_nothing(server: LiveServer, keys: Keys, job_id: str) -> None:
