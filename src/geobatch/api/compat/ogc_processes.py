@@ -49,7 +49,7 @@ the whole server), HTML, callbacks, nor Job list (``/jobs`` filters by process, 
 limit, but not yet by datetime or duration)."""
 
 OgcStatus = Literal["accepted", "running", "successful", "failed", "dismissed"]
-ProcessId = Annotated[str, StringConstraints(pattern="^[A-Za-z0-9_-]+$")]
+ProcessId = Annotated[str, StringConstraints(pattern=f"^({'|'.join(sorted(JOB_TYPES))})$")]
 
 SYNC_MAX_RECORDS = 1000
 SYNC_WAIT_SECONDS = 60.0
