@@ -167,3 +167,19 @@ def test_a_time_written_as_a_number_is_refused(server: LiveServer, path: str, va
     headers = {"X-API-Key": KEY}
     assert httpx.get(server.url + path + value, headers=headers).status_code == 422
     assert httpx.get(server.url + path + "2026-01-31T12:00:00Z", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/v1/geocode?q=a&postalCode=1&postalCode=2", 422), ("/v7/batch/jobs?limit=1&limit=2", 400)],
+)
+def test_a_parameter_of_one_value_given_twice_is_refused(
+    server: LiveServer, path: str, status: int
+) -> None:
+    """Not quietly read as the last value: the document declares one."""
+    refused = httpx.get(server.url + path, headers={"X-API-Key": KEY})
+    assert refused.status_code == status, refused.text
+    assert "given 2 times" in refused.text
+    assert httpx.get(server.url + path).status_code == 401  # the key is checked first
+    repeated_list = "/v1/jobs?status=created&status=queued"
+    assert httpx.get(server.url + repeated_list, headers={"X-API-Key": KEY}).status_code == 200
