@@ -1,8 +1,10 @@
 """Keys, roles and tenants over real HTTP, walked over every operation of ``/openapi.json``.
 
 The walk is generic, so operations added later are covered without naming them here: another
-tenant's key gets 404 for a job exactly as for an unknown id, a ``read`` key gets 403 for every
-operation that changes something, no key gets 401 for everything but the public probes.
+tenant's key gets 404 for a job, a stored file or a storage exactly as for an unknown id, a
+``read`` key gets 403 for every operation that changes something, no key gets 401 for
+everything but the public probes, and no answer of any operation shows a secret or a path of
+the server.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from geobatch.jobs.keys import Role
 from geobatch.jobs.tables import api_keys
 from geobatch.reference import Release
 from tests.api.live import LiveServer, live_server
+from tests.e2e.test_road_match_job import _geojson, _roads
 
 ENV_KEY = "environment-key-of-tenant-a"
 CSV = b"recId,lat,lon\n1,60.17,24.94\n2,60.18,24.95\n"
@@ -31,6 +34,7 @@ SECRET = "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw=="
 
 
 CLIENT = httpx.Client(timeout=30)
+GEM = "/maps/orbis/platform/gem"
 
 
 class Keys:
@@ -76,7 +80,44 @@ def _create(server: LiveServer, key: str, **params: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def job_id(server: LiveServer, keys: Keys) -> str:
-    return str(_create(server, keys.member)["id"])
+    """Tenant A's job, with a callback whose secret must never come back."""
+    callback = f'{{"url": "http://127.0.0.1:9/hook", "secret": "{SECRET}"}}'
+    return str(_create(server, keys.member, callback=callback)["id"])
+
+
+@pytest.fixture(scope="module")
+def gem_job_id(server: LiveServer, keys: Keys, helsinki: Release) -> str:
+    """Tenant A's GEM job; its storage ``s<id>`` holds the file ``f<id>.geojson`` (see
+    ``_values``), so one id names the job, the storage and the file of a GEM path."""
+    headers = {"tomtom-api-key": keys.member}
+    roads = _geojson(_roads(helsinki, count=2), bad=False)
+    put = httpx.put(
+        f"{server.url}{GEM}/storages/first/files/roads.geojson", content=roads, headers=headers
+    )
+    assert put.status_code == 201, put.text
+    body = {"storageId": "first", "inputFileName": "roads.geojson"}
+    created = httpx.post(f"{server.url}{GEM}/jobs", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    found = httpx.get(f"{server.url}{GEM}/jobs", headers=headers).json()["jobs"]
+    gem_id = str(found[0]["jobRunId"])
+    values = _values(GEM + "/storages/{storage_id}/files/{file_name}", gem_id, gem_id)
+    path = f"/storages/{values['storage_id']}/files/{values['file_name']}"
+    assert httpx.put(f"{server.url}{GEM}{path}", content=roads, headers=headers).status_code == 201
+    return gem_id
+
+
+def _values(path: str, job_id: str, gem_job_id: str) -> dict[str, str]:
+    """What fills each parameter of ``path``: a job id (GEM's own job on GEM paths), and for
+    GEM's storage paths a storage and file named after that id; a process and a release that
+    exist (they belong to no tenant)."""
+    ident = gem_job_id if path.startswith(GEM) else job_id
+    return {
+        "job_id": ident,
+        "storage_id": f"s{ident}",
+        "file_name": f"f{ident}.geojson",
+        "process_id": "reverse_geocode",
+        "release_id": "default",
+    }
 
 
 def _operations(server: LiveServer) -> list[tuple[str, str]]:
@@ -90,14 +131,19 @@ def _operations(server: LiveServer) -> list[tuple[str, str]]:
 
 
 def _call(
-    server: LiveServer, method: str, path: str, key: str | None, ident: str
+    server: LiveServer, method: str, path: str, key: str | None, ident: str, gem: str | None = None
 ) -> httpx.Response:
-    """One request with an empty JSON body where one may go; an event stream is not read."""
-    url = server.url + re.sub(r"\{[^}]+\}", ident, path)
-    # both places every API reads a key from (some read only one of them)
-    headers = {"X-API-Key": key, "Authorization": f"Bearer {key}"} if key else {}
+    """One request with an empty JSON body where one may go; an event stream is not read.
+
+    Each path parameter gets its value from ``_values`` (``ident`` for the job, ``gem`` for a
+    GEM job: the same unknown id by default); any other (a process, a release) gets ``ident``.
+    """
+    values = _values(path, ident, gem or ident)
+    url = server.url + re.sub(r"\{([^}]+)\}", lambda m: values.get(m[1], ident), path)
+    # every place the APIs read a key from (each reads one or two of them)
+    headers = {"X-API-Key": key, "Authorization": f"Bearer {key}", "tomtom-api-key": key}
     body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
-    with CLIENT.stream(method, url, headers=headers, **body) as reply:  # type: ignore[arg-type]
+    with CLIENT.stream(method, url, headers=headers if key else {}, **body) as reply:  # type: ignore[arg-type]
         if not reply.headers.get("content-type", "").startswith("text/event-stream"):
             reply.read()
     return reply
@@ -124,18 +170,72 @@ def test_every_operation_needs_a_key(server: LiveServer, keys: Keys, job_id: str
                 assert key not in reply.text
 
 
-def test_another_tenants_job_is_an_unknown_id(server: LiveServer, keys: Keys, job_id: str) -> None:
-    templated = [(m, p) for m, p in _operations(server) if "{" in p]
-    assert templated
+def test_another_tenants_job_is_an_unknown_id(
+    server: LiveServer, keys: Keys, job_id: str, gem_job_id: str
+) -> None:
+    # reads first: tenant B's uploads below land in its own storage, which it may read then
+    templated = sorted(
+        ((m, p) for m, p in _operations(server) if "{" in p), key=lambda o: o[0] != "GET"
+    )
+    assert any(p.startswith(GEM) for _, p in templated)
     for method, path in templated:
-        theirs = _call(server, method, path, keys.other, job_id)
+        # tenant A sees its own (the ids are right) ...
+        if method == "GET" and path.endswith(("{job_id}", "{file_name}", "/files")):
+            mine = _call(server, method, path, keys.read, job_id, gem_job_id)
+            assert mine.status_code == 200, (method, path, mine.text)
+        # ... tenant B gets what it gets for ids that do not exist
+        theirs = _call(server, method, path, keys.other, job_id, gem_job_id)
         unknown = _call(server, method, path, keys.other, str(uuid.uuid4()))
         assert theirs.status_code == unknown.status_code, (method, path, theirs.text)
         assert _anonymous(theirs.text) == _anonymous(unknown.text), (method, path)
-    # and the lists of the other tenant never mention the job
+    # and the lists of the other tenant never mention the jobs
     for method, path in _operations(server):
         if method == "GET" and "{" not in path:
-            assert job_id not in _call(server, method, path, keys.other, job_id).text, path
+            listed = _call(server, method, path, keys.other, job_id).text
+            assert job_id not in listed, path
+            assert gem_job_id not in listed, path
+
+
+def test_no_answer_shows_a_secret_or_a_server_path(
+    server: LiveServer,
+    keys: Keys,
+    job_id: str,
+    gem_job_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every operation that reads, called by the owner of a job with a callback secret; and
+    the bulk API refusing a callback, which must not repeat its secret."""
+    caplog.set_level(logging.DEBUG)
+    settings = server.platform.settings
+    sources = [
+        str(Path(source.path).parent)
+        for manifest in server.platform.releases.list()
+        for source in manifest.sources
+    ]
+    assert sources
+    hidden = [SECRET, keys.member, keys.admin, str(settings.data_dir), str(settings.releases_path)]
+    hidden += sources
+    for method, path in _operations(server):
+        if method != "GET":
+            continue
+        for key in (keys.member, keys.read):
+            reply = _call(server, method, path, key, job_id, gem_job_id)
+            streamed = reply.headers.get("content-type", "").startswith("text/event-stream")
+            answer = str(reply.headers) + ("" if streamed else reply.text)
+            for text in hidden:
+                assert text not in answer, (method, path, text)
+    refused = httpx.post(
+        f"{server.url}/v1/bulk/jobs",
+        json={
+            "input": {"url": "https://files.example.org/in.csv"},
+            "callback": {"url": "ftp://nowhere", "secret": SECRET},
+        },
+        headers={"X-API-Key": keys.member},
+    )
+    assert refused.status_code == 422, refused.text
+    assert SECRET not in refused.text
+    for secret in (SECRET, keys.member, keys.admin):  # logs may name server paths
+        assert secret not in caplog.text
 
 
 def test_a_read_key_reads_but_changes_nothing(server: LiveServer, keys: Keys, job_id: str) -> None:

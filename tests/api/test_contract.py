@@ -3,7 +3,8 @@
 Every operation of ``/openapi.json`` (compatible APIs included, as they are served by the
 same application) gets schema-valid and schema-invalid requests, with and without a key;
 each answer's status, media type, headers and body must be the ones the document declares.
-The run is bounded (fixed seed, few examples per operation) to stay within seconds.
+The run is bounded (fixed seed, few examples per operation: see schemathesis.toml) to stay
+within a minute or two.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from geobatch.reference import Release
 from tests.api.live import LiveServer, live_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-NOT_YET_CONFORMING = r"^/(v7|immuta|maps|ogcapi)/|^/v1/bulk/|/basemap$"
-"""Operations whose documents schemathesis still faults (schema-valid requests refused for
-constraints their schemas do not state): the compatible APIs and the console's basemap.
-They are walked by tests/api/test_access.py all the same; drop them from here as they conform."""
 KEY = "contract-test-key"
+WORKERS = 1
+"""Schemathesis runs one worker thread. With two, both threads' first use of a filtered
+strategy has Hypothesis parse a large source file to describe a lambda; on CPython 3.11 the AST
+constructor keeps its recursion count in state the threads share (python/cpython#106905), so
+the two parses now and then fail with ``SystemError: AST constructor recursion depth
+mismatch``, an internal error of the run rather than a finding about the API. The nesting of
+generated bodies plays no part. One thread costs a few seconds of wall time here."""
 ROAD = {
     "type": "Feature",
     "properties": {},
@@ -74,16 +78,14 @@ def test_schemathesis_finds_no_failure(server: LiveServer, tmp_path: Path) -> No
         "all",
         "--seed",
         "20261206",
-        "--max-examples",
-        "3",
         "--workers",
-        "2",
+        str(WORKERS),
         "--header",
         f"X-API-Key: {KEY}",
+        "--header",
+        f"tomtom-api-key: {KEY}",  # GEM's own key header
         "--generation-database",
         "none",
-        "--exclude-path-regex",
-        NOT_YET_CONFORMING,
         "--request-timeout",
         "30",
         "--no-color",
@@ -108,17 +110,76 @@ def test_a_wrong_method_answers_405_with_every_allowed_method(server: LiveServer
         assert reply.headers["allow"] == allowed
 
 
+ERROR_MEDIA = {"/v7/": "HereError", "/maps/orbis/platform/gem/": "GemError"}
+"""Compatible APIs that answer errors in their own JSON; every other path answers problems."""
+
+
 def test_every_operation_declares_its_problems(server: LiveServer) -> None:
     document = httpx.get(f"{server.url}/openapi.json").json()
     for path, item in document["paths"].items():
+        shape = next((s for prefix, s in ERROR_MEDIA.items() if path.startswith(prefix)), None)
         for method, operation in item.items():
             responses = operation["responses"]
             if operation.get("security") == []:
                 continue
-            for code in ("401", "422", "429"):
+            invalid = "400" if path.startswith("/v7/") else "422"  # HERE's status for it
+            for code in ("401", invalid, "429"):
                 content = responses[code]["content"]
-                assert "application/problem+json" in content, (method, path, code)
-                if path.startswith("/v1/"):
-                    assert list(content) == ["application/problem+json"], (method, path, code)
+                if shape is None:
+                    assert content == {"application/problem+json": PROBLEM}, (method, path, code)
+                else:
+                    expected = {"schema": {"$ref": f"#/components/schemas/{shape}"}}
+                    assert content == {"application/json": expected}, (method, path, code)
+            assert set(responses["429"]["headers"]) >= {"Retry-After", "RateLimit-Reset"}
             if method != "get" and path not in SAFE_POSTS:
                 assert "403" in responses, (method, path)
+
+
+PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "shape"),
+    [
+        ("/v7/batch/jobs", {}, {"error", "error_description"}),
+        ("/v7/batch/jobs?limit=0", {"X-API-Key": KEY}, {"title", "status", "code", "cause"}),
+        ("/maps/orbis/platform/gem/jobs", {}, {"error", "message"}),
+        ("/maps/orbis/platform/gem/jobs", {"X-API-Key": KEY}, {"error", "message"}),
+        ("/ogcapi/jobs?limit=0", {"X-API-Key": KEY}, {"type", "title", "status", "detail"}),
+        ("/immuta/jobs/search?size=0", {"X-API-Key": KEY}, {"type", "title", "status", "detail"}),
+    ],
+)
+def test_compatible_apis_answer_errors_in_their_declared_shape(
+    server: LiveServer, path: str, headers: dict[str, str], shape: set[str]
+) -> None:
+    """The error shapes the document declares are the ones the compatible APIs answer."""
+    reply = httpx.get(server.url + path, headers=headers)
+    assert reply.status_code in (400, 401, 422), reply.text
+    media = "application/json" if shape & {"error", "code"} else "application/problem+json"
+    assert reply.headers["content-type"] == media
+    assert shape <= set(reply.json())
+
+
+@pytest.mark.parametrize("value", ["12", "-1.5", "2.225073858507203e-309", "1E3", "inf"])
+@pytest.mark.parametrize("path", ["/v1/jobs?created_before=", "/immuta/jobs/search?startDate="])
+def test_a_time_written_as_a_number_is_refused(server: LiveServer, path: str, value: str) -> None:
+    """The document says ISO 8601 date-time; a number is not read as Unix seconds."""
+    headers = {"X-API-Key": KEY}
+    assert httpx.get(server.url + path + value, headers=headers).status_code == 422
+    assert httpx.get(server.url + path + "2026-01-31T12:00:00Z", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/v1/geocode?q=a&postalCode=1&postalCode=2", 422), ("/v7/batch/jobs?limit=1&limit=2", 400)],
+)
+def test_a_parameter_of_one_value_given_twice_is_refused(
+    server: LiveServer, path: str, status: int
+) -> None:
+    """Not quietly read as the last value: the document declares one."""
+    refused = httpx.get(server.url + path, headers={"X-API-Key": KEY})
+    assert refused.status_code == status, refused.text
+    assert "given 2 times" in refused.text
+    assert httpx.get(server.url + path).status_code == 401  # the key is checked first
+    repeated_list = "/v1/jobs?status=created&status=queued"
+    assert httpx.get(server.url + repeated_list, headers={"X-API-Key": KEY}).status_code == 200

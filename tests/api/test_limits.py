@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from limits import parse
 
-from geobatch.api.ratelimit import RateLimiter
+from geobatch.api.ratelimit import Budget, KeyedLimit, RateLimiter
 from geobatch.config import Settings
 from geobatch.errors import TooManyRequests
 from geobatch.jobs.keys import Role
 from tests.api.live import LiveServer, live_server
+from tests.e2e.conftest import free_port
 from tests.e2e.helpers import VALIDATE_PARAMS
 
 CSV = b"recId,lat,lon\n" + b"".join(b"%d,60.17,24.94\n" % i for i in range(30))
@@ -137,3 +143,84 @@ def test_job_polls_have_a_per_job_limit(tmp_path_factory: pytest.TempPathFactory
         limiter.hit_job_poll(two_per_second, "job-1")
     assert refused.value.extra["retry_after"] == 1
     assert refused.value.extra["headers"]["RateLimit-Limit"] == "2"
+
+
+@pytest.fixture(scope="module")
+def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path_factory.mktemp("tight"), rate_limit="2/minute"
+    )
+    with live_server(settings) as live:
+        yield live
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/v1/jobs", "application/problem+json"),
+        ("/v7/batch/jobs", "application/json"),
+        ("/maps/orbis/platform/gem/jobs", "application/json"),
+        ("/ogcapi/processes", "application/problem+json"),
+        ("/immuta/jobs/search", "application/problem+json"),
+    ],
+)
+def test_every_api_answers_a_limit_with_its_headers(
+    tight_server: LiveServer, path: str, media_type: str
+) -> None:
+    """A compatible API answers 429 in its own error shape, with the same headers as ``/v1``."""
+    key = tight_server.platform.keys.create("tight", Role.READ)[1]
+    headers = {"X-API-Key": key, "tomtom-api-key": key}
+    for _ in range(2):
+        assert httpx.get(tight_server.url + path, headers=headers).status_code == 200
+    refused = httpx.get(tight_server.url + path, headers=headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"] == media_type
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["ratelimit-limit"] == "2"
+    assert refused.headers["ratelimit-remaining"] == "0"
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A private Redis server on a free port; skipped where redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir"]
+    process = subprocess.Popen([*command, str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_replicas_share_their_limits_through_redis(redis_url: str) -> None:
+    """Two replicas (two limiters) with the same Redis count one budget per key."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, redis_url=redis_url, rate_limit="3/minute", rate_limit_create="1/minute"
+    )
+    first, second = RateLimiter(settings), RateLimiter(settings)
+    first.hit("key-1")
+    second.hit("key-1")
+    first.hit("key-1")
+    with pytest.raises(TooManyRequests):
+        second.hit("key-1")
+    second.hit("key-2")  # each key has a budget of its own ...
+    first.hit("key-1", Budget.CREATE)  # ... and so has each kind of request
+    with pytest.raises(TooManyRequests):
+        second.hit("key-1", Budget.CREATE)
+    polls = [KeyedLimit("2/second", settings, "twice a second") for _ in range(2)]
+    polls[0].hit("job-1")
+    polls[1].hit("job-1")
+    with pytest.raises(TooManyRequests):
+        polls[0].hit("job-1")

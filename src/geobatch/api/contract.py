@@ -1,9 +1,11 @@
 """The OpenAPI document, completed so that it declares everything the service answers.
 
 FastAPI describes the success of each route; this adds what every route may also answer:
-problem+json errors with their schema (401 without a valid key, 403 for a role that may not,
-404 for an unknown id, 413/415 for an unacceptable upload, 422 for invalid input, 429 when
-a limit is reached), the key schemes, and ``security: []`` on the public operations.
+errors with their schema (401 without a valid key, 403 for a role that may not, 404 for an
+unknown id, 413/415 for an unacceptable upload, 422 for invalid input, 429 when a limit is
+reached), the key schemes, and ``security: []`` on the public operations. Errors are
+problem+json, except under the compatible APIs that answer in their own shape: HERE's error
+JSON under ``/v7`` (where invalid input is a 400) and TomTom's under GEM.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "bearer": {"type": "http", "scheme": "bearer"},
 }
+GEM_PREFIX = "/maps/orbis/platform/gem/"
+GEM_SECURITY_SCHEMES: dict[str, Any] = {
+    "tomtomApiKey": {"type": "apiKey", "in": "header", "name": "tomtom-api-key"},
+}
+"""GEM reads its key from ``tomtom-api-key`` (or a Bearer token), not from ``X-API-Key``."""
 
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics"}
@@ -45,6 +52,45 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+HERE_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "HERE's error: title, status, code, cause, action and correlationId; "
+    "a 401 carries error and error_description instead.",
+    "anyOf": [
+        {
+            "required": ["title", "status", "code", "cause", "action", "correlationId"],
+            "properties": {
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "cause": {"type": "string"},
+                "action": {"type": "string"},
+                "correlationId": {"type": "string"},
+            },
+        },
+        {
+            "required": ["error", "error_description"],
+            "properties": {
+                "error": {"type": "string"},
+                "error_description": {"type": "string"},
+            },
+        },
+    ],
+}
+
+GEM_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "TomTom's error: the status's reason phrase and a message.",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+}
+
+_ERROR_SHAPES: tuple[tuple[str, str, str], ...] = (
+    ("/v7/", "application/json", "HereError"),
+    (GEM_PREFIX, "application/json", "GemError"),
+)
+"""Path prefix -> media type and schema of the errors of the API served there."""
+
 _DESCRIPTIONS = {
     "400": "Bad request",
     "401": "No valid API key",
@@ -60,20 +106,18 @@ _DESCRIPTIONS = {
 
 _RATE_HEADERS = {
     "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"},
+    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "requests per window"},
+    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "left in the window"},
+    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "seconds to its end"},
 }
 
 
-def _problem(code: str, native: bool = True) -> dict[str, Any]:
-    """A problem answer; a compatible API answers errors in its own JSON shape instead."""
-    content: dict[str, Any] = {
-        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-    }
-    if not native:
-        content["application/json"] = {"schema": {"type": "object"}}
-    response: dict[str, Any] = {"description": _DESCRIPTIONS[code], "content": content}
-    if code == "429":
-        response["headers"] = _RATE_HEADERS
-    return response
+def error_content(path: str) -> dict[str, Any]:
+    """The media type and schema of the errors answered on ``path``."""
+    for prefix, media_type, schema in _ERROR_SHAPES:
+        if path.startswith(prefix):
+            return {media_type: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]:
@@ -92,14 +136,21 @@ def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]
         codes += ["400", "413", "415"]
     if not path.startswith("/v1/"):
         codes.append("400")  # foreign APIs name bad input 400
+    if path.startswith("/v7/"):
+        codes.remove("422")  # HERE answers invalid input with a 400
     return list(dict.fromkeys(codes))
 
 
 def complete(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the error responses, the problem schema and the security schemes to ``schema``."""
     components = schema.setdefault("components", {})
-    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-    components["securitySchemes"] = SECURITY_SCHEMES
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["HereError"] = HERE_ERROR_SCHEMA
+    schemas["GemError"] = GEM_ERROR_SCHEMA
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)  # FastAPI's 422 shape: geobatch answers problems instead
+    components["securitySchemes"] = SECURITY_SCHEMES | GEM_SECURITY_SCHEMES
     schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
@@ -107,16 +158,15 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             if path in PUBLIC_PATHS:
                 operation["security"] = []
+            elif path.startswith(GEM_PREFIX):
+                operation["security"] = [{"tomtomApiKey": []}, {"bearer": []}]
             responses = operation["responses"]
-            native = path.startswith("/v1/")
+            responses.pop("422", None)  # FastAPI's own; declared below where it is answered
             for code in _error_codes(path, method, operation):
-                if code not in responses:
-                    responses[code] = _problem(code, native)
-                elif not native:
-                    content = responses[code].setdefault("content", {})
-                    content.update(_problem(code, native)["content"] | content)
-            if "422" in responses and "problem" not in str(responses["422"].get("content")):
-                responses["422"] = _problem("422", native)
+                declared = responses.setdefault(code, {"description": _DESCRIPTIONS[code]})
+                declared.setdefault("content", {}).update(error_content(path))
+                if code == "429":
+                    declared["headers"] = _RATE_HEADERS
     return schema
 
 

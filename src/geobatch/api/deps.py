@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, params
+from fastapi._compat import ModelField, is_scalar_field
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 
 from geobatch.api.contract import SAFE_POSTS
 from geobatch.api.ratelimit import Budget, RateLimiter
-from geobatch.errors import Forbidden, Unauthorized
+from geobatch.errors import Forbidden, InvalidInput, Unauthorized
 from geobatch.jobs import JobService, Platform
 from geobatch.jobs.keys import Caller, Role
 
@@ -70,6 +73,7 @@ async def get_caller(request: Request) -> Caller:
     limiter: RateLimiter = request.app.state.rate_limiter
     if not platform.keys.any_keys():
         limiter.hit(request.client.host if request.client else DEFAULT_TENANT)
+        single_values(request)
         return Caller(tenant=DEFAULT_TENANT, role=Role.ADMIN, actor="anonymous")
     presented = presented_key(request)
     caller = platform.keys.resolve(presented) if presented else None
@@ -81,6 +85,7 @@ async def get_caller(request: Request) -> Caller:
         route = request.scope.get("route")
         if getattr(route, "path_format", None) not in SAFE_POSTS:
             raise Forbidden(_READ_ONLY)
+    single_values(request)
     return caller
 
 
@@ -115,3 +120,34 @@ TenantDep = Annotated[str, Depends(get_tenant)]
 WriterDep = Annotated[Caller, Depends(get_writer)]
 AdminDep = Annotated[Caller, Depends(get_admin)]
 DownloadTenantDep = Annotated[str, Depends(get_downloader)]
+
+
+_SCALAR_QUERY: dict[int, tuple[str, ...]] = {}
+
+
+def _scalar_query_names(route: APIRoute) -> tuple[str, ...]:
+    """The query parameters of ``route`` (its dependencies' included) that take one value."""
+    names = _SCALAR_QUERY.get(id(route))
+    if names is None:
+        names = tuple(
+            field.alias for field in get_flat_params(route.dependant) if _is_query_scalar(field)
+        )
+        _SCALAR_QUERY[id(route)] = names
+    return names
+
+
+def _is_query_scalar(field: ModelField) -> bool:
+    return isinstance(field.field_info, params.Query) and is_scalar_field(field)
+
+
+def single_values(request: Request) -> None:
+    """A query parameter that takes one value, sent several times, is refused: FastAPI would
+    quietly keep the last one, and the OpenAPI document declares one value. Checked once the
+    caller is known, so that a request without a key is a 401 whatever its query."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or b"&" not in request.scope["query_string"]:
+        return
+    for name in _scalar_query_names(route):
+        count = len(request.query_params.getlist(name))
+        if count > 1:
+            raise InvalidInput(f"{name} is given {count} times; it takes one value", field=name)

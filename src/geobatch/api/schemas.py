@@ -16,9 +16,13 @@ _JOB_TYPE_NAMES: list[JsonValue] = [*sorted(JOB_TYPES)]
 
 def _iso_only(value: object) -> object:
     """Timestamps are ISO 8601 text: a bare number would be read as Unix seconds."""
-    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
-    return value
+    if not isinstance(value, str):
+        return value
+    try:
+        float(value)  # any spelling of a number: 12, -1.5, 2.2e-309, inf
+    except ValueError:
+        return value
+    raise ValueError("expected an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z")
 
 
 IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]

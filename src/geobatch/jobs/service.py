@@ -26,8 +26,8 @@ from geobatch.errors import (
     StorageQuotaExceeded,
     UnsupportedMediaType,
 )
-from geobatch.io.inputs import InputError, InputFormat, format_from_media_type, preview
-from geobatch.io.inputs.limits import UploadGuard, check_parquet
+from geobatch.io.inputs import InputError, InputFormat, format_from_media_type
+from geobatch.io.inputs.limits import UploadGuard
 from geobatch.io.outputs import MEDIA_TYPES, OutputFormat, stream_parts
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout, quotas
@@ -39,7 +39,7 @@ from geobatch.jobs.models import Job, JobFilter, NewJob
 from geobatch.jobs.releases import resolve_for
 from geobatch.jobs.states import JobStatus
 from geobatch.jobs.store import JobStore, utcnow
-from geobatch.jobs.tasks import check_header, input_limits, input_spec
+from geobatch.jobs.tasks import check_header, input_limits, inspect_input
 from geobatch.jobs.types import job_type
 from geobatch.jobs.urls import check_url
 
@@ -218,12 +218,6 @@ class JobService:
         try:
             if job_input.get("url") is None:
                 columns = await anyio.to_thread.run_sync(self._inspect, job_input)
-                if len(columns) > self.settings.max_columns:
-                    raise InputError(
-                        "too_many_columns",
-                        f"the input has {len(columns)} columns; the limit is "
-                        f"{self.settings.max_columns}",
-                    )
                 check_header(request.type, options, columns)
                 job_input["columns"] = list(columns)
         except InputError as exc:
@@ -344,13 +338,7 @@ class JobService:
 
     def _inspect(self, job_input: dict[str, Any]) -> tuple[str, ...]:
         with self.storage.open_read(job_input["key"]) as source:
-            if job_input["format"] == InputFormat.PARQUET.value:
-                check_parquet(
-                    source,
-                    max_columns=self.settings.max_columns,
-                    max_nesting_depth=self.settings.max_nesting_depth,
-                )
-            return preview(source, input_spec(job_input)).columns
+            return inspect_input(source, job_input, input_limits(self.settings))
 
     # -- reading ----------------------------------------------------------------------------
 

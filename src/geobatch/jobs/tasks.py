@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,7 +20,7 @@ from geobatch.engines.result import ERROR_COLUMNS, EngineResult
 from geobatch.engines.schemas import missing_columns
 from geobatch.errors import ForbiddenUrl
 from geobatch.io.inputs import InputError, InputFormat, InputSpec, iter_batches, preview
-from geobatch.io.inputs.limits import InputLimits, UploadGuard
+from geobatch.io.inputs.limits import InputLimits, UploadGuard, check_parquet
 from geobatch.io.storage import BlobStorage
 from geobatch.jobs import layout
 from geobatch.jobs.models import ChunkCounts
@@ -105,7 +105,27 @@ def input_limits(settings: Settings) -> InputLimits:
         max_line_bytes=settings.max_line_bytes,
         max_field_bytes=settings.max_field_bytes,
         max_nesting_depth=settings.max_nesting_depth,
+        max_columns=settings.max_columns,
     )
+
+
+def inspect_input(
+    source: BinaryIO, job_input: dict[str, Any], limits: InputLimits
+) -> tuple[str, ...]:
+    """The input's columns, once its Parquet schema and its number of columns are within the
+    limits: the checks an upload gets before its job exists, and a fetched input before it
+    is split."""
+    if job_input["format"] == InputFormat.PARQUET.value:
+        check_parquet(
+            source, max_columns=limits.max_columns, max_nesting_depth=limits.max_nesting_depth
+        )
+    columns = preview(source, input_spec(job_input)).columns
+    if len(columns) > limits.max_columns:
+        raise InputError(
+            "too_many_columns",
+            f"the input has {len(columns)} columns; the limit is {limits.max_columns}",
+        )
+    return columns
 
 
 def check_header(job_type_name: str, options: dict[str, Any], columns: tuple[str, ...]) -> None:
@@ -126,12 +146,16 @@ def split_input(task: SplitTask) -> SplitOutcome:
     storage = _storage(task.storage_url)
     key = task.input.get("key") or layout.input_key(task.job_id)
     spec = input_spec(task.input)
+    fetched = bool(task.input.get("url"))
     try:
-        if task.input.get("url") and not storage.exists(key):
+        if fetched and not storage.exists(key):
             _download(task, storage)
         with storage.open_read(key) as source:
-            found = preview(source, spec)
-        check_header(task.job_type, task.options, found.columns)
+            if task.input_limits is None:
+                columns = preview(source, spec).columns
+            else:
+                columns = inspect_input(source, task.input, task.input_limits)
+        check_header(task.job_type, task.options, columns)
         sizes: list[int] = []
         with storage.open_read(key) as source:
             for seq, batch in enumerate(iter_batches(source, spec, task.chunk_size)):
@@ -142,6 +166,8 @@ def split_input(task: SplitTask) -> SplitOutcome:
                         pq.write_table(batch.errors, sink)
                 sizes.append(batch.records.num_rows + batch.errors.num_rows)
     except InputError as exc:
+        if fetched:  # a refused download keeps nothing of what it fetched
+            storage.delete_prefix(layout.job_prefix(task.job_id))
         return SplitOutcome(error_code=exc.code, error_message=exc.message)
     except ForbiddenUrl as exc:
         return SplitOutcome(error_code="download_failed", error_message=str(exc))

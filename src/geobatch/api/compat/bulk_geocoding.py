@@ -9,15 +9,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
 from geobatch.api.compat.common import drop_none, error_route
 from geobatch.api.deps import ServiceDep, TenantDep
 from geobatch.api.problems import problem
 from geobatch.api.ratelimit import KeyedLimit
 from geobatch.errors import GeobatchError, InvalidInput
+from geobatch.io.outputs import MEDIA_TYPES
 from geobatch.jobs import InputSource, Job, JobRequest, JobService, JobStatus
 from geobatch.jobs.callbacks import CallbackSpec, public_callback
+from geobatch.jobs.types.geocode import GeocodeOptions
 
 STATUS = {
     JobStatus.CREATED: "pending",
@@ -64,7 +66,9 @@ class BulkJobCreate(BaseModel):
 
     input: BulkInput
     callback: CallbackSpec | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: Annotated[dict[str, Any], WithJsonSchema(GeocodeOptions.model_json_schema())] = Field(
+        default_factory=dict, description="the geocode job type's options"
+    )
     metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
@@ -167,7 +171,16 @@ def cancel_job(job_id: str, service: ServiceDep, tenant: TenantDep) -> dict[str,
     return bulk_job(service, service.cancel(tenant, job_id))
 
 
-@router.get("/{job_id}/results", response_class=StreamingResponse)
+@router.get(
+    "/{job_id}/results",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {media: {} for media in MEDIA_TYPES.values()},
+            "description": "the results, in the job's output_format",
+        }
+    },
+)
 def results(job_id: str, service: ServiceDep, tenant: TenantDep) -> StreamingResponse:
     """The geocoded records in the job's ``output_format``."""
     result = service.download(tenant, job_id, errors=False)

@@ -67,7 +67,11 @@ def error_route(render: ErrorRenderer) -> type[APIRoute]:
                     error = _as_geobatch_error(exc)
                     if error is None:
                         raise
-                    return render(request, error)
+                    response = render(request, error)
+                    response.headers.update(error.extra.get("headers") or {})
+                    if "retry_after" in error.extra:
+                        response.headers["Retry-After"] = str(error.extra["retry_after"])
+                    return response
 
             return translated
 

@@ -352,6 +352,15 @@ def stop_job(request: Request, job_id: str, service: ServiceDep, tenant: TenantD
     return job_response(request, job)
 
 
+_LINES_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "one line per record, delimited (outputType csv) or JSON (jsonl)",
+        "content": {"text/plain": {}, "application/x-ndjson": {}},
+    },
+    204: {"description": "the job has none"},
+}
+
+
 def _stream(service: JobService, tenant: str, job_id: str, *, errors: bool) -> Response:
     job = _get(service, tenant, job_id)
     if job.status is not JobStatus.SUCCEEDED:
@@ -371,13 +380,17 @@ def _stream(service: JobService, tenant: str, job_id: str, *, errors: bool) -> R
     )
 
 
-@router.get("/batch/jobs/{job_id}/results", response_class=StreamingResponse)
+@router.get(
+    "/batch/jobs/{job_id}/results", response_class=StreamingResponse, responses=_LINES_RESPONSES
+)
 def results(job_id: str, service: ServiceDep, tenant: TenantDep) -> Response:
     """The result lines: 404 until the job has completed, 204 when it has none."""
     return _stream(service, tenant, job_id, errors=False)
 
 
-@router.get("/batch/jobs/{job_id}/errors", response_class=StreamingResponse)
+@router.get(
+    "/batch/jobs/{job_id}/errors", response_class=StreamingResponse, responses=_LINES_RESPONSES
+)
 def errors(job_id: str, service: ServiceDep, tenant: TenantDep) -> Response:
     """One line per record that could not be processed: 404 until completed, 204 if none."""
     return _stream(service, tenant, job_id, errors=True)

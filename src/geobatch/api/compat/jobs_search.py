@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from geobatch.api.compat.common import natives_of, newest_jobs
 from geobatch.api.deps import ServiceDep, TenantDep
 from geobatch.api.schemas import IsoTime
-from geobatch.jobs import Job, JobFilter, JobStatus
+from geobatch.jobs import JOB_TYPES, Job, JobFilter, JobStatus
 
 STATUS = {
     JobStatus.CREATED: "created",
@@ -30,6 +30,10 @@ jobs, and a job with a retried chunk is still ``active``."""
 STATES = ("active", "cancelled", "completed", "created", "expired", "failed", "retry")
 MAX_WINDOW = 10_000
 """``offset + size`` at most: offsets are read through from the newest job."""
+
+_NAMES = "|".join(sorted(JOB_TYPES))
+JobTypes = Annotated[str, StringConstraints(pattern=rf"^\s*({_NAMES})\s*(,\s*({_NAMES})\s*)*$")]
+"""One job type, or several separated by commas."""
 
 router = APIRouter(prefix="/immuta", tags=["compat: jobs search"])
 
@@ -103,8 +107,8 @@ def search(
     request: Request,
     service: ServiceDep,
     tenant: TenantDep,
-    job_type: Annotated[list[str] | None, Query(alias="jobType")] = None,
-    job_type_brackets: Annotated[list[str] | None, Query(alias="jobType[]")] = None,
+    job_type: Annotated[list[JobTypes] | None, Query(alias="jobType")] = None,
+    job_type_brackets: Annotated[list[JobTypes] | None, Query(alias="jobType[]")] = None,
     state: Annotated[str | None, Query(pattern=f"^({'|'.join(STATES)})$")] = None,
     start_date: Annotated[IsoTime | None, Query(alias="startDate")] = None,
     end_date: Annotated[IsoTime | None, Query(alias="endDate")] = None,
@@ -131,8 +135,8 @@ def search(
 def summary(
     service: ServiceDep,
     tenant: TenantDep,
-    job_type: Annotated[list[str] | None, Query(alias="jobType")] = None,
-    job_type_brackets: Annotated[list[str] | None, Query(alias="jobType[]")] = None,
+    job_type: Annotated[list[JobTypes] | None, Query(alias="jobType")] = None,
+    job_type_brackets: Annotated[list[JobTypes] | None, Query(alias="jobType[]")] = None,
     start_date: Annotated[IsoTime | None, Query(alias="startDate")] = None,
     end_date: Annotated[IsoTime | None, Query(alias="endDate")] = None,
 ) -> dict[str, Any]:
@@ -152,12 +156,22 @@ def summary(
     return {"jobType": types}
 
 
+def _whole(value: Any) -> Any:
+    """JSON writes an integer as ``23`` or ``23.0``; strings and booleans stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Seconds = Annotated[int, BeforeValidator(_whole)]
+
+
 class StatusesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jobIds: list[str] = Field(min_length=1, max_length=1000)
-    wait: int = Field(default=0, ge=-1, strict=True, description="seconds; -1 = until all are done")
-    pollInterval: int = Field(default=1, ge=1, le=60, strict=True)
+    wait: Seconds = Field(
+        default=0, ge=-1, strict=True, description="seconds; -1 = until all are done"
+    )
+    pollInterval: Seconds = Field(default=1, ge=1, le=60, strict=True)
 
 
 @router.post("/jobs/statuses")

@@ -11,11 +11,11 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from geobatch import __version__
 from geobatch.api.compat.common import error_route, jobs_page, natives_of
@@ -47,6 +47,9 @@ CONFORMANCE = [
 ]
 """The classes whose requirements the tests exercise; not OpenAPI 3.0 (the document covers
 the whole server), HTML, nor callbacks."""
+
+OgcStatus = Literal["accepted", "running", "successful", "failed", "dismissed"]
+ProcessId = Annotated[str, StringConstraints(pattern=f"^({'|'.join(sorted(JOB_TYPES))})$")]
 
 SYNC_MAX_RECORDS = 1000
 SYNC_WAIT_SECONDS = 60.0
@@ -170,20 +173,49 @@ def status_info(request: Request, job: Job, *, status_name: str | None = None) -
     }
 
 
+class Href(BaseModel):
+    href: str = Field(min_length=1)
+
+
+class FeatureCollection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["FeatureCollection"]
+    features: list[dict[str, Any]]
+
+
+class Inputs(BaseModel):
+    """The process's inputs: ``records`` and the job type's options (see the process)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    records: list[dict[str, Any]] | FeatureCollection | Href = Field(
+        description="the records, inline (objects, or a FeatureCollection) or by href"
+    )
+
+
 class Execute(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: Inputs
     outputs: dict[str, Any] | None = None
     response: str = "document"
 
 
-def _records_body(records: Any) -> tuple[bytes, str]:
+_EXECUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the results of a synchronous execution"},
+    201: {
+        "description": "the job of an asynchronous execution",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "headers": {"Location": {"schema": {"type": "string"}, "description": "the job"}},
+    },
+}
+
+
+def _records_body(records: list[dict[str, Any]] | FeatureCollection) -> tuple[bytes, str]:
     """Inline records as an upload: a FeatureCollection as GeoJSON, objects as CSV."""
-    if isinstance(records, dict) and records.get("type") == "FeatureCollection":
-        return json.dumps(records).encode(), "application/geo+json"
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InvalidInput("records must be an array of objects, a FeatureCollection or {href}")
+    if isinstance(records, FeatureCollection):
+        return records.model_dump_json().encode(), "application/geo+json"
     names = list(dict.fromkeys(name for record in records for name in record))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
@@ -246,7 +278,7 @@ def process(request: Request, process_id: str, _tenant: TenantDep) -> dict[str, 
     return _description(request, _kind(process_id))
 
 
-@router.post("/processes/{process_id}/execution")
+@router.post("/processes/{process_id}/execution", responses=_EXECUTE_RESPONSES)
 async def execute(
     request: Request,
     process_id: str,
@@ -257,18 +289,16 @@ async def execute(
 ) -> Response:
     """Run the process: synchronously for small inline inputs, else as a job (``201``)."""
     kind = _kind(process_id)
-    inputs = dict(body.inputs)
-    records = inputs.pop("records", None)
-    if records is None:
-        raise InvalidInput("inputs.records is required", field="inputs.records")
+    inputs = body.inputs.model_dump(exclude={"records"}, by_alias=True)
+    records = body.inputs.records
     wants_async = "respond-async" in (prefer or "")
-    if isinstance(records, dict) and "href" in records:
-        source, upload = InputSource(url=str(records["href"])), None
+    if isinstance(records, Href):
+        source, upload = InputSource(url=records.href), None
         wants_async = True
     else:
         data, media_type = _records_body(records)
         source, upload = InputSource(media_type=media_type), _one(data)
-        count = len(records["features"]) if isinstance(records, dict) else len(records)
+        count = len(records.features) if isinstance(records, FeatureCollection) else len(records)
         wants_async = wants_async or count > SYNC_MAX_RECORDS
     job, _ = await service.create(
         tenant, JobRequest(type=kind.name, input=source, options=inputs), upload
@@ -339,11 +369,8 @@ def jobs(
     service: ServiceDep,
     tenant: TenantDep,
     type_: Annotated[list[str] | None, Query(alias="type")] = None,
-    process_id: Annotated[list[str] | None, Query(alias="processID")] = None,
-    status_: Annotated[
-        list[str] | None,
-        Query(alias="status", json_schema_extra={"items": {"enum": sorted(set(STATUS.values()))}}),
-    ] = None,
+    process_id: Annotated[list[ProcessId] | None, Query(alias="processID")] = None,
+    status_: Annotated[list[OgcStatus] | None, Query(alias="status")] = None,
     datetime_: Annotated[str | None, Query(alias="datetime")] = None,
     min_duration: Annotated[int | None, Query(alias="minDuration", ge=0)] = None,
     max_duration: Annotated[int | None, Query(alias="maxDuration", ge=0)] = None,

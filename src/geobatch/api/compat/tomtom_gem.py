@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -65,6 +66,8 @@ STATISTICS = (
 MATCHING_TYPES = {"road": "road_match"}
 RESULT_FORMATS = {".parquet": OutputFormat.PARQUET, ".geojson": OutputFormat.GEOJSON}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+_FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,190}\.(parquet|geojson)$"
+"""A stored file is GeoParquet or GeoJSON, and its name says which."""
 
 
 class Forbidden(GeobatchError):
@@ -110,7 +113,7 @@ async def _tenant(request: Request) -> str:
 
 TenantDep = Annotated[str, Depends(_tenant)]
 StorageId = Annotated[str, Path(pattern=_NAME)]
-FileName = Annotated[str, Path(pattern=_NAME)]
+FileName = Annotated[str, Path(pattern=_FILE_NAME)]
 
 
 def _folder(tenant: str, storage_id: str) -> str:
@@ -211,12 +214,27 @@ class GemJobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     storageId: str = Field(pattern=_NAME)
-    inputFileName: str = Field(pattern=_NAME)
+    inputFileName: str = Field(pattern=_FILE_NAME)
     matchingType: Literal["road"] = "road"
     overtureRelease: str | None = None
 
 
-@router.put("/storages/{storage_id}/files/{file_name}", status_code=status.HTTP_201_CREATED)
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("application/vnd.apache.parquet", "application/geo+json")
+        },
+    }
+}
+
+
+@router.put(
+    "/storages/{storage_id}/files/{file_name}",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_UPLOAD_BODY,
+)
 async def upload_file(
     request: Request,
     storage_id: StorageId,
@@ -231,13 +249,26 @@ async def upload_file(
     key = f"files/{_folder(tenant, storage_id)}/{file_name}"
     size = 0
     limit = service.settings.max_upload_bytes
+    pieces = request.stream()
+    first = b""
+    async for first in pieces:
+        if first:
+            break
+    if not first:  # checked before the sink opens: an empty request replaces nothing
+        raise InvalidInput("The file is empty.", field="body")
     with service.storage.open_write(key) as sink:
-        async for piece in request.stream():
+        async for piece in _chain(first, pieces):
             size += len(piece)
             if size > limit:
                 raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes.", limit=limit)
             await anyio.to_thread.run_sync(sink.write, piece)
     return {"storageId": storage_id, "fileName": file_name, "size": size}
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for piece in rest:
+        yield piece
 
 
 @router.get("/storages/{storage_id}/files")
@@ -251,7 +282,11 @@ def list_files(storage_id: StorageId, service: ServiceDep, tenant: TenantDep) ->
     return {"storageId": storage_id, "files": files}
 
 
-@router.get("/storages/{storage_id}/files/{file_name}", response_class=StreamingResponse)
+@router.get(
+    "/storages/{storage_id}/files/{file_name}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+)
 def download_file(
     storage_id: StorageId, file_name: FileName, service: ServiceDep, tenant: TenantDep
 ) -> StreamingResponse:

@@ -27,7 +27,7 @@ from geobatch.api.schemas import (
     Summary,
 )
 from geobatch.errors import InvalidInput, PayloadTooLarge
-from geobatch.io.outputs import OutputFormat
+from geobatch.io.outputs import MEDIA_TYPES, OutputFormat
 from geobatch.jobs import InputSource, JobFilter, JobRequest, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -186,7 +186,11 @@ def _json_request(body: JobCreate) -> JobRequest:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=JobPublic, openapi_extra=_CREATE_BODY
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobPublic,
+    responses={200: {"model": JobPublic, "description": "the job of an Idempotency-Key reused"}},
+    openapi_extra=_CREATE_BODY,
 )
 async def create_job(
     request: Request,
@@ -407,6 +411,18 @@ def delete_job(job_id: JobIdPath, service: ServiceDep, caller: WriterDep) -> Res
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file, in the format asked for (else the job's output_format)",
+        "content": {media: {} for media in MEDIA_TYPES.values()},
+        "headers": {
+            "X-Geobatch-Partial": {"schema": {"type": "string", "enum": ["true", "false"]}},
+            "X-Geobatch-Job-Status": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
 def _download(
     service: ServiceDep, tenant: str, job_id: str, fmt: OutputFormat | None, *, errors: bool
 ) -> StreamingResponse:
@@ -420,7 +436,9 @@ def _download(
     return StreamingResponse(result.chunks, media_type=result.media_type, headers=headers)
 
 
-@router.get("/{job_id:job_id}/results", response_class=StreamingResponse)
+@router.get(
+    "/{job_id:job_id}/results", response_class=StreamingResponse, responses=_DOWNLOAD_RESPONSES
+)
 def results(
     job_id: JobIdPath,
     service: ServiceDep,
@@ -431,7 +449,9 @@ def results(
     return _download(service, tenant, job_id, format, errors=False)
 
 
-@router.get("/{job_id:job_id}/errors", response_class=StreamingResponse)
+@router.get(
+    "/{job_id:job_id}/errors", response_class=StreamingResponse, responses=_DOWNLOAD_RESPONSES
+)
 def errors(
     job_id: JobIdPath,
     service: ServiceDep,

@@ -18,16 +18,25 @@ router = APIRouter(tags=["maps"])
 
 GEOJSON = "application/geo+json"
 _GEOJSON_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {GEOJSON: {}}, "description": "a FeatureCollection"}
+    200: {
+        "content": {GEOJSON: {"schema": {"type": "object"}}},
+        "description": "a FeatureCollection",
+    }
 }
+_NUMBER = r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*"
+BBOX_PATTERN = rf"^{_NUMBER}(,{_NUMBER}){{3}}$"
 
 
-@router.get("/v1/releases/{release_id}/basemap", responses=_GEOJSON_RESPONSE)
+@router.get(
+    "/v1/releases/{release_id}/basemap", response_class=Response, responses=_GEOJSON_RESPONSE
+)
 async def release_basemap(
     release_id: str,
     platform: PlatformDep,
     _tenant: TenantDep,
-    bbox: Annotated[str, Query(description="min_lon,min_lat,max_lon,max_lat")],
+    bbox: Annotated[
+        str, Query(description="min_lon,min_lat,max_lon,max_lat", pattern=BBOX_PATTERN)
+    ],
     max_roads: Annotated[int, Query(ge=1, le=20_000)] = 5000,
     max_places: Annotated[int, Query(ge=0, le=5000)] = 300,
 ) -> Response:
@@ -43,7 +52,7 @@ async def release_basemap(
     return Response(await anyio.to_thread.run_sync(build), media_type=GEOJSON)
 
 
-@router.get("/v1/jobs/{job_id}/sample", responses=_GEOJSON_RESPONSE)
+@router.get("/v1/jobs/{job_id}/sample", response_class=Response, responses=_GEOJSON_RESPONSE)
 async def job_sample(
     job_id: str,
     platform: PlatformDep,

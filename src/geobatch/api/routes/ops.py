@@ -23,7 +23,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "a check failed", "content": {"application/json": {}}}},
+)
 def readyz(platform: PlatformDep) -> JSONResponse:
     """The job store and blob storage answer, the executor can take work and, where this
     process runs one, the scheduler is alive."""

@@ -34,6 +34,7 @@ class InputLimits:
     max_line_bytes: int
     max_field_bytes: int
     max_nesting_depth: int
+    max_columns: int = 500
 
 
 class UploadGuard:
