@@ -57,18 +57,17 @@ class Vocabulary:
     gazetteer: GazetteerIndex | None
 
     def country(self, key: str) -> str | None:
-        if self.gazetteer is None:
-            return None
-        area = self.gazetteer.countries.get(key)
-        return area.country if area is not None else None
+        return self.gazetteer.country(key) if self.gazetteer is not None else None
 
     def is_region(self, key: str) -> bool:
-        return bool(self.gazetteer and key in self.gazetteer.regions) or any(
+        return bool(self.gazetteer and self.gazetteer.is_region(key)) or any(
             area.level == "region" for area in self.local.localities.get(key, ())
         )
 
     def is_locality(self, key: str) -> bool:
-        return key in self.local.localities or bool(self.gazetteer and key in self.gazetteer.cities)
+        return key in self.local.localities or bool(
+            self.gazetteer and self.gazetteer.is_locality(key)
+        )
 
     def is_postcode(self, token: str) -> bool:
         return postcode_key(token) in self.local.postcodes
@@ -110,7 +109,11 @@ def parse(text: str, vocabulary: Vocabulary) -> list[ParsedAddress]:
 
 
 def _parse(
-    segments: list[list[str]], vocabulary: Vocabulary, *, region_first: bool = False
+    segments: list[list[str]],
+    vocabulary: Vocabulary,
+    *,
+    region_first: bool = False,
+    tail_region: bool = True,
 ) -> list[ParsedAddress]:
     segments = [list(segment) for segment in segments]
     country = region = postcode = None
@@ -124,7 +127,12 @@ def _parse(
         segments.pop()
     elif len(segments) == 1 and len(last) <= MAX_NAME_TOKENS and vocabulary.country(whole):
         return [ParsedAddress(country=vocabulary.country(whole))]
-    elif len(segments) == 1 and len(whole) > 2 and vocabulary.is_region(whole):
+    elif (
+        len(segments) == 1
+        and len(whole) > 2
+        and vocabulary.is_region(whole)
+        and not vocabulary.is_locality(expand_text(whole))  # "Paris": the city and county
+    ):
         return [ParsedAddress(region=whole), ParsedAddress(street=" ".join(expand(last)))]
     tokens = [token for segment in segments for token in segment]
     bounds = _segment_ends(segments)
@@ -132,21 +140,30 @@ def _parse(
     if (
         country is None
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
+        and not vocabulary.is_region(whole)  # nor is "Rhode Island" in Iceland ("Island")
         and (found := _take_tail(tokens, vocabulary.country))
     ):
         country = vocabulary.country(found[0])
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
+    plain: list[ParsedAddress] = []
     if (
         region is None
+        and tail_region
         and (found := _take_tail(tokens, vocabulary.is_region))
         and (len(found[0]) == 2 or len(tokens) - found[1] in bounds)
     ):
         region = found[0]
+        if len(region) > 2 and vocabulary.is_locality(expand_text(region)):
+            # "Gràcia, Barcelona": a province or a city; both readings compete
+            plain = _parse(segments, vocabulary, tail_region=False)
         tokens = tokens[: -found[1]]
     tokens, postcode = _take_postcode(tokens, vocabulary)
     base = ParsedAddress(postcode=postcode, region=region, country=country)
     readings: list[ParsedAddress] = []
+    rest = " ".join(tokens)
+    if region is None and country is not None and vocabulary.is_region(rest):
+        readings.append(replace(base, region=rest))  # "Maharashtra, India"
     locality = None
     if len(segments) > 1 and len(tokens) > len(segments[0]):
         head = " ".join(expand(segments[0]))
@@ -171,7 +188,7 @@ def _parse(
         readings.append(replace(base, street=name, country=None, name_only=True))
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         readings.append(replace(base, street=" ".join(expand(tokens)), name_only=True))
-    return list(dict.fromkeys(readings))
+    return list(dict.fromkeys(readings + plain))
 
 
 def _with_locality(base: ParsedAddress, tokens: list[str], locality: str) -> list[ParsedAddress]:

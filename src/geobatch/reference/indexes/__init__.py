@@ -24,6 +24,7 @@ from geobatch.reference.indexes.files import (
     write_array,
     write_table,
 )
+from geobatch.reference.indexes.gazetteer import build_gazetteer_index
 from geobatch.reference.indexes.grid import GridIndex
 from geobatch.reference.indexes.lookup import build_lookup_index
 from geobatch.reference.indexes.projection import LocalProjection
@@ -31,7 +32,7 @@ from geobatch.reference.indexes.reverse import build_reverse_index
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
 
 TableReader = Callable[[str], pa.Table]
@@ -60,7 +61,16 @@ def _reverse(folder: Path, table: TableReader) -> None:
     )
 
 
-BUILDERS: dict[str, IndexBuilder] = {"roads": _roads, "lookup": _lookup, "reverse": _reverse}
+def _gazetteer(folder: Path, table: TableReader) -> None:
+    build_gazetteer_index(folder, table("gazetteer"), table("places"))
+
+
+BUILDERS: dict[str, IndexBuilder] = {
+    "roads": _roads,
+    "lookup": _lookup,
+    "reverse": _reverse,
+    "gazetteer": _gazetteer,
+}
 """Every index of a release, by name; each writes its files under ``indexes/<name>/``."""
 
 
