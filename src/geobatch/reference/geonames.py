@@ -131,9 +131,7 @@ def _match_subdivisions(
                 if iso.code in taken:
                     continue
                 names = {_fold(n) for n in iso.names}
-                if name in names or (
-                    fuzzy and max(fuzz.token_set_ratio(name, n) for n in names) >= 90
-                ):
+                if name in names or (fuzzy and max(fuzz.ratio(name, n) for n in names) >= 88):
                     pairs[key] = iso
                     taken.add(iso.code)
                     break
@@ -207,6 +205,8 @@ def _regions(
             if state
             else f"geonames:admin1:{key[0]}.{key[1]}",
             "name": state["name"] if state else names.most_common(1)[0][0],  # type: ignore[union-attr]
+            # towns of one GeoNames code named with another admin1 (merged provinces)
+            "others": [n for n, count in (names or Counter()).items() if count >= 2],
             "lon": lon,
             "lat": lat,
             "population": people,
@@ -218,6 +218,7 @@ def _regions(
         region = regions[key]
         iso = pairs.get(key)
         alternates = list(iso.names) if iso else []
+        alternates += region["others"]
         if iso and key[0] in CODE_ALIASES:
             alternates.append(iso.code.split("-", 1)[1])
         if key[0] == "US":

@@ -25,7 +25,7 @@ from geobatch.engines.geocode.index import LocalIndex, Street, local_index
 from geobatch.engines.geocode.normalize import ABBREVIATIONS, SYNONYMS, house_number_value
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse, parse_fields
 from geobatch.reference import Release
-from geobatch.reference.indexes.gazetteer import CONTINENT, COUNTRY
+from geobatch.reference.indexes.gazetteer import COUNTRY
 
 STREET_TYPES = frozenset(ABBREVIATIONS.values()) | frozenset(SYNONYMS.values()) | {
     "rue", "via", "calle", "strasse", "straat", "weg", "gatan", "vagen", "katu", "tie", "de",
@@ -42,8 +42,8 @@ MAX_STREETS = 12
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 EARTH_KM_PER_DEGREE = 111.195
-PLACE_OUTSIDE = (COUNTRY, CONTINENT)
-"""Kinds a locality reading never answers with (those come from the country and region)."""
+PLACE_OUTSIDE = (COUNTRY,)
+"""Kinds a locality reading never answers with (countries come from the country reading)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +157,10 @@ class ForwardGeocoder:
                     continue
                 if reading.country and candidate.country and candidate.country != reading.country:
                     candidate = _scaled(candidate, 0.6)
+                elif reading.region and candidate.country and self.gazetteer is not None:
+                    within = self.gazetteer.region_countries(reading.region)
+                    if within and candidate.country not in within:  # "Memphis, Florida"
+                        candidate = _scaled(candidate, 0.6)
                 if at is not None:
                     km = distance_km(at[1], at[0], candidate.lon, candidate.lat)
                     candidate = _scaled(candidate, 1.0 - 0.05 * min(1.0, km / 500.0))

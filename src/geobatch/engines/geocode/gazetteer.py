@@ -22,11 +22,13 @@ from geobatch.engines.geocode.cache import cached
 from geobatch.reference import Release
 from geobatch.reference.indexes.gazetteer import (
     ALIAS,
+    BOROUGH,
     CODE,
     CONTINENT,
     COUNTRY,
     COUNTY,
     LOCALITY,
+    OWN,
     REGION,
     GazetteerArrays,
 )
@@ -38,11 +40,11 @@ KIND_WEIGHT = np.array([0.5, 1.0, 0.2, 0.25, 1.0, 1.0])
 """Per kind (borough ... continent): how much a place of that kind counts against others of
 the same name, times its population. A city outranks the larger region it shares a name
 with ("New York", "Madrid"); a named borough ranks below a same-named town."""
-ALIAS_WEIGHT = 0.3
+ALIAS_WEIGHT = 0.1
 """A place found by an alternate name counts less than one found by its own name ("Harlem"
 is Harlem in New York, though Haarlem is larger and is also spelled so)."""
 REGION_KINDS = (CONTINENT, REGION, COUNTY)
-LOCALITY_KINDS = (LOCALITY, 0)
+LOCALITY_KINDS = (LOCALITY, BOROUGH)
 MAX_MATCHES = 256
 _CACHE_SIZE = 100_000
 
@@ -59,6 +61,21 @@ class Area:
     population: int
     country: str | None
     state: str | None = None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What one key names: rows, how each was matched, a bit per kind, the country coded."""
+
+    rows: np.ndarray
+    how: np.ndarray
+    kinds: int
+    country: str | None
+
+
+_NOTHING = _Entry(rows=np.empty(0, np.int64), how=np.empty(0, np.int64), kinds=0, country=None)
+_REGION_BITS = sum(1 << kind for kind in REGION_KINDS)
+_LOCALITY_BITS = sum(1 << kind for kind in LOCALITY_KINDS)
 
 
 def column_list(table: pa.Table, name: str) -> list[object]:
@@ -80,7 +97,7 @@ class GazetteerIndex:
         self.kind = arrays.kind
         self.lon = arrays.lon
         self.lat = arrays.lat
-        self._matches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     # -- rows ----------------------------------------------------------------------------
@@ -97,42 +114,47 @@ class GazetteerIndex:
 
     def matches(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows filed under ``key`` and how (own name, alias, ISO code), at most MAX_MATCHES."""
-        found = self._matches.get(key)
+        found = self._entry(key)
+        return found.rows, found.how
+
+    def _entry(self, key: str) -> _Entry:
+        found = self._entries.get(key)
         if found is not None:
             return found
         index = self.arrays.keys
-        group = int(index.groups([key])[0]) if key else -1
+        group = index.group(key) if key else -1
         if group < 0:
-            found = (np.empty(0, np.int64), np.empty(0, np.int64))
+            found = _NOTHING
         else:
             packed = np.asarray(index.rows[index.starts[group] : index.starts[group + 1]])
-            packed = packed[:MAX_MATCHES]
-            found = (packed >> 2, packed & 3)
+            rows, how = packed[:MAX_MATCHES] >> 2, packed[:MAX_MATCHES] & 3
+            kinds = np.bitwise_or.reduce(np.left_shift(1, self.kind[rows].astype(np.int64)))
+            found = _Entry(rows=rows, how=how, kinds=int(kinds), country=self._country(rows, how))
         with self._lock:
-            if len(self._matches) > _CACHE_SIZE:
-                self._matches.clear()
-            self._matches[key] = found
+            if len(self._entries) > _CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = found
         return found
+
+    def _country(self, rows: np.ndarray, how: np.ndarray) -> str | None:
+        countries = np.flatnonzero((self.kind[rows] == COUNTRY) & np.isfinite(self.lon[rows]))
+        if not len(countries):
+            return None  # "Antarctica" without towns is the continent
+        rows, how = rows[countries], how[countries]
+        rank = np.lexsort((-self.population[rows], np.select([how == CODE, how == OWN], [0, 1], 2)))
+        return self.label("country", int(rows[rank[0]]))
 
     # -- what the parser asks ------------------------------------------------------------
 
     def country(self, key: str) -> str | None:
         """The ISO alpha-2 code of the country named or coded ``key`` (codes first)."""
-        rows, how = self.matches(key)
-        countries = self.kind[rows] == COUNTRY
-        if not countries.any():
-            return None
-        pick = np.flatnonzero(countries & (how == CODE))
-        row = rows[pick[0]] if len(pick) else rows[np.flatnonzero(countries)[0]]
-        return self.label("country", int(row))
+        return self._entry(key).country
 
     def is_region(self, key: str) -> bool:
-        rows, _ = self.matches(key)
-        return bool(np.isin(self.kind[rows], REGION_KINDS).any())
+        return bool(self._entry(key).kinds & _REGION_BITS)
 
     def is_locality(self, key: str) -> bool:
-        rows, _ = self.matches(key)
-        return bool(np.isin(self.kind[rows], LOCALITY_KINDS).any())
+        return bool(self._entry(key).kinds & _LOCALITY_BITS)
 
     # -- what the matcher asks -----------------------------------------------------------
 
@@ -146,6 +168,12 @@ class GazetteerIndex:
         rows, _ = self.matches(key)
         rows = rows[np.isin(self.kind[rows], (REGION, COUNTY))]
         return set(zip(self.labels("country", rows), self.labels("admin1", rows), strict=True))
+
+    def region_countries(self, key: str) -> set[str]:
+        """Countries of the continents, regions and counties named ``key``."""
+        rows, _ = self.matches(key)
+        rows = rows[np.isin(self.kind[rows], REGION_KINDS)]
+        return {c for c in self.labels("country", rows) if c}
 
     def regions(self, key: str) -> list[tuple[Area, float]]:
         """Continents, regions and counties named ``key`` with their share of its weight."""

@@ -125,7 +125,7 @@ def _parse(
     elif len(segments) > 1 and vocabulary.country(whole):
         country = vocabulary.country(whole)
         segments.pop()
-    elif len(segments) == 1 and len(last) <= MAX_NAME_TOKENS and vocabulary.country(whole):
+    elif len(segments) == 1 and vocabulary.country(whole):
         return [ParsedAddress(country=vocabulary.country(whole))]
     elif (
         len(segments) == 1

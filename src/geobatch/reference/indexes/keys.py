@@ -97,6 +97,25 @@ def key_hashes(keys: pa.Array | pa.ChunkedArray | list[str | None]) -> np.ndarra
     return result
 
 
+_MASK = (1 << 64) - 1
+
+
+def _mix_int(value: int) -> int:
+    value = ((value ^ (value >> 30)) * int(_MIX_1)) & _MASK
+    value = ((value ^ (value >> 27)) * int(_MIX_2)) & _MASK
+    return value ^ (value >> 31)
+
+
+def key_hash(key: str) -> int:
+    """``key_hashes`` of one key in plain Python: a lookup of one key without array setup."""
+    data = key.encode()
+    value = _mix_int(((len(data) + 1) * int(_GOLDEN)) & _MASK)
+    for start in range(0, len(data), 8):
+        word = int.from_bytes(data[start : start + 8].ljust(8, b"\0"), "little")
+        value = _mix_int(value ^ word)
+    return value
+
+
 def _hash_short(data: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``_hash_bytes`` of the keys at ``rows`` (any rows, gathered into one matrix)."""
     lengths = offsets[rows + 1] - offsets[rows]
@@ -168,6 +187,16 @@ class KeyIndex:
                     break
                 group += 1
         return found
+
+    def group(self, key: str) -> int:
+        """The group of one key, -1 where it is unknown (``groups`` without array setup)."""
+        wanted = np.uint64(key_hash(key))
+        group = int(np.searchsorted(self.hashes, wanted))
+        while group < len(self.hashes) and self.hashes[group] == wanted:
+            if self.keys[group].as_py() == key:
+                return group
+            group += 1
+        return -1
 
     def save(self, folder: Path, prefix: str) -> None:
         write_array(folder, f"{prefix}/hashes", self.hashes)
