@@ -21,7 +21,7 @@ _LANGUAGE_TAG = re.compile(r"\s*\([a-z]{2,3}\)\s*$")
 
 
 def _translations(domain: str) -> list[gettext.NullTranslations]:
-    found = []
+    found: list[gettext.NullTranslations] = []
     for language in sorted(os.listdir(pycountry.LOCALES_DIR)):
         try:
             found.append(gettext.translation(domain, pycountry.LOCALES_DIR, languages=[language]))

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from geobatch.reference.gazetteer_names import Subdivision, country_aliases, subdivisions
+from geobatch.reference.indexes.gazetteer import link_world_index
 from geobatch.reference.release import ReleaseBuilder
 from geobatch.reference.schema import GAZETTEER, SCHEMA_VERSION
 
@@ -88,7 +89,7 @@ def _row(
 
 def _package_file(package: str, name: str) -> Path:
     module = __import__(package)
-    return Path(module.__file__).parent / name
+    return Path(str(module.__file__)).parent / name
 
 
 def _towns() -> dict[tuple[str, str, float, float], tuple[str | None, str | None]]:
@@ -149,7 +150,7 @@ def _match_subdivisions(
         scale = np.cos(np.radians(region["lat"]))
         km = [
             111.2 * float(np.hypot((iso.lon - region["lon"]) * scale, iso.lat - region["lat"]))
-            for iso in free  # type: ignore[operator]
+            for iso in free
         ]
         best = int(np.argmin(km))
         if km[best] <= MATCH_KM:
@@ -184,29 +185,29 @@ def _regions(
     county_of: list[tuple[str, str, str] | None] = []
     region_of: list[tuple[str, str] | None] = []
     for city in cities:
-        country, code = city.get("countrycode"), city.get("admin1code")
-        key = (country, city["name"], round(city["latitude"], 4), round(city["longitude"], 4))
-        state, county = towns.get(key, (None, None))
+        country, code = str(city.get("countrycode") or ""), str(city.get("admin1code") or "")
+        town = (country, city["name"], round(city["latitude"], 4), round(city["longitude"], 4))
+        state_name, county = towns.get(town, (None, None))
         region = (country, code) if country and code else None
         region_of.append(region)
-        if region and state:
-            admin1_names[region][state] += 1
+        if region is not None and state_name:
+            admin1_names[region][state_name] += 1
         county_of.append((country, code, county) if region and county else None)
     us_states = cache.get_us_states()
     region_centres = _centres(region_of, cities)
     regions: dict[tuple[str, str], dict[str, Any]] = {}
     for key, (lon, lat, people) in region_centres.items():
-        state = us_states.get(key[1]) if key[0] == "US" else None
-        names = admin1_names.get(key)
-        if state is None and not names:
+        us_state = us_states.get(key[1]) if key[0] == "US" else None
+        names = admin1_names.get(key, Counter())
+        if us_state is None and not names:
             continue
         regions[key] = {
-            "id": f"geonames:{state['geonameid']}"
-            if state
+            "id": f"geonames:{us_state['geonameid']}"
+            if us_state
             else f"geonames:admin1:{key[0]}.{key[1]}",
-            "name": state["name"] if state else names.most_common(1)[0][0],  # type: ignore[union-attr]
+            "name": us_state["name"] if us_state else names.most_common(1)[0][0],
             # towns of one GeoNames code named with another admin1 (merged provinces)
-            "others": [n for n, count in (names or Counter()).items() if count >= 2],
+            "others": [n for n, count in names.items() if count >= 2],
             "lon": lon,
             "lat": lat,
             "population": people,
@@ -215,28 +216,28 @@ def _regions(
     pairs = _match_subdivisions(regions, isos)
     rows = []
     for key in sorted(regions):
-        region = regions[key]
+        found = regions[key]
         iso = pairs.get(key)
         alternates = list(iso.names) if iso else []
-        alternates += region["others"]
+        alternates += found["others"]
         if iso and key[0] in CODE_ALIASES:
             alternates.append(iso.code.split("-", 1)[1])
         if key[0] == "US":
             alternates.append(key[1])
-        lon, lat = region["lon"], region["lat"]
+        place: tuple[Any, Any] = (found["lon"], found["lat"])
         if iso and iso.lat is not None:
-            lon, lat = iso.lon, iso.lat
+            place = (iso.lon, iso.lat)
         rows.append(
             _row(
-                region["id"],
-                region["name"],
+                found["id"],
+                found["name"],
                 "admin1",
                 alternates=alternates,
                 country=key[0],
                 admin1=key[1],
-                population=region["population"],
-                lon=lon,
-                lat=lat,
+                population=found["population"],
+                lon=place[0],
+                lat=place[1],
             )
         )
     paired = {iso.code for iso in pairs.values()}
@@ -347,4 +348,6 @@ def write_gazetteer(builder: ReleaseBuilder, cache_dir: Path) -> int:
             os.replace(partial, cached)
         finally:
             partial.unlink(missing_ok=True)
-    return builder.link_table("gazetteer", cached)
+    rows = builder.link_table("gazetteer", cached)
+    link_world_index(builder.folder, cached)
+    return rows

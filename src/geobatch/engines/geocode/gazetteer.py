@@ -27,9 +27,11 @@ from geobatch.reference.indexes.gazetteer import (
     CONTINENT,
     COUNTRY,
     COUNTY,
+    LOCAL,
     LOCALITY,
     OWN,
     REGION,
+    WORLD,
     GazetteerArrays,
 )
 from geobatch.reference.indexes.sphere import sphere_xyz
@@ -87,30 +89,70 @@ def float_column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(pc.fill_null(table.column(name), np.nan).to_numpy(), dtype=np.float64)
 
 
+class _Column:
+    """One attribute of the rows of both parts: world rows first, then the release's own."""
+
+    def __init__(self, world: np.ndarray, local: np.ndarray) -> None:
+        self.world = world
+        self.local = local
+        self.size = len(world)
+
+    def __getitem__(self, rows: np.ndarray | int) -> np.ndarray:
+        rows = np.asarray(rows)
+        if rows.ndim == 0:
+            row = int(rows)
+            part = self.world if row < self.size else self.local
+            value: np.ndarray = part[row if row < self.size else row - self.size]
+            return value
+        in_world = rows < self.size
+        if in_world.all():
+            picked: np.ndarray = self.world[rows]
+            return picked
+        out = np.empty(len(rows), dtype=self.world.dtype)
+        out[in_world] = self.world[rows[in_world]]
+        out[~in_world] = self.local[rows[~in_world] - self.size]
+        return out
+
+
 class GazetteerIndex:
     """The release's mapped gazetteer with the lookups forward geocoding needs."""
 
-    def __init__(self, arrays: GazetteerArrays, release: Release) -> None:
-        self.arrays = arrays
+    def __init__(self, world: GazetteerArrays, local: GazetteerArrays, release: Release) -> None:
+        self.parts = (world, local)
         self.release = release
-        self.population = arrays.population
-        self.kind = arrays.kind
-        self.lon = arrays.lon
-        self.lat = arrays.lat
+        self.size = len(world.kind)
+        self.population = _Column(world.population, local.population)
+        self.kind = _Column(world.kind, local.kind)
+        self.lon = _Column(world.lon, local.lon)
+        self.lat = _Column(world.lat, local.lat)
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     # -- rows ----------------------------------------------------------------------------
 
     def label(self, column: str, row: int) -> str | None:
-        value = self.arrays.labels.column(column)[row].as_py()
+        part, at = (self.parts[0], row) if row < self.size else (self.parts[1], row - self.size)
+        value = part.labels.column(column)[at].as_py()
         return value if isinstance(value, str) else None
 
     def labels(self, column: str, rows: np.ndarray) -> list[str | None]:
-        values: list[str | None] = (
-            self.arrays.labels.column(column).take(pa.array(rows, pa.int64())).to_pylist()
-        )
-        return values
+        rows = np.asarray(rows, dtype=np.int64)
+        in_world = rows < self.size
+        world = self.parts[0].labels.column(column).take(pa.array(rows[in_world]))
+        if in_world.all():
+            values: list[str | None] = world.to_pylist()
+            return values
+        local = self.parts[1].labels.column(column).take(pa.array(rows[~in_world] - self.size))
+        out: list[str | None] = [None] * len(rows)
+        for position, value in zip(
+            np.flatnonzero(in_world).tolist(), world.to_pylist(), strict=True
+        ):
+            out[position] = value
+        for position, value in zip(
+            np.flatnonzero(~in_world).tolist(), local.to_pylist(), strict=True
+        ):
+            out[position] = value
+        return out
 
     def matches(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows filed under ``key`` and how (own name, alias, ISO code), at most MAX_MATCHES."""
@@ -121,13 +163,19 @@ class GazetteerIndex:
         found = self._entries.get(key)
         if found is not None:
             return found
-        index = self.arrays.keys
-        group = index.group(key) if key else -1
-        if group < 0:
+        packed = []
+        for offset, part in ((0, self.parts[0]), (self.size, self.parts[1])):
+            group = part.keys.group(key) if key else -1
+            if group >= 0:
+                rows = np.asarray(
+                    part.keys.rows[part.keys.starts[group] : part.keys.starts[group + 1]]
+                )
+                packed.append(rows + offset * 4)
+        if not packed:
             found = _NOTHING
         else:
-            packed = np.asarray(index.rows[index.starts[group] : index.starts[group + 1]])
-            rows, how = packed[:MAX_MATCHES] >> 2, packed[:MAX_MATCHES] & 3
+            joined = np.concatenate(packed)[:MAX_MATCHES]
+            rows, how = joined >> 2, joined & 3
             kinds = np.bitwise_or.reduce(np.left_shift(1, self.kind[rows].astype(np.int64)))
             found = _Entry(rows=rows, how=how, kinds=int(kinds), country=self._country(rows, how))
         with self._lock:
@@ -204,7 +252,7 @@ class GazetteerIndex:
 
     @cached_property
     def _country_rows(self) -> dict[str, int]:
-        rows = np.flatnonzero(np.asarray(self.kind) == COUNTRY)
+        rows = np.flatnonzero(self.parts[0].kind == COUNTRY)
         return {
             code: int(row)
             for code, row in zip(self.labels("country", rows), rows.tolist(), strict=True)
@@ -244,7 +292,13 @@ class GazetteerIndex:
 
 def gazetteer_index(release: Release) -> GazetteerIndex:
     """The release's gazetteer, its files mapped on first use in this process."""
-    return cached("gazetteer", release, lambda r: GazetteerIndex(GazetteerArrays.open(r.path), r))
+    return cached(
+        "gazetteer",
+        release,
+        lambda r: GazetteerIndex(
+            GazetteerArrays.open(r.path, WORLD), GazetteerArrays.open(r.path, LOCAL), r
+        ),
+    )
 
 
 __all__ = ["Area", "GazetteerIndex", "column_list", "float_column", "gazetteer_index"]

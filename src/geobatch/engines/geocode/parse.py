@@ -161,9 +161,9 @@ def _parse(
     tokens, postcode = _take_postcode(tokens, vocabulary)
     base = ParsedAddress(postcode=postcode, region=region, country=country)
     readings: list[ParsedAddress] = []
-    rest = " ".join(tokens)
-    if region is None and country is not None and vocabulary.is_region(rest):
-        readings.append(replace(base, region=rest))  # "Maharashtra, India"
+    remainder = " ".join(tokens)
+    if region is None and country is not None and vocabulary.is_region(remainder):
+        readings.append(replace(base, region=remainder))  # "Maharashtra, India"
     locality = None
     if len(segments) > 1 and len(tokens) > len(segments[0]):
         head = " ".join(expand(segments[0]))

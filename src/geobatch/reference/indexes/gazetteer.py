@@ -11,6 +11,9 @@ differs) are filed in a ``KeyIndex`` as ``row * 4 + how`` (``OWN`` name, ``ALIAS
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +22,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.spatial import cKDTree
 
-from geobatch.reference.indexes.files import open_array, open_table, write_array, write_table
+from geobatch.reference.indexes.files import (
+    index_path,
+    open_array,
+    open_table,
+    write_array,
+    write_table,
+)
 from geobatch.reference.indexes.keys import KeyIndex, single_array
 
 PREFIX = "gazetteer"
+WORLD = f"{PREFIX}/world"
+LOCAL = f"{PREFIX}/local"
 BOROUGH, LOCALITY, COUNTY, REGION, COUNTRY, CONTINENT = range(6)
 KINDS = ("borough", "locality", "county", "region", "country", "continent")
 OWN, ALIAS, CODE = 0, 1, 2
@@ -105,24 +116,24 @@ def _world_rows(gazetteer: pa.Table) -> pa.Table:
     )
 
 
-def _fill_countries(rows: pa.Table, kind: np.ndarray) -> pa.Array:
+def _fill_countries(rows: pa.Table, gazetteer: pa.Table) -> pa.Array:
     """Countries of the local rows that have none: that of the nearest GeoNames city."""
-    country = rows.column("country").combine_chunks()
+    country = rows.column("country").combine_chunks().cast(pa.string())
     lon = pc.fill_null(rows.column("lon"), np.nan).to_numpy()
     lat = pc.fill_null(rows.column("lat"), np.nan).to_numpy()
-    cities = np.flatnonzero((kind == LOCALITY) & country.is_valid().to_numpy(zero_copy_only=False))
-    cities = cities[np.isfinite(lon[cities]) & np.isfinite(lat[cities])]
+    cities = gazetteer.filter(
+        pc.and_(pc.equal(gazetteer.column("feature"), "city"), pc.is_valid(gazetteer.column("lat")))
+    )
     missing = np.flatnonzero(~country.is_valid().to_numpy(zero_copy_only=False))
     missing = missing[np.isfinite(lon[missing]) & np.isfinite(lat[missing])]
-    if not len(cities) or not len(missing):
+    if not cities.num_rows or not len(missing):
         return country
-    tree = cKDTree(np.column_stack([lon[cities], lat[cities]]))
+    tree = cKDTree(np.column_stack([cities.column("lon"), cities.column("lat")]))
     distance, nearest = tree.query(np.column_stack([lon[missing], lat[missing]]), k=1)
     near = distance < 1.0
     values = np.array(country.to_pylist(), dtype=object)
-    values[missing[near]] = country.take(pa.array(cities[nearest[near]])).to_numpy(
-        zero_copy_only=False
-    )
+    found = cities.column("country").combine_chunks().take(pa.array(nearest[near]))
+    values[missing[near]] = found.to_numpy(zero_copy_only=False)
     return pa.array(values.tolist(), pa.string())
 
 
@@ -229,15 +240,9 @@ class GazetteerArrays:
     labels: pa.Table
 
     @classmethod
-    def build(cls, gazetteer: pa.Table, places: pa.Table) -> GazetteerArrays:
-        rows = pa.concat_tables(
-            [_world_rows(gazetteer), _local_rows(places)], promote_options="permissive"
-        )
+    def build(cls, rows: pa.Table) -> GazetteerArrays:
         kind = rows.column("kind").to_numpy().astype(np.int8)
         population = pc.fill_null(rows.column("population"), 0).to_numpy().astype(np.int64)
-        rows = rows.set_column(
-            rows.schema.get_field_index("country"), "country", _fill_countries(rows, kind)
-        )
         keys, entries = _keys(rows, kind, population)
         return cls(
             keys=KeyIndex.build(keys, entries),
@@ -256,23 +261,35 @@ class GazetteerArrays:
             ),
         )
 
-    def save(self, folder: Path) -> None:
-        self.keys.save(folder, f"{PREFIX}/keys")
-        write_array(folder, f"{PREFIX}/kind", self.kind)
-        write_array(folder, f"{PREFIX}/population", self.population)
-        write_array(folder, f"{PREFIX}/lon", self.lon)
-        write_array(folder, f"{PREFIX}/lat", self.lat)
-        write_table(folder, f"{PREFIX}/labels", self.labels)
+    @classmethod
+    def build_world(cls, gazetteer: pa.Table) -> GazetteerArrays:
+        """The GeoNames part: the same for every release with the same gazetteer table."""
+        return cls.build(_world_rows(gazetteer))
 
     @classmethod
-    def open(cls, folder: Path) -> GazetteerArrays:
-        labels = open_table(folder, f"{PREFIX}/labels")
+    def build_local(cls, places: pa.Table, gazetteer: pa.Table) -> GazetteerArrays:
+        """The release's own places and admin areas."""
+        rows = _local_rows(places)
+        position = rows.schema.get_field_index("country")
+        return cls.build(rows.set_column(position, "country", _fill_countries(rows, gazetteer)))
+
+    def save(self, folder: Path, prefix: str) -> None:
+        self.keys.save(folder, f"{prefix}/keys")
+        write_array(folder, f"{prefix}/kind", self.kind)
+        write_array(folder, f"{prefix}/population", self.population)
+        write_array(folder, f"{prefix}/lon", self.lon)
+        write_array(folder, f"{prefix}/lat", self.lat)
+        write_table(folder, f"{prefix}/labels", self.labels)
+
+    @classmethod
+    def open(cls, folder: Path, prefix: str) -> GazetteerArrays:
+        labels = open_table(folder, f"{prefix}/labels")
         return cls(
-            keys=KeyIndex.open(folder, f"{PREFIX}/keys"),
-            kind=open_array(folder, f"{PREFIX}/kind"),
-            population=open_array(folder, f"{PREFIX}/population"),
-            lon=open_array(folder, f"{PREFIX}/lon"),
-            lat=open_array(folder, f"{PREFIX}/lat"),
+            keys=KeyIndex.open(folder, f"{prefix}/keys"),
+            kind=open_array(folder, f"{prefix}/kind"),
+            population=open_array(folder, f"{prefix}/population"),
+            lon=open_array(folder, f"{prefix}/lon"),
+            lat=open_array(folder, f"{prefix}/lat"),
             labels=pa.table(
                 {name: single_array(labels.column(name)) for name in labels.schema.names}
             ),
@@ -280,4 +297,34 @@ class GazetteerArrays:
 
 
 def build_gazetteer_index(folder: Path, gazetteer: pa.Table, places: pa.Table) -> None:
-    GazetteerArrays.build(gazetteer, places).save(folder)
+    """Both parts; the world part only where ``link_world_index`` has not put it in already."""
+    if not index_path(folder, f"{WORLD}/kind", ".npy").is_file():
+        GazetteerArrays.build_world(gazetteer).save(folder, WORLD)
+    GazetteerArrays.build_local(places, gazetteer).save(folder, LOCAL)
+
+
+def link_world_index(folder: Path, gazetteer_file: Path) -> None:
+    """Give a release under construction the world part built for ``gazetteer_file`` (an
+    immutable cached table): built once beside it, then hard-linked into every release."""
+    built = gazetteer_file.with_name(f"{gazetteer_file.stem}-index")
+    if not built.is_dir():
+        partial = built.with_name(f".{built.name}.{uuid.uuid4().hex}")
+        try:
+            with pa.memory_map(str(gazetteer_file), "r") as source:
+                table = pa.ipc.open_file(source).read_all()
+            GazetteerArrays.build_world(table).save(partial, WORLD)
+            os.replace(partial, built)
+        except OSError:
+            if not built.is_dir():  # another process won the race: use its copy
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    for path in sorted(built.rglob("*")):
+        if not path.is_file():
+            continue
+        target = folder / path.relative_to(built)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
