@@ -42,6 +42,8 @@ MAX_STREETS = 12
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 EARTH_KM_PER_DEGREE = 111.195
+NEAR_TOWN_KM = 30.0
+"""A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
 PLACE_OUTSIDE = (COUNTRY,)
 """Kinds a locality reading never answers with (countries come from the country reading)."""
 
@@ -385,14 +387,20 @@ class ForwardGeocoder:
         population = gazetteer.weights(rows, how)
         countries = gazetteer.labels("country", rows)
         fit = np.ones(len(rows))
-        if reading.region:
-            codes = gazetteer.region_codes(reading.region)
+        codes = gazetteer.region_codes(reading.region) if reading.region else set()
+        if codes:
             in_country = {country for country, _ in codes}
             admin1 = gazetteer.labels("admin1", rows)
             fit *= [
                 1.0 if (c, a) in codes else 0.8 if a is None and c in in_country else 0.5
                 for c, a in zip(countries, admin1, strict=True)
             ]
+        elif reading.region and (anchor := gazetteer.anchor(reading.region)) is not None:
+            near = np.hypot(
+                (gazetteer.lon[rows] - anchor[0]) * math.cos(math.radians(anchor[1])),
+                gazetteer.lat[rows] - anchor[1],
+            )  # a borough and its city: "Gràcia, Barcelona"
+            fit *= np.where(near * EARTH_KM_PER_DEGREE <= NEAR_TOWN_KM, 1.0, 0.5)
         if reading.country:
             fit *= [1.0 if c == reading.country else 0.5 for c in countries]
         weight = population * (fit == fit.max())  # a named state or country rules others out

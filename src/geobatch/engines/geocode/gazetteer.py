@@ -208,8 +208,24 @@ class GazetteerIndex:
 
     def weights(self, rows: np.ndarray, how: np.ndarray) -> np.ndarray:
         """How much each row counts among same-named places: population by kind and match."""
-        weight = (self.population[rows].astype(np.float64) + 1.0) * KIND_WEIGHT[self.kind[rows]]
-        return np.asarray(weight * np.where(how == ALIAS, ALIAS_WEIGHT, 1.0))
+        population = self.population[rows].astype(np.float64) + 1.0
+        kind = self.kind[rows]
+        weight = population * KIND_WEIGHT[kind]
+        own = (how != ALIAS) & np.isin(kind, LOCALITY_KINDS)
+        if own.any():  # an alias counts less only against a real place of that name
+            weight[
+                (how == ALIAS) & (population.max(where=own, initial=0) >= 0.01 * population)
+            ] *= ALIAS_WEIGHT
+        return np.asarray(weight)
+
+    def anchor(self, key: str) -> tuple[float, float] | None:
+        """Where the most populous locality named ``key`` lies ("Gràcia, Barcelona")."""
+        rows, _ = self.matches(key)
+        rows = rows[np.isin(self.kind[rows], LOCALITY_KINDS) & np.isfinite(self.lon[rows])]
+        if not len(rows):
+            return None
+        row = int(rows[np.argmax(self.population[rows])])
+        return float(self.lon[row]), float(self.lat[row])
 
     def region_codes(self, key: str) -> set[tuple[str | None, str | None]]:
         """(country, admin1) of the regions and counties named ``key``."""

@@ -171,6 +171,9 @@ def _parse(
         if vocabulary.is_locality(head) and not any(is_house_number(t) for t in segments[0]):
             locality = head
             readings.extend(_with_locality(base, rest, head))
+            within = expand_text(" ".join(rest))
+            if region is None and vocabulary.is_locality(within):  # "Gràcia, Barcelona"
+                readings.append(replace(base, locality=head, region=within))
     found = _take_tail(tokens, lambda key: vocabulary.is_locality(expand_text(key)))
     if found:
         locality = expand_text(found[0])
