@@ -71,7 +71,7 @@ def test_place_poi_connector_and_gazetteer_ids(helsinki: Release) -> None:
     assert found[connector["id"]]["lat"] == connector["lat"]
     helsinki_city = found["geonames:658225"]
     assert (helsinki_city["match_level"], helsinki_city["country"]) == ("locality", "FI")
-    assert helsinki_city["label"] == "Helsinki, Finland"
+    assert helsinki_city["label"] == "Helsinki, Uusimaa, Finland"
     alaska = found["geonames:5879092"]
     assert (alaska["match_level"], alaska["state"], alaska["label"]) == (
         "region",

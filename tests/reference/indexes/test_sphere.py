@@ -70,3 +70,17 @@ def test_keys_sharing_a_hash_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> 
     groups = index.groups(["c", "a", "b", "d"])
     assert [index.keys[g].as_py() if g >= 0 else None for g in groups] == ["c", "a", "b", None]
     assert index.rows[index.starts[groups[1]] : index.starts[groups[1] + 1]].tolist() == [1, 3]
+
+
+def test_one_key_hashes_and_is_found_as_among_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    many = ["a", "osm:node/267901435", "x" * 300, "ä" * 20, "", "bosnia herzegovina"]
+    assert [keys.key_hash(key) for key in many] == keys.key_hashes(many).tolist()
+    index = KeyIndex.build(pa.array(["b", "a", "c", "a"]), np.arange(4))
+    assert [index.group(k) for k in ["c", "a", "b", "d"]] == index.groups(
+        ["c", "a", "b", "d"]
+    ).tolist()
+    monkeypatch.setattr(keys, "key_hashes", lambda values: np.full(len(list(values)), 7, np.uint64))
+    monkeypatch.setattr(keys, "key_hash", lambda value: 7)
+    shared = KeyIndex.build(pa.array(["b", "a", "c", "a"]), np.arange(4))
+    assert [shared.keys[shared.group(k)].as_py() for k in "cab"] == ["c", "a", "b"]
+    assert shared.group("d") == -1

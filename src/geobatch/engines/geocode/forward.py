@@ -30,6 +30,7 @@ from geobatch.engines.geocode.normalize import house_number_value, plain_umlauts
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
 from geobatch.engines.geocode.parse import readings as text_readings
 from geobatch.reference import Release
+from geobatch.reference.indexes.gazetteer import COUNTRY
 
 NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", "BE"})
 """Countries whose addresses put the house number before the street."""
@@ -44,6 +45,10 @@ CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 EARTH_KM_PER_DEGREE = 111.195
 _DIGIT = re.compile(r"\d")
+NEAR_TOWN_KM = 30.0
+"""A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
+PLACE_OUTSIDE = (COUNTRY,)
+"""Kinds a locality reading never answers with (countries come from the country reading)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +83,7 @@ class ForwardGeocoder:
     def __init__(self, release: Release) -> None:
         self.release = release
         self.local: LocalIndex = local_index(release)
-        has_gazetteer = release.table("gazetteer").num_rows > 0
-        self.gazetteer: GazetteerIndex | None = gazetteer_index(release) if has_gazetteer else None
+        self.gazetteer: GazetteerIndex | None = gazetteer_index(release)
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
         self._street_cache: dict[str, list[tuple[int, float]]] = {}
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
@@ -136,6 +140,10 @@ class ForwardGeocoder:
                     continue
                 if reading.country and candidate.country and candidate.country != reading.country:
                     candidate = _scaled(candidate, 0.6)
+                elif reading.region and candidate.country and self.gazetteer is not None:
+                    within = self.gazetteer.region_countries(reading.region)
+                    if within and candidate.country not in within:  # "Memphis, Florida"
+                        candidate = _scaled(candidate, 0.6)
                 if at is not None:
                     km = distance_km(at[1], at[0], candidate.lon, candidate.lat)
                     candidate = _scaled(candidate, 1.0 - 0.05 * min(1.0, km / 500.0))
@@ -181,11 +189,8 @@ class ForwardGeocoder:
         if best < 0.7 and reading.region and not reading.locality:
             out.extend(self._regions(reading.region, 0.92 * fallback))
         if not out and reading.country and self.gazetteer is not None:
-            area = next(
-                (a for a in self.gazetteer.countries.values() if a.country == reading.country),
-                None,
-            )
-            if area is not None and math.isfinite(area.lon):
+            area = self.gazetteer.country_area(reading.country)
+            if area is not None:
                 out.append(_area(area, 0.95 * fallback if not reading.street else 0.55))
         return out
 
@@ -357,7 +362,7 @@ class ForwardGeocoder:
             _area(area, (0.9 if area.level == "locality" else 0.85) * factor)
             for area in self.local.localities.get(key, ())
         ]
-        if self.gazetteer is not None and key in self.gazetteer.cities:
+        if self.gazetteer is not None:
             out.extend(self._cities(self.gazetteer, key, reading, at, factor))
         return out
 
@@ -369,23 +374,31 @@ class ForwardGeocoder:
         at: tuple[float, float] | None,
         factor: float,
     ) -> list[Candidate]:
-        """GeoNames cities of that name, ranked by population share, state, country and bias."""
-        rows = np.array(gazetteer.cities[key], dtype=np.int64)
-        population = gazetteer.population[rows].astype(np.float64) + 1.0
+        """Gazetteer places of that name, ranked by kind and population, state, country, bias."""
+        rows, how = gazetteer.matches(key)
+        keep = ~np.isin(gazetteer.kind[rows], PLACE_OUTSIDE) & np.isfinite(gazetteer.lon[rows])
+        rows, how = rows[keep], how[keep]
+        if not len(rows):
+            return []
+        population = gazetteer.weights(rows, how)
+        countries = gazetteer.labels("country", rows)
         fit = np.ones(len(rows))
-        if reading.region:
-            states = {(a.country, a.state) for a in gazetteer.regions.get(reading.region, ())}
-            codes = {
-                (country, code)
-                for (country, code), name in gazetteer.region_names.items()
-                if (country, name) in states
-            }
+        codes = gazetteer.region_codes(reading.region) if reading.region else set()
+        if codes:
+            in_country = {country for country, _ in codes}
+            admin1 = gazetteer.labels("admin1", rows)
             fit *= [
-                1.0 if (gazetteer.country[r], gazetteer.admin1[r]) in codes else 0.5
-                for r in rows.tolist()
+                1.0 if (c, a) in codes else 0.8 if a is None and c in in_country else 0.5
+                for c, a in zip(countries, admin1, strict=True)
             ]
+        elif reading.region and (anchor := gazetteer.anchor(reading.region)) is not None:
+            near = np.hypot(
+                (gazetteer.lon[rows] - anchor[0]) * math.cos(math.radians(anchor[1])),
+                gazetteer.lat[rows] - anchor[1],
+            )  # a borough and its city: "Gràcia, Barcelona"
+            fit *= np.where(near * EARTH_KM_PER_DEGREE <= NEAR_TOWN_KM, 1.0, 0.5)
         if reading.country:
-            fit *= [1.0 if gazetteer.country[r] == reading.country else 0.5 for r in rows.tolist()]
+            fit *= [1.0 if c == reading.country else 0.5 for c in countries]
         weight = population * (fit == fit.max())  # a named state or country rules others out
         if at is not None:
             km = np.hypot(
@@ -394,36 +407,38 @@ class ForwardGeocoder:
             )
             weight = weight / (1.0 + (km * EARTH_KM_PER_DEGREE / 50.0) ** 2)
         share = weight / weight.sum()
-        order = np.argsort(-share)[:5]
+        order = np.argsort(-share, kind="stable")[:5]
         out = []
         for position in order.tolist():
-            row = int(rows[position])
+            area = gazetteer.area(int(rows[position]))
             score = (0.72 + 0.2 * float(share[position])) * float(fit[position]) * factor
-            state_code = gazetteer.admin1[row]
-            country = gazetteer.country[row]
-            state = gazetteer.region_names.get((country or "", state_code or ""))
-            name = gazetteer.names[row]
-            country_name = gazetteer.country_names.get(country or "", country)
+            locality = area.level == "locality"
+            country_name = gazetteer.country_name(area.country)
+            state = area.state if area.state != area.name else None
             out.append(
                 Candidate(
-                    lon=float(gazetteer.lon[row]),
-                    lat=float(gazetteer.lat[row]),
-                    label=", ".join(p for p in (name, state, country_name) if p),
-                    match_level="locality",
-                    score=score,
-                    ref_id=gazetteer.ids[row],
-                    city=name,
-                    state=state or state_code,
-                    country=country,
+                    lon=area.lon,
+                    lat=area.lat,
+                    label=", ".join(p for p in (area.name, state, country_name) if p),
+                    match_level=area.level,
+                    score=score if locality else score * 0.97,
+                    ref_id=area.ref_id,
+                    city=area.name if locality else None,
+                    state=area.state,
+                    country=area.country,
                 )
             )
         return out
 
     def _regions(self, key: str, factor: float) -> list[Candidate]:
         areas = [a for a in self.local.localities.get(key, ()) if a.level == "region"]
+        out = [_area(area, 0.9 * factor) for area in areas]
         if self.gazetteer is not None:
-            areas.extend(self.gazetteer.regions.get(key, ()))
-        return [_area(area, 0.9 * factor) for area in areas]
+            out.extend(
+                _area(area, 0.9 * factor * (0.9 + 0.1 * share))
+                for area, share in self.gazetteer.regions(key)
+            )
+        return out
 
 
 def forward_geocoder(release: Release) -> ForwardGeocoder:

@@ -1,26 +1,54 @@
-"""The worldwide gazetteer of a release (GeoNames cities, regions, countries) for geocoding.
+"""The worldwide gazetteer of a release for geocoding: mapped files built at import.
 
-Built once per process from the release's ``gazetteer`` table and cached: folded names and
-ISO codes map to rows and ``Area`` records, and a k-d tree over the cities answers which
-country a point lies in.
+``reference/indexes/gazetteer.py`` files every name and alias of continents, countries,
+regions, counties, cities and the release's own boroughs and admin areas under folded keys;
+this module opens those files (no index is built per worker) and answers what the parser and
+the matcher ask: is this key a country (ISO codes first), a region, a locality; which rows
+does it name, ranked by kind and population within a country or region given alongside.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.spatial import cKDTree
 
 from geobatch.engines.geocode.cache import cached
-from geobatch.engines.geocode.normalize import fold, fold_array
 from geobatch.reference import Release
+from geobatch.reference.indexes.gazetteer import (
+    ALIAS,
+    BOROUGH,
+    CODE,
+    CONTINENT,
+    COUNTRY,
+    COUNTY,
+    LOCAL,
+    LOCALITY,
+    OWN,
+    REGION,
+    WORLD,
+    GazetteerArrays,
+)
+from geobatch.reference.indexes.sphere import sphere_xyz
 
-GAZETTEER_ALIAS_POPULATION = 50_000
-"""Alternate names are indexed for cities at least this large (the rest by their own name)."""
+COUNTRY_AT_M = 55_000.0
+"""``country_at`` answers the country of the nearest GeoNames city within this distance."""
+KIND_WEIGHT = np.array([0.5, 1.0, 0.2, 0.25, 1.0, 1.0])
+"""Per kind (borough ... continent): how much a place of that kind counts against others of
+the same name, times its population. A city outranks the larger region it shares a name
+with ("New York", "Madrid"); a named borough ranks below a same-named town."""
+ALIAS_WEIGHT = 0.1
+"""A place found by an alternate name counts less than one found by its own name ("Harlem"
+is Harlem in New York, though Haarlem is larger and is also spelled so)."""
+REGION_KINDS = (CONTINENT, REGION, COUNTY)
+LOCALITY_KINDS = (LOCALITY, BOROUGH)
+MAX_MATCHES = 256
+_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,56 +65,19 @@ class Area:
     state: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class GazetteerIndex:
-    cities: dict[str, list[int]]
-    names: list[str]
-    ids: list[str]
-    country: list[str | None]
-    admin1: list[str | None]
-    population: np.ndarray
-    lon: np.ndarray
-    lat: np.ndarray
-    countries: dict[str, Area]
-    """Folded country name or ISO code -> the country, placed at its population centre."""
-    country_names: dict[str, str]
-    regions: dict[str, list[Area]]
-    """Folded US state name or code -> the state."""
-    region_names: dict[tuple[str, str], str]
-    tree: _RowTree | None
+@dataclass(frozen=True)
+class _Entry:
+    """What one key names: rows, how each was matched, a bit per kind, the country coded."""
 
-    def country_at(self, lon: np.ndarray, lat: np.ndarray) -> list[str | None]:
-        """The country of the nearest gazetteer city to each point (within about 50 km)."""
-        if self.tree is None or not len(lon):
-            return [None] * len(lon)
-        distance, nearest = self.tree.query(np.column_stack([lon, lat * 1.0]), k=1)
-        return [
-            self.country[i] if d < 0.5 else None
-            for d, i in zip(distance.tolist(), nearest.tolist(), strict=True)
-        ]
+    rows: np.ndarray
+    how: np.ndarray
+    kinds: int
+    country: str | None
 
 
-COUNTRY_ENDONYMS = {
-    "FI": ("Suomi", "Finland"),
-    "SE": ("Sverige",),
-    "DE": ("Deutschland",),
-    "AT": ("Österreich",),
-    "CH": ("Schweiz", "Suisse", "Svizzera"),
-    "FR": ("France",),
-    "ES": ("España",),
-    "IT": ("Italia",),
-    "NL": ("Nederland",),
-    "BE": ("Belgique", "België"),
-    "PT": ("Portugal",),
-    "BR": ("Brasil",),
-    "MC": ("Monaco", "Principauté de Monaco"),
-    "AD": ("Andorra", "Principat d'Andorra"),
-    "DK": ("Danmark",),
-    "NO": ("Norge",),
-    "US": ("USA", "United States of America", "U.S.A."),
-    "GB": ("UK", "United Kingdom", "Great Britain"),
-}
-"""Native and common names of countries the gazetteer lists only in English."""
+_NOTHING = _Entry(rows=np.empty(0, np.int64), how=np.empty(0, np.int64), kinds=0, country=None)
+_REGION_BITS = sum(1 << kind for kind in REGION_KINDS)
+_LOCALITY_BITS = sum(1 << kind for kind in LOCALITY_KINDS)
 
 
 def column_list(table: pa.Table, name: str) -> list[object]:
@@ -98,130 +89,232 @@ def float_column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(pc.fill_null(table.column(name), np.nan).to_numpy(), dtype=np.float64)
 
 
-def _is(column: pa.ChunkedArray, value: str) -> np.ndarray:
-    return np.asarray(pc.fill_null(pc.equal(column, value), False).to_numpy(), dtype=bool)
+class _Column:
+    """One attribute of the rows of both parts: world rows first, then the release's own."""
+
+    def __init__(self, world: np.ndarray, local: np.ndarray) -> None:
+        self.world = world
+        self.local = local
+        self.size = len(world)
+
+    def __getitem__(self, rows: np.ndarray | int) -> np.ndarray:
+        rows = np.asarray(rows)
+        if rows.ndim == 0:
+            row = int(rows)
+            part = self.world if row < self.size else self.local
+            value: np.ndarray = part[row if row < self.size else row - self.size]
+            return value
+        in_world = rows < self.size
+        if in_world.all():
+            picked: np.ndarray = self.world[rows]
+            return picked
+        out = np.empty(len(rows), dtype=self.world.dtype)
+        out[in_world] = self.world[rows[in_world]]
+        out[~in_world] = self.local[rows[~in_world] - self.size]
+        return out
 
 
-def _weighted_centres(
-    groups: np.ndarray, lon: np.ndarray, lat: np.ndarray, weights: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Population-weighted mean position of each group of cities (NaN for an empty group)."""
-    total = np.bincount(groups, weights=weights, minlength=size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (
-            np.bincount(groups, weights=weights * lon, minlength=size) / total,
-            np.bincount(groups, weights=weights * lat, minlength=size) / total,
+class GazetteerIndex:
+    """The release's mapped gazetteer with the lookups forward geocoding needs."""
+
+    def __init__(self, world: GazetteerArrays, local: GazetteerArrays, release: Release) -> None:
+        self.parts = (world, local)
+        self.release = release
+        self.size = len(world.kind)
+        self.population = _Column(world.population, local.population)
+        self.kind = _Column(world.kind, local.kind)
+        self.lon = _Column(world.lon, local.lon)
+        self.lat = _Column(world.lat, local.lat)
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    # -- rows ----------------------------------------------------------------------------
+
+    def label(self, column: str, row: int) -> str | None:
+        part, at = (self.parts[0], row) if row < self.size else (self.parts[1], row - self.size)
+        value = part.labels.column(column)[at].as_py()
+        return value if isinstance(value, str) else None
+
+    def labels(self, column: str, rows: np.ndarray) -> list[str | None]:
+        rows = np.asarray(rows, dtype=np.int64)
+        in_world = rows < self.size
+        world = self.parts[0].labels.column(column).take(pa.array(rows[in_world]))
+        if in_world.all():
+            values: list[str | None] = world.to_pylist()
+            return values
+        local = self.parts[1].labels.column(column).take(pa.array(rows[~in_world] - self.size))
+        out: list[str | None] = [None] * len(rows)
+        for position, value in zip(
+            np.flatnonzero(in_world).tolist(), world.to_pylist(), strict=True
+        ):
+            out[position] = value
+        for position, value in zip(
+            np.flatnonzero(~in_world).tolist(), local.to_pylist(), strict=True
+        ):
+            out[position] = value
+        return out
+
+    def matches(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows filed under ``key`` and how (own name, alias, ISO code), at most MAX_MATCHES."""
+        found = self._entry(key)
+        return found.rows, found.how
+
+    def _entry(self, key: str) -> _Entry:
+        found = self._entries.get(key)
+        if found is not None:
+            return found
+        packed = []
+        for offset, part in ((0, self.parts[0]), (self.size, self.parts[1])):
+            group = part.keys.group(key) if key else -1
+            if group >= 0:
+                rows = np.asarray(
+                    part.keys.rows[part.keys.starts[group] : part.keys.starts[group + 1]]
+                )
+                packed.append(rows + offset * 4)
+        if not packed:
+            found = _NOTHING
+        else:
+            joined = np.concatenate(packed)[:MAX_MATCHES]
+            rows, how = joined >> 2, joined & 3
+            kinds = np.bitwise_or.reduce(np.left_shift(1, self.kind[rows].astype(np.int64)))
+            found = _Entry(rows=rows, how=how, kinds=int(kinds), country=self._country(rows, how))
+        with self._lock:
+            if len(self._entries) > _CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = found
+        return found
+
+    def _country(self, rows: np.ndarray, how: np.ndarray) -> str | None:
+        countries = np.flatnonzero((self.kind[rows] == COUNTRY) & np.isfinite(self.lon[rows]))
+        if not len(countries):
+            return None  # "Antarctica" without towns is the continent
+        rows, how = rows[countries], how[countries]
+        rank = np.lexsort((-self.population[rows], np.select([how == CODE, how == OWN], [0, 1], 2)))
+        return self.label("country", int(rows[rank[0]]))
+
+    # -- what the parser asks ------------------------------------------------------------
+
+    def country(self, key: str) -> str | None:
+        """The ISO alpha-2 code of the country named or coded ``key`` (codes first)."""
+        return self._entry(key).country
+
+    def is_region(self, key: str) -> bool:
+        return bool(self._entry(key).kinds & _REGION_BITS)
+
+    def is_locality(self, key: str) -> bool:
+        return bool(self._entry(key).kinds & _LOCALITY_BITS)
+
+    # -- what the matcher asks -----------------------------------------------------------
+
+    def weights(self, rows: np.ndarray, how: np.ndarray) -> np.ndarray:
+        """How much each row counts among same-named places: population by kind and match."""
+        population = self.population[rows].astype(np.float64) + 1.0
+        kind = self.kind[rows]
+        weight = population * KIND_WEIGHT[kind]
+        own = (how != ALIAS) & np.isin(kind, LOCALITY_KINDS)
+        if own.any():  # an alias counts less only against a real place of that name
+            weight[
+                (how == ALIAS) & (population.max(where=own, initial=0) >= 0.01 * population)
+            ] *= ALIAS_WEIGHT
+        return np.asarray(weight)
+
+    def anchor(self, key: str) -> tuple[float, float] | None:
+        """Where the most populous locality named ``key`` lies ("Gràcia, Barcelona")."""
+        rows, _ = self.matches(key)
+        rows = rows[np.isin(self.kind[rows], LOCALITY_KINDS) & np.isfinite(self.lon[rows])]
+        if not len(rows):
+            return None
+        row = int(rows[np.argmax(self.population[rows])])
+        return float(self.lon[row]), float(self.lat[row])
+
+    def region_codes(self, key: str) -> set[tuple[str | None, str | None]]:
+        """(country, admin1) of the regions and counties named ``key``."""
+        rows, _ = self.matches(key)
+        rows = rows[np.isin(self.kind[rows], (REGION, COUNTY))]
+        return set(zip(self.labels("country", rows), self.labels("admin1", rows), strict=True))
+
+    def region_countries(self, key: str) -> set[str]:
+        """Countries of the continents, regions and counties named ``key``."""
+        rows, _ = self.matches(key)
+        rows = rows[np.isin(self.kind[rows], REGION_KINDS)]
+        return {c for c in self.labels("country", rows) if c}
+
+    def regions(self, key: str) -> list[tuple[Area, float]]:
+        """Continents, regions and counties named ``key`` with their share of its weight."""
+        rows, how = self.matches(key)
+        keep = np.isin(self.kind[rows], REGION_KINDS) & np.isfinite(self.lon[rows])
+        rows, how = rows[keep], how[keep]
+        if not len(rows):
+            return []
+        weight = self.weights(rows, how)
+        share = weight / weight.sum()
+        order = np.argsort(-share, kind="stable")[:5]
+        return [(self.area(int(rows[i])), float(share[i])) for i in order.tolist()]
+
+    def area(self, row: int) -> Area:
+        kind = int(self.kind[row])
+        level = "country" if kind == COUNTRY else "region" if kind in REGION_KINDS else "locality"
+        name = self.label("name", row) or ""
+        return Area(
+            name=name,
+            level=level,
+            lon=float(self.lon[row]),
+            lat=float(self.lat[row]),
+            ref_id=self.label("id", row),
+            population=int(self.population[row]),
+            country=self.label("country", row),
+            state=name if kind in (REGION, COUNTY) else self.label("state", row),
         )
 
+    @cached_property
+    def _country_rows(self) -> dict[str, int]:
+        rows = np.flatnonzero(self.parts[0].kind == COUNTRY)
+        return {
+            code: int(row)
+            for code, row in zip(self.labels("country", rows), rows.tolist(), strict=True)
+            if code
+        }
 
-def _gazetteer(release: Release) -> GazetteerIndex:
-    table = release.table("gazetteer")
-    names = [str(v) for v in column_list(table, "name")]
-    ids = [str(v) for v in column_list(table, "id")]
-    feature = table.column("feature")
-    country = [v if isinstance(v, str) else None for v in column_list(table, "country")]
-    admin1 = [v if isinstance(v, str) else None for v in column_list(table, "admin1")]
-    population = np.asarray(pc.fill_null(table.column("population"), 0).to_numpy(), np.int64)
-    lon = float_column(table, "lon")
-    lat = float_column(table, "lat")
-    is_city = _is(feature, "city") & np.isfinite(lon) & np.isfinite(lat)
-    city_rows = np.flatnonzero(is_city)
-    cities: dict[str, list[int]] = defaultdict(list)
-    city_keys = fold_array(table.column("name").take(pa.array(city_rows))).to_pylist()
-    for row, key in zip(city_rows.tolist(), city_keys, strict=True):
-        cities[key].append(row)
-    large = np.flatnonzero(is_city & (population >= GAZETTEER_ALIAS_POPULATION))
-    aliases = table.column("alternate_names").take(pa.array(large))
-    owners = np.repeat(large, pc.fill_null(pc.list_value_length(aliases), 0).to_numpy())
-    alias_keys = fold_array(pc.list_flatten(aliases)).to_pylist()
-    for row, key in zip(owners.tolist(), alias_keys, strict=True):
-        if key and key.isascii() and row not in cities[key]:
-            cities[key].append(row)
-    pairs = [f"{c or ''}/{a or ''}" for c, a in zip(country, admin1, strict=True)]
-    country_codes, country_group = np.unique(
-        np.array([c or "" for c in country]), return_inverse=True
-    )
-    region_codes, region_group = np.unique(np.array(pairs), return_inverse=True)
-    weights = np.where(is_city, population.astype(np.float64) + 1.0, 0.0)
-    safe_lon, safe_lat = np.nan_to_num(lon), np.nan_to_num(lat)
-    c_lon, c_lat = _weighted_centres(country_group, safe_lon, safe_lat, weights, len(country_codes))
-    r_lon, r_lat = _weighted_centres(region_group, safe_lon, safe_lat, weights, len(region_codes))
-    r_pop = np.bincount(
-        region_group, weights=np.where(is_city, population, 0), minlength=len(region_codes)
-    )
-    countries: dict[str, Area] = {}
-    country_names: dict[str, str] = {}
-    for row in np.flatnonzero(_is(feature, "country")).tolist():
-        code = country[row]
-        if code is None:
-            continue
-        group = country_group[row]
-        area = Area(
-            name=names[row],
-            level="country",
-            lon=float(c_lon[group]),
-            lat=float(c_lat[group]),
-            ref_id=ids[row],
-            population=int(population[row]),
-            country=code,
+    def country_area(self, code: str) -> Area | None:
+        row = self._country_rows.get(code)
+        if row is None or not math.isfinite(self.lon[row]):
+            return None
+        return self.area(row)
+
+    def country_name(self, code: str | None) -> str | None:
+        row = self._country_rows.get(code or "")
+        return self.label("name", row) if row is not None else code
+
+    def country_at(self, lon: np.ndarray, lat: np.ndarray) -> list[str | None]:
+        """The country of the nearest GeoNames city to each point (within about 50 km)."""
+        from geobatch.engines.geocode.areas import area_index
+
+        size = len(lon)
+        if not size:
+            return []
+        areas = area_index(self.release).gazetteer
+        if not len(areas.points):
+            return [None] * size
+        distance, nearest = areas.points.query(
+            sphere_xyz(np.asarray(lat, np.float64), np.asarray(lon, np.float64)).reshape(size, 3),
+            k=1,
+            distance_upper_bound=COUNTRY_AT_M,
         )
-        country_names[code] = names[row]
-        for alias in (names[row], code, *COUNTRY_ENDONYMS.get(code, ())):
-            countries[fold(alias)] = area
-    regions: dict[str, list[Area]] = defaultdict(list)
-    region_names: dict[tuple[str, str], str] = {}
-    for row in np.flatnonzero(_is(feature, "admin1")).tolist():
-        code, state = country[row], admin1[row]
-        group = region_group[row]
-        if code is None or state is None or not np.isfinite(r_lon[group]):
-            continue
-        area = Area(
-            name=names[row],
-            level="region",
-            lon=float(r_lon[group]),
-            lat=float(r_lat[group]),
-            ref_id=ids[row],
-            population=int(r_pop[group]),
-            country=code,
-            state=names[row],
-        )
-        region_names[(code, state)] = names[row]
-        for alias in {fold(names[row]), fold(state)}:
-            regions[alias].append(area)
-    tree = (
-        _RowTree(cKDTree(np.column_stack([lon[city_rows], lat[city_rows]])), city_rows)
-        if len(city_rows)
-        else None
-    )
-    return GazetteerIndex(
-        cities=dict(cities),
-        names=names,
-        ids=ids,
-        country=country,
-        admin1=admin1,
-        population=population,
-        lon=lon,
-        lat=lat,
-        countries=countries,
-        country_names=country_names,
-        regions=dict(regions),
-        region_names=region_names,
-        tree=tree,
-    )
-
-
-class _RowTree:
-    """A k-d tree over the gazetteer's cities that answers gazetteer row numbers."""
-
-    def __init__(self, tree: cKDTree, rows: np.ndarray) -> None:
-        self.tree = tree
-        self.rows = rows
-
-    def query(self, points: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        distance, nearest = self.tree.query(points, k=k)
-        return distance, self.rows[nearest]
+        found = np.isfinite(distance[:, 0])
+        at = np.minimum(nearest[:, 0], len(areas.points) - 1)
+        countries = areas.labels.column("country").take(pa.array(at)).to_pylist()
+        return [c if ok else None for c, ok in zip(countries, found.tolist(), strict=True)]
 
 
 def gazetteer_index(release: Release) -> GazetteerIndex:
-    """The release's gazetteer index (built on first use, a second or two, then cached)."""
-    return cached("gazetteer", release, _gazetteer)
+    """The release's gazetteer, its files mapped on first use in this process."""
+    return cached(
+        "gazetteer",
+        release,
+        lambda r: GazetteerIndex(
+            GazetteerArrays.open(r.path, WORLD), GazetteerArrays.open(r.path, LOCAL), r
+        ),
+    )
+
+
+__all__ = ["Area", "GazetteerIndex", "column_list", "float_column", "gazetteer_index"]

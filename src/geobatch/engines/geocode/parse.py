@@ -63,18 +63,17 @@ class Vocabulary:
     gazetteer: GazetteerIndex | None
 
     def country(self, key: str) -> str | None:
-        if self.gazetteer is None:
-            return None
-        area = self.gazetteer.countries.get(key)
-        return area.country if area is not None else None
+        return self.gazetteer.country(key) if self.gazetteer is not None else None
 
     def is_region(self, key: str) -> bool:
-        return bool(self.gazetteer and key in self.gazetteer.regions) or any(
+        return bool(self.gazetteer and self.gazetteer.is_region(key)) or any(
             area.level == "region" for area in self.local.localities.get(key, ())
         )
 
     def is_locality(self, key: str) -> bool:
-        return key in self.local.localities or bool(self.gazetteer and key in self.gazetteer.cities)
+        return key in self.local.localities or bool(
+            self.gazetteer and self.gazetteer.is_locality(key)
+        )
 
     def locality(self, key: str) -> str | None:
         """The locality ``key`` names, also when it writes an umlaut out ("Toeoeloe")."""
@@ -143,7 +142,11 @@ def readings(text: str, vocabulary: Vocabulary) -> Iterator[ParsedAddress]:
 
 
 def _parse(
-    segments: list[list[str]], vocabulary: Vocabulary, *, region_first: bool = False
+    segments: list[list[str]],
+    vocabulary: Vocabulary,
+    *,
+    region_first: bool = False,
+    tail_region: bool = True,
 ) -> Iterator[ParsedAddress]:
     segments = [list(segment) for segment in segments]
     country = region = postcode = None
@@ -160,7 +163,12 @@ def _parse(
     elif len(segments) == 1 and len(last) <= MAX_NAME_TOKENS and vocabulary.country(whole):
         yield ParsedAddress(country=vocabulary.country(whole))
         return
-    elif len(segments) == 1 and len(whole) > 2 and vocabulary.is_region(whole):
+    elif (
+        len(segments) == 1
+        and len(whole) > 2
+        and vocabulary.is_region(whole)
+        and not vocabulary.is_locality(expand_text(whole))  # "Paris": the city and county
+    ):
         yield ParsedAddress(region=whole)
         yield ParsedAddress(street=" ".join(expand(last)))
         return
@@ -170,14 +178,17 @@ def _parse(
     if (
         country is None
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
+        and not vocabulary.is_region(whole)  # nor is "Rhode Island" in Iceland ("Island")
         and (found := _take_tail(tokens, vocabulary.country))
     ):
         country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
     named = tokens  # before a region is taken off: a street may end in "de" or "co"
+    plain: list[ParsedAddress] = []
     if (
         region is None
+        and tail_region
         and (found := _take_tail(tokens, vocabulary.is_region))
         and (
             len(tokens) - found[1] in bounds
@@ -187,10 +198,16 @@ def _parse(
         )
     ):
         region = found[0]
+        if len(region) > 2 and vocabulary.is_locality(expand_text(region)):
+            # "Gràcia, Barcelona": a province or a city; both readings compete
+            plain = list(_parse(segments, vocabulary, tail_region=False))
         tokens = tokens[: -found[1]]
     segments, postcode = _take_postcode(_split(tokens, bounds), vocabulary)
     tokens = [token for segment in segments for token in segment]
     base = ParsedAddress(postcode=postcode, region=region, country=country)
+    remainder = " ".join(tokens)
+    if region is None and country is not None and vocabulary.is_region(remainder):
+        yield base._replace(region=remainder)  # "Maharashtra, India"
     if extra:  # a name ending in a country's name: "Pikku Nepal", "Port Hercule de Monaco"
         yield base._replace(street=" ".join(expand(tokens + extra)), country=None, name_only=True)
     locality = None
@@ -201,9 +218,13 @@ def _parse(
             head = vocabulary.locality(" ".join(expand(segment)))
             if head and not any(is_house_number(t) for t in segment):
                 others = segments[:position] + segments[position + 1 :]
+                rest = [t for other in others for t in other]
                 locality, found_any = head, True
                 last_segment = position == len(segments) - 1
-                yield from _with_locality(base, [t for other in others for t in other], head)
+                yield from _with_locality(base, rest, head)
+                within = expand_text(" ".join(rest))
+                if position == 0 and region is None and vocabulary.is_locality(within):
+                    yield base._replace(locality=head, region=within)  # "Gràcia, Barcelona"
                 break
     found = None if last_segment else _take_tail(tokens, vocabulary.locality, expand_text)
     if found:
@@ -229,6 +250,7 @@ def _parse(
         yield base._replace(street=street, house_number=number, region=None, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         yield base._replace(street=" ".join(expand(tokens)), name_only=True)
+    yield from plain
 
 
 def _ends_in_locality(tokens: list[str], vocabulary: Vocabulary) -> bool:

@@ -24,6 +24,7 @@ from geobatch.reference.indexes.files import (
     write_array,
     write_table,
 )
+from geobatch.reference.indexes.gazetteer import build_gazetteer_index
 from geobatch.reference.indexes.geocode import build_geocode_index
 from geobatch.reference.indexes.grid import GridIndex
 from geobatch.reference.indexes.lookup import build_lookup_index
@@ -67,11 +68,16 @@ def _geocode(folder: Path, table: TableReader) -> None:
     )
 
 
+def _gazetteer(folder: Path, table: TableReader) -> None:
+    build_gazetteer_index(folder, table("gazetteer"), table("places"))
+
+
 BUILDERS: dict[str, IndexBuilder] = {
     "roads": _roads,
     "lookup": _lookup,
     "reverse": _reverse,
     "geocode": _geocode,
+    "gazetteer": _gazetteer,
 }
 """Every index of a release, by name; each writes its files under ``indexes/<name>/``."""
 

@@ -197,7 +197,13 @@ def _gazetteer(table: pa.Table) -> pa.Table:
         is_city,
         "locality",
         pc.if_else(
-            is_country, "country", pc.if_else(pc.equal(feature, "admin1"), "region", "locality")
+            is_country,
+            "country",
+            pc.if_else(
+                pc.is_in(feature, pa.array(["admin1", "admin2", "continent"])),
+                "region",
+                "locality",
+            ),
         ),
     )
     return _objects(
