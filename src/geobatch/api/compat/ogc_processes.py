@@ -343,7 +343,7 @@ def _instant(text: str) -> datetime | None:
 def created_range(value: str | None) -> tuple[datetime | None, datetime | None]:
     """``datetime`` (an instant, or an interval ``start/end`` with ``..`` or nothing for an
     open end) as the store's half-open range of ``created``: from ``start``, before ``end``."""
-    if value is None:
+    if not value:
         return None, None
     start_text, sep, end_text = value.partition("/")
     start = _instant(start_text)
