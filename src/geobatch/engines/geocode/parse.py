@@ -18,6 +18,9 @@ from typing import NamedTuple
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
 from geobatch.engines.geocode.index import LocalIndex
 from geobatch.engines.geocode.normalize import (
+    ABBREVIATIONS,
+    SAINTS,
+    STREET_TYPES,
     expand,
     expand_text,
     fold,
@@ -29,6 +32,7 @@ from geobatch.engines.geocode.normalize import (
 )
 
 MAX_NAME_TOKENS = 4
+_STREET_WORDS = STREET_TYPES | {"street"}
 _DIGIT = re.compile(r"\d")
 _POSTCODE_LIKE = re.compile(r"^(\d{4,5}|[a-z]{1,2}\d{3,4})$")
 
@@ -64,6 +68,14 @@ class Vocabulary:
 
     def country(self, key: str) -> str | None:
         return self.gazetteer.country(key) if self.gazetteer is not None else None
+
+    def trailing_country(self, key: str) -> str | None:
+        """``country`` for words at the end of an address line, where "St", "Pl", "Bd" and
+        "Street" are street words, not São Tomé, Poland or Bangladesh (a code in a segment of
+        its own, "Berlin, DE", still names the country)."""
+        if key in _STREET_WORDS or key in ABBREVIATIONS or key in SAINTS:
+            return None
+        return self.country(key)
 
     def is_region(self, key: str) -> bool:
         return bool(self.gazetteer and self.gazetteer.is_region(key)) or any(
@@ -179,7 +191,7 @@ def _parse(
         country is None
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
         and not vocabulary.is_region(whole)  # nor is "Rhode Island" in Iceland ("Island")
-        and (found := _take_tail(tokens, vocabulary.country))
+        and (found := _take_tail(tokens, vocabulary.trailing_country))
     ):
         country = found[0]
         extra = tokens[-found[1] :]
