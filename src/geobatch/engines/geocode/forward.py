@@ -135,13 +135,15 @@ class ForwardGeocoder:
             if reading in seen or (limit == 1 and _bound(reading) <= best):
                 continue
             seen.add(reading)
+            within: set[str] | None = None  # countries of the region named, read once
             for candidate in self._candidates(reading, at, best if limit == 1 else 0.0):
                 if country and candidate.country and candidate.country != country:
                     continue
                 if reading.country and candidate.country and candidate.country != reading.country:
                     candidate = _scaled(candidate, 0.6)
                 elif reading.region and candidate.country and self.gazetteer is not None:
-                    within = self.gazetteer.region_countries(reading.region)
+                    if within is None:
+                        within = self.gazetteer.region_countries(reading.region)
                     if within and candidate.country not in within:  # "Memphis, Florida"
                         candidate = _scaled(candidate, 0.6)
                 if at is not None:
