@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import InputSource, JobRequest
 from geobatch.jobs.states import ChunkStatus, JobStatus
 from geobatch.jobs.tables import chunks
+from geobatch.jobs.tasks import ChunkCounts
 from geobatch.jobs.types import job_type
 from geobatch.reference import Release
 
@@ -384,6 +386,27 @@ def test_cancel_discards_results(manual: Manual) -> None:
     assert platform.storage.exists(layout.input_key(job.id)), "cancel keeps the input"
     with pytest.raises(InvalidTransition):
         platform.service.start(TENANT, job.id)
+
+
+def test_a_chunk_failing_after_a_cancel_leaves_no_part(manual: Manual) -> None:
+    """A cancel deletes the files a running chunk is writing, so the chunk may fail after it
+    wrote its result part: that part is dropped too, and only the input is kept."""
+    platform = manual.platform
+    job = create_job(platform, csv_bytes(make_rows(MANUAL_ROWS)))
+    manual.tick_until(first_chunk_committed(manual, job.id), "the first chunk to commit")
+    # One chunk is held back (leased elsewhere): the job still runs when the others are done.
+    (leased,) = platform.store.lease_chunks("elsewhere", 1, 60)
+    manual.tick_until(manual.idle, "the other chunks to come back")
+    assert platform.store.get(job.id).status is S.RUNNING
+    platform.service.cancel(TENANT, job.id)
+    with platform.storage.open_write(layout.result_key(job.id, leased.seq)) as sink:
+        sink.write(b"half a chunk")
+    failed: Future[ChunkCounts] = Future()
+    failed.set_exception(FileNotFoundError("errors/ was deleted"))
+    manual.scheduler._chunks[failed] = leased
+    manual.tick_for(0.1)
+    assert work_files(platform, job.id) == []
+    assert platform.storage.exists(layout.input_key(job.id))
 
 
 def test_two_jobs_share_the_workers(manual: Manual) -> None:

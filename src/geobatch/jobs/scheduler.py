@@ -258,6 +258,7 @@ class Scheduler:
             except BrokenProcessPool:
                 broken = True
                 self.store.release_chunk(leased.job_id, leased.seq, self.owner)
+                self._discard_work(leased.job_id)
                 continue
             except Exception:
                 log.exception(
@@ -267,12 +268,15 @@ class Scheduler:
                     extra={"job_id": leased.job_id},
                 )
                 self.store.release_chunk(leased.job_id, leased.seq, self.owner)
+                # A chunk fails when a cancel deletes the files it is writing: what it wrote
+                # before that must go too.
+                self._discard_work(leased.job_id)
                 continue
             if self.store.commit_chunk(leased.job_id, leased.seq, self.owner, counts):
                 self.stats.observe_chunk(counts.seconds)
                 self._finish_if_done(leased.job_id)
             else:
-                self._discard_if_gone(leased)
+                self._discard_work(leased.job_id)
         if broken:
             self._replace_executor()
         for job_id in retry_splits:
@@ -330,10 +334,6 @@ class Scheduler:
                 self.on_finish(job_id)
         except (InvalidTransition, NotFound):
             pass
-
-    def _discard_if_gone(self, leased: LeasedChunk) -> None:
-        """A commit was refused: if the job is cancelled or deleted, drop what the chunk wrote."""
-        self._discard_work(leased.job_id)
 
     def _discard_work(self, job_id: str) -> None:
         """Delete what workers wrote for a job that was cancelled (work files) or deleted (all).
