@@ -103,12 +103,18 @@ def similarities(
 
 
 def mismatch(
-    names: Sequence[str | None], line: np.ndarray, segment: np.ndarray, network: RoadNetwork
+    names: Sequence[str | None],
+    line: np.ndarray,
+    segment: np.ndarray,
+    network: RoadNetwork,
+    unnamed: float = 0.0,
 ) -> np.ndarray:
     """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment has no
-    name and 0 where the line has none (the evidence is then neutral)."""
+    name, ``unnamed`` where the line has none but the segment has one (a slip road or a
+    service road beside the named street it leaves), 0 where neither has a name."""
     score = similarities(names, line, segment, network)
     named = np.asarray([bool(n) for n in names], dtype=bool)
     if len(line) == 0:
         return score
-    return np.where(np.isnan(score), np.where(named[line], 0.5, 0.0), 1.0 - score / 100.0)
+    other = np.where(network.named[segment], unnamed, 0.0)
+    return np.where(np.isnan(score), np.where(named[line], 0.5, other), 1.0 - score / 100.0)
