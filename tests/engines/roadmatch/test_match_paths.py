@@ -160,3 +160,15 @@ def test_a_road_without_a_name_prefers_an_unnamed_segment_when_names_are_given()
     assert _ids(named) == ["avenue"]
     (without_names,) = match_lines([road], None, net, PARAMS)
     assert _ids(without_names) == ["avenue"]
+
+
+def test_a_road_of_unknown_direction_midway_takes_the_carriageway_it_is_digitised_along() -> None:
+    # Oneway carriageways are digitised in their travel direction: between two equally
+    # near ones, a road of unknown direction is read as running the way it is drawn.
+    net = carriageways()
+    for y in (-0.3, 0.3):
+        eastwards = line([(-280, y), (280, y)])
+        westwards = line([(280, y), (-280, y)])
+        east, west = match_lines([eastwards, westwards], None, net, PARAMS)
+        assert _ids(east) == ["eb1", "eb2", "eb3"]
+        assert _ids(west) == ["wb3", "wb2", "wb1"]

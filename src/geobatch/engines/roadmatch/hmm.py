@@ -74,6 +74,7 @@ def emission_costs(
     directions: tuple[int, ...],
     name_mismatch: np.ndarray | None = None,
     kind_differs: np.ndarray | None = None,
+    reversed_cost: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(directions), n_layers, S): one variant per assumed traffic direction of the input.
 
@@ -81,7 +82,8 @@ def emission_costs(
     state travelling against a oneway segment's traffic costs ``oneway_penalty``, and one on
     a segment whose name differs from the road's up to ``name_penalty`` (``name_mismatch``
     is 0 for the same name, 1 for an unrelated one); a candidate where ``kind_differs`` (a
-    road known to be oneway on a two-way segment, or the reverse) costs ``oneway_kind_penalty``.
+    road known to be oneway on a two-way segment, or the reverse) costs ``oneway_kind_penalty``,
+    and ``reversed_cost`` is added where the input is assumed to run against its traffic.
     """
     c = candidates
     base = 0.5 * (c.distance / params.sigma_m) ** 2
@@ -97,6 +99,8 @@ def emission_costs(
     for k, sense in enumerate(directions):
         against = (oneway != 0) & (c.direction * sense != oneway)
         cost = base + np.where(against, params.oneway_penalty, 0.0)
+        if sense < 0 and reversed_cost is not None:
+            cost = cost + reversed_cost
         out[k][valid] = cost[layers.state[valid]]
     return out
 

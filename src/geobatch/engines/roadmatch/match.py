@@ -28,7 +28,7 @@ from geobatch.engines.roadmatch.hmm import (
     transition_costs,
 )
 from geobatch.engines.roadmatch.linear import PathPieces, trace_paths
-from geobatch.engines.roadmatch.names import mismatch as name_mismatch
+from geobatch.engines.roadmatch.names import NameScores
 from geobatch.engines.roadmatch.network import RoadNetwork, network_for
 from geobatch.engines.roadmatch.viterbi import decode
 
@@ -60,6 +60,9 @@ class MatchParams:
     # emission cost of a oneway road on a two-way segment or a two-way road on a oneway one,
     # where the input says which it is (a slip road or a carriageway beside a two-way street)
     oneway_kind_penalty: float = 0.5
+    # emission cost, on oneway segments, of assuming a road not said to be oneway or two-way
+    # runs against its digitisation
+    reversed_penalty: float = 0.1
     name_penalty: float = 1.0  # emission cost of a segment named unlike the road
     unnamed_penalty: float = 0.25  # share of it for a named segment when the road has no name
     either_direction: bool = True  # input digitisation direction says nothing about traffic
@@ -200,21 +203,31 @@ def _match_batch(
     )
     directions = (1, -1) if params.either_direction or (oneway < 0).any() else (1,)
     mismatch = None
+    name_scores = None
     if params.use_names and names is not None:
-        mismatch = name_mismatch(
-            names,
-            samples.line[candidates.point],
-            candidates.segment,
-            network,
-            params.unnamed_penalty,
+        name_scores = NameScores(names, network)
+        mismatch = name_scores.mismatch(
+            samples.line[candidates.point], candidates.segment, params.unnamed_penalty
         )
     # Where the input says whether a road is oneway, a segment of the other kind is less likely.
     point_line = samples.line[candidates.point]
     kind_differs = declared[point_line] & (
         (oneway[point_line] != 0) != (network.oneway[candidates.segment] != 0)
     )
+    # Oneway carriageways are digitised in their travel direction (OSM, TomTom, HERE): where
+    # the input does not say, assuming it runs against its own digitisation costs a little.
+    on_oneway = network.oneway[candidates.segment] != 0
+    reversed_cost = np.where(~declared[point_line] & on_oneway, params.reversed_penalty, 0.0)
     emission = emission_costs(
-        samples, candidates, layers, network, model, directions, mismatch, kind_differs
+        samples,
+        candidates,
+        layers,
+        network,
+        model,
+        directions,
+        mismatch,
+        kind_differs,
+        reversed_cost,
     )
     # Traces travel the way they were recorded, so routes between samples follow oneways too.
     routes = network.routes if len(directions) > 1 else network.directed_routes
@@ -254,4 +267,4 @@ def _match_batch(
     pieces: PathPieces = trace_paths(
         samples, candidates, layers, chosen, restart, network, routes, params
     )
-    return score_roads(samples, candidates, layers, chosen, pieces, names, network, params)
+    return score_roads(samples, candidates, layers, chosen, pieces, name_scores, network, params)
