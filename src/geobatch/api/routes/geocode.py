@@ -9,18 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from geobatch.api.deps import PlatformDep, TenantDep
 from geobatch.engines.geocode import Candidate, forward_geocoder, parse_at
+from geobatch.engines.geocode.areas import subdivisions_index
 from geobatch.errors import InvalidInput
 from geobatch.reference import Release
+from geobatch.reference.indexes.subdivisions import result_subdivisions
 
 router = APIRouter(prefix="/v1", tags=["geocoding"])
 
 
-def _item(candidate: Candidate) -> dict[str, Any]:
+Found = tuple[Candidate, str | None, str | None]
+"""A candidate with its district and county."""
+
+
+def _item(found: Found) -> dict[str, Any]:
+    candidate, district, county = found
     return {
         "lat": candidate.lat,
         "lon": candidate.lon,
@@ -29,6 +37,8 @@ def _item(candidate: Candidate) -> dict[str, Any]:
         "street": candidate.street,
         "postalCode": candidate.postal_code,
         "city": candidate.city,
+        "district": district,
+        "county": county,
         "state": candidate.state,
         "country": candidate.country,
         "match_level": candidate.match_level,
@@ -44,9 +54,17 @@ def _search(
     country: str | None,
     at: tuple[float, float] | None,
     limit: int,
-) -> list[Candidate]:
+) -> list[Found]:
     geocoder = forward_geocoder(release)
-    return geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
+    found = geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
+    district, county = result_subdivisions(
+        subdivisions_index(release),
+        np.array([c.lat for c in found], dtype=np.float64),
+        np.array([c.lon for c in found], dtype=np.float64),
+        np.array([c.match_level for c in found], dtype=object),
+        np.array([c.label for c in found], dtype=object),
+    )
+    return list(zip(found, district.tolist(), county.tolist(), strict=True))
 
 
 @router.get("/geocode")

@@ -36,6 +36,18 @@ class ReleaseOptions(CommonOptions):
     )
 
 
+class NamedResultOptions(ReleaseOptions):
+    """Options of job types whose results name streets and places (geocoding, lookup)."""
+
+    lang: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        description="BCP 47 language tag (sv, en-US): street, city, district and county names "
+        "in this language where the release has them (OSM name:xx tags), else as mapped. A "
+        "record's own lang column overrides it.",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Tally:
     """How an engine's output counts toward the job statistics (``extra`` values are summed)."""
