@@ -10,17 +10,28 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
+import pyarrow as pa
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from geobatch.api.deps import PlatformDep, TenantDep
 from geobatch.engines.geocode import Candidate, forward_geocoder, parse_at
 from geobatch.engines.geocode.areas import subdivisions_index
+from geobatch.engines.geocode.language import LANGUAGE_PATTERN, localize
 from geobatch.errors import InvalidInput
 from geobatch.reference import Release
 from geobatch.reference.indexes.subdivisions import result_subdivisions
 
 router = APIRouter(prefix="/v1", tags=["geocoding"])
+
+LangQuery = Annotated[
+    str | None,
+    Query(
+        pattern=LANGUAGE_PATTERN,
+        description="BCP 47 language tag (sv, en-US): street, city, district and county names "
+        "in this language where the release has them.",
+    ),
+]
 
 
 Found = tuple[Candidate, str | None, str | None]
@@ -67,6 +78,11 @@ def _search(
     return list(zip(found, district.tolist(), county.tolist(), strict=True))
 
 
+def _in_language(release: Release, items: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    table = localize(pa.Table.from_pylist(items), [lang] * len(items), release)
+    return list(table.to_pylist())
+
+
 @router.get("/geocode")
 async def geocode(
     platform: PlatformDep,
@@ -85,6 +101,7 @@ async def geocode(
     at: Annotated[str | None, Query(description="'lat,lon': prefer candidates near here.")] = None,
     limit: Annotated[int, Query(ge=1, le=10, description="Most candidates, best first.")] = 1,
     release: Annotated[str | None, Query(description="Release id; the newest if absent.")] = None,
+    lang: LangQuery = None,
 ) -> dict[str, Any]:
     """Coordinates, address parts, match level and confidence for an address or place."""
     fields = {
@@ -117,4 +134,7 @@ async def geocode(
             raise InvalidInput(f"at: {exc}", field="at") from None
     loaded = await run_in_threadpool(platform.release, release)
     found = await run_in_threadpool(_search, loaded, q, fields, code, bias, limit)
-    return {"release": loaded.manifest.id, "items": [_item(c) for c in found]}
+    items = [_item(c) for c in found]
+    if lang and items:
+        items = await run_in_threadpool(_in_language, loaded, items, lang)
+    return {"release": loaded.manifest.id, "items": items}

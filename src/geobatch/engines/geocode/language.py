@@ -21,6 +21,8 @@ from geobatch.engines.validate import _column
 from geobatch.reference import Release
 from geobatch.reference.indexes.names import NameTranslations
 
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+"""What a ``lang`` value may look like (a BCP 47 tag, or its POSIX spelling ``sv_FI``)."""
 TRANSLATED = {"street": "street", "city": "area", "district": "area", "county": "area"}
 """Result columns given in the requested language, and what kind of name each holds."""
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from geobatch.engines import EngineResult, RecordSchema
+from geobatch.engines.geocode.language import LANGUAGE_PATTERN
 from geobatch.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class NamedResultOptions(ReleaseOptions):
 
     lang: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        pattern=LANGUAGE_PATTERN,
         description="BCP 47 language tag (sv, en-US): street, city, district and county names "
         "in this language where the release has them (OSM name:xx tags), else as mapped. A "
         "record's own lang column overrides it.",
