@@ -20,6 +20,7 @@ import shapely
 from geobatch.reference.indexes.files import open_table, write_table
 from geobatch.reference.indexes.keys import KeyIndex
 from geobatch.reference.indexes.labels import flat, house_label, join, text
+from geobatch.reference.indexes.subdivisions import Subdivisions, with_subdivisions
 
 PREFIX = "lookup"
 LINES_PER_BATCH = 100_000
@@ -33,6 +34,8 @@ OBJECT_COLUMNS = pa.schema(
         pa.field("street", pa.string()),
         pa.field("postalCode", pa.string()),
         pa.field("city", pa.string()),
+        pa.field("district", pa.string()),  # suburb, quarter, neighbourhood
+        pa.field("county", pa.string()),
         pa.field("state", pa.string()),
         pa.field("country", pa.string()),
         pa.field("match_level", pa.string()),
@@ -239,11 +242,12 @@ class LookupIndex:
         segments: pa.Table,
         connectors: pa.Table,
         gazetteer: pa.Table,
+        subdivisions: Subdivisions,
     ) -> LookupIndex:
         parts = [
-            _addresses(addresses),
-            _places(places),
-            _streets(streets),
+            with_subdivisions(_addresses(addresses), subdivisions),
+            with_subdivisions(_places(places), subdivisions),
+            with_subdivisions(_streets(streets), subdivisions),
             _segments(segments),
             _connectors(connectors),
             _gazetteer(gazetteer),
@@ -279,4 +283,9 @@ def build_lookup_index(
     connectors: pa.Table,
     gazetteer: pa.Table,
 ) -> None:
-    LookupIndex.build(addresses, places, streets, segments, connectors, gazetteer).save(folder)
+    """Every object; addresses, places and streets with their district and county, from the
+    release's subdivisions index (built before this one)."""
+    subdivisions = Subdivisions.open(folder)
+    LookupIndex.build(
+        addresses, places, streets, segments, connectors, gazetteer, subdivisions
+    ).save(folder)

@@ -24,6 +24,7 @@ from geobatch.reference.indexes.files import open_array, open_table, write_array
 from geobatch.reference.indexes.keys import single_array
 from geobatch.reference.indexes.labels import house_label, join, text
 from geobatch.reference.indexes.sphere import SpherePoints, sphere_latlon, sphere_xyz
+from geobatch.reference.indexes.subdivisions import Subdivisions
 
 PREFIX = "reverse"
 EDGE_MAX_DEG = 0.0002
@@ -46,7 +47,8 @@ class AddressPoints:
     lat: np.ndarray
     lon: np.ndarray
     rows: pa.Table
-    """Per address: label, houseNumber, street, postalCode, city, state, country, ref_id."""
+    """Per address: label, houseNumber, street, postalCode, city, district, county, state,
+    country, ref_id."""
     key: np.ndarray
     """Per address point: a code of its street and house number; points of one address (two
     entrances) share it, so the nearest *other* address can be told apart."""
@@ -72,7 +74,7 @@ class StreetEdges:
     street: np.ndarray  # street name code of each named segment
     reach_m: float  # half the longest edge: how much farther a midpoint may be
     rows: pa.Table
-    """Per named segment: street, city, state, country, ref_id."""
+    """Per named segment: street, city, district, county, state, country, ref_id."""
     numbered: NumberedPoints
 
 
@@ -86,10 +88,11 @@ def _fill(rows: np.ndarray, areas: AreaIndex) -> pa.Array:
     return pa.array(areas.places.labels_at("name", rows), pa.string())
 
 
-def _addresses(table: pa.Table, areas: AreaIndex) -> AddressPoints:
+def _addresses(table: pa.Table, areas: AreaIndex, subdivisions: Subdivisions) -> AddressPoints:
     lat = table.column("lat").to_numpy()
     lon = table.column("lon").to_numpy()
     hits = areas.resolve(lat, lon)
+    district, county = subdivisions.resolve(lat, lon)
     city = pc.coalesce(text(table.column("city")), _fill(hits.city, areas))
     country = pc.coalesce(text(table.column("country")), pa.array(hits.country, pa.string()))
     state = pc.coalesce(text(table.column("state")), pa.array(hits.state, pa.string()))
@@ -104,6 +107,8 @@ def _addresses(table: pa.Table, areas: AreaIndex) -> AddressPoints:
             "street": street,
             "postalCode": postcode,
             "city": city,
+            "district": pa.array(district, pa.string()),
+            "county": pa.array(county, pa.string()),
             "state": state,
             "country": country,
             "ref_id": table.column("id").combine_chunks(),
@@ -167,7 +172,9 @@ def _numbered(addresses: pa.Table, codes: dict[str, int]) -> NumberedPoints:
     )
 
 
-def _streets(segments: pa.Table, addresses: pa.Table, areas: AreaIndex) -> StreetEdges:
+def _streets(
+    segments: pa.Table, addresses: pa.Table, areas: AreaIndex, subdivisions: Subdivisions
+) -> StreetEdges:
     named = segments.filter(pc.fill_null(pc.is_valid(text(segments.column("name"))), False))
     starts, ends, segment = _edges(named)
     middle = (starts + ends) / 2
@@ -180,10 +187,13 @@ def _streets(segments: pa.Table, addresses: pa.Table, areas: AreaIndex) -> Stree
         seg_lat[segment[first]] = lat
         seg_lon[segment[first]] = lon
     hits = areas.resolve(seg_lat, seg_lon)
+    district, county = subdivisions.resolve(seg_lat, seg_lon)
     rows = pa.table(
         {
             "street": text(named.column("name")),
             "city": _fill(hits.city, areas),
+            "district": pa.array(district, pa.string()),
+            "county": pa.array(county, pa.string()),
             "state": pa.array(hits.state, pa.string()),
             "country": pa.array(hits.country, pa.string()),
             "ref_id": named.column("id").combine_chunks(),
@@ -265,11 +275,13 @@ def open_streets(folder: Path) -> StreetEdges:
 def build_reverse_index(
     folder: Path, addresses: pa.Table, segments: pa.Table, places: pa.Table, gazetteer: pa.Table
 ) -> None:
-    """The area index, then the address and street indexes that name their areas from it."""
+    """The area index, then the address and street indexes that name their areas from it and
+    from the subdivisions index (built before this one)."""
     areas = AreaIndex.build(places, gazetteer)
     areas.save(folder)
-    save_addresses(folder, _addresses(addresses, areas))
-    save_streets(folder, _streets(segments, addresses, areas))
+    subdivisions = Subdivisions.open(folder)
+    save_addresses(folder, _addresses(addresses, areas, subdivisions))
+    save_streets(folder, _streets(segments, addresses, areas, subdivisions))
 
 
 __all__ = ["NULL", "AddressPoints", "NumberedPoints", "StreetEdges", "build_reverse_index"]
