@@ -6,6 +6,7 @@ small FeatureCollection), so both answer the same way.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -27,9 +28,9 @@ class BatchMatch:
     errors: pa.Table
     seconds: float
 
-    @property
+    @functools.cached_property
     def answers(self) -> list[RoadAnswer]:
-        """The answers as one object per road (built on each call: the table needs none)."""
+        """The answers as one object per road, built on first use (the table needs none)."""
         return self.matches.roads()
 
     def table(
