@@ -42,6 +42,7 @@ from rich.table import Table
 
 from geobatch.engines.roadmatch import MatchParams, network_for
 from geobatch.engines.roadmatch.chunk import match_records
+from geobatch.engines.roadmatch.matches import UNMATCHED
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
 from harness import http_job, serve
 
@@ -104,9 +105,9 @@ def bench_engine(release: Release, roads: pa.Table) -> dict[str, float]:
     started, cpu_started = time.perf_counter(), time.process_time()
     for offset in range(0, records.num_rows, CHUNK):
         batch = match_records(records.slice(offset, CHUNK), network, params)
-        km += sum(answer.length_m for answer in batch.answers) / 1000
-        matched += sum(answer.status != "unmatched" for answer in batch.answers)
-        answered += len(batch.answers)
+        km += float(batch.matches.length_m.sum()) / 1000
+        matched += int((batch.matches.status != UNMATCHED).sum())
+        answered += len(batch.matches)
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,

@@ -102,6 +102,22 @@ def test_wkt_may_come_in_a_wkt_column_and_three_d_is_flattened() -> None:
     assert not decoded.parts[0].has_z
 
 
+def test_only_lines_with_z_or_m_are_flattened_and_keep_their_plane_coordinates() -> None:
+    wkt = [
+        "LINESTRING (24.94 60.17, 24.95 60.171)",
+        "LINESTRING M (24.94 60.17 1, 24.95 60.171 2)",
+        "LINESTRING ZM (24.94 60.17 5 1, 24.95 60.171 6 2)",
+    ]
+    records = pa.table(
+        {"_ordinal": pa.array([1, 2, 3], pa.int64()), "recId": ["a", "b", "c"], "WKT": wkt}
+    )
+    decoded = decode_roads(records)
+    assert decoded.rows.tolist() == [0, 1, 2]
+    assert shapely.get_coordinate_dimension(decoded.parts).tolist() == [2, 2, 2]
+    plane = shapely.from_wkt(wkt[0])
+    assert all(part.equals_exact(plane, 0) for part in decoded.parts)
+
+
 def test_no_geometry_column_rejects_every_record() -> None:
     records = pa.table({"_ordinal": pa.array([1, 2], pa.int64()), "recId": ["a", "b"]})
     assert _codes(records) == {"a": "missing_geometry", "b": "missing_geometry"}

@@ -50,3 +50,24 @@ def test_pairs_score_once_per_name_and_segment_and_nan_without_names() -> None:
     assert mismatch(names, line, segment, net).tolist() == pytest.approx(
         [0.0, 1 - got[1] / 100, 0.5, 0.0, 0.0, 0.0]
     )
+
+
+def test_segments_of_one_street_share_a_name_group_and_score_alike() -> None:
+    net = network(
+        {
+            "main-1": [(0, 0), (100, 0)],
+            "main-2": [(100, 0), (200, 0)],
+            "side": [(0, 20), (100, 20)],
+            "bare": [(0, 40), (100, 40)],
+        },
+        names={"main-1": "Main Street", "main-2": "Main Street", "side": "Side Road"},
+    )
+    groups = net.name_groups(np.array([3, 1, 0, 2, 1]))
+    assert groups[1] == groups[2] == groups[4]
+    assert len({int(groups[0]), int(groups[1]), int(groups[3])}) == 3
+    assert net.group_names(int(groups[1])) == ("Main Street",)
+    assert net.name_groups(np.array([0, 1])).tolist() == [groups[2], groups[1]]
+    got = similarities(["Main St", "Side Rd"], np.array([0, 0, 1, 1]), np.array([0, 1, 1, 2]), net)
+    assert got[0] == got[1] == 100.0
+    assert got[2] == similarity("Side Rd", ["Main Street"])
+    assert got[3] == 100.0

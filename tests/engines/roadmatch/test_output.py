@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
+from geobatch.engines.roadmatch.matches import Matches
 from geobatch.engines.roadmatch.output import (
     PAIR_COLUMNS,
     ROAD_COLUMNS,
@@ -45,9 +46,25 @@ def _road(status: str, ratio: float, length: float, *segments: SegmentMatch) -> 
     )
 
 
+def _combined(owner: np.ndarray, parts: list[RoadMatch]) -> list[RoadMatch]:
+    return combine_parts(owner, Matches.from_roads(parts)).roads()
+
+
+def test_columns_give_back_the_roads_they_were_made_of() -> None:
+    roads = [
+        _road("full", 1.0, 120.0, _segment("osm:way/1:0", 0, 70), _segment("osm:way/1:1", 70, 120)),
+        _road("unmatched", 0.0, 40.0),
+        _road("partial", 0.5, 60.0, _segment("osm:way/2:0", 10, 40, 70.5)),
+    ]
+    assert Matches.from_roads(roads).roads() == roads
+    joined = Matches.concat([Matches.from_roads(roads[:2]), Matches.from_roads(roads[2:])])
+    assert joined.roads() == roads
+    assert joined.counts.tolist() == [2, 0, 1]
+
+
 def test_a_single_part_road_is_passed_through() -> None:
     only = _road("full", 1.0, 100.0, _segment("osm:way/1:0", 0, 100))
-    (answer,) = combine_parts(np.array([4]), [only])
+    (answer,) = _combined(np.array([4]), [only])
     assert answer == RoadAnswer(
         status="full",
         confidence=80.0,
@@ -63,7 +80,7 @@ def test_parts_combine_by_length_and_shift_input_ranges() -> None:
         _road("unmatched", 0.0, 100.0),
         _road("full", 1.0, 50.0, _segment("osm:way/2:0", 0, 50)),
     ]
-    first, second = combine_parts(np.array([0, 0, 1]), parts)
+    first, second = _combined(np.array([0, 0, 1]), parts)
     assert first.status == "partial"
     assert first.length_m == 400.0
     assert first.matched_ratio == pytest.approx(0.75)
@@ -71,14 +88,14 @@ def test_parts_combine_by_length_and_shift_input_ranges() -> None:
     assert [s.input_from_m for s in first.segments] == [0]
     assert second.status == "full"
     assert second.segments[0].input_from_m == 0
-    shifted = combine_parts(np.array([0, 0]), [parts[1], parts[0]])[0]
+    shifted = _combined(np.array([0, 0]), [parts[1], parts[0]])[0]
     assert (shifted.segments[0].input_from_m, shifted.segments[0].input_to_m) == (100, 400)
 
 
 def test_all_parts_unmatched_is_unmatched_and_no_parts_no_answers() -> None:
     parts = [_road("unmatched", 0.0, 10.0), _road("unmatched", 0.0, 30.0)]
-    assert combine_parts(np.array([2, 2]), parts)[0].status == "unmatched"
-    assert combine_parts(np.zeros(0, dtype=np.int64), []) == []
+    assert _combined(np.array([2, 2]), parts)[0].status == "unmatched"
+    assert _combined(np.zeros(0, dtype=np.int64), []) == []
 
 
 def _records() -> pa.Table:
@@ -91,19 +108,21 @@ def _records() -> pa.Table:
     )
 
 
-def _answers() -> list[RoadAnswer]:
+def _answers() -> Matches:
     return combine_parts(
         np.array([0, 2]),
-        [
-            _road(
-                "full",
-                1.0,
-                120.0,
-                _segment("osm:way/1:0", 0, 70, 88.4),
-                _segment("osm:way/1:1", 70, 120),
-            ),
-            _road("unmatched", 0.0, 40.0),
-        ],
+        Matches.from_roads(
+            [
+                _road(
+                    "full",
+                    1.0,
+                    120.0,
+                    _segment("osm:way/1:0", 0, 70, 88.4),
+                    _segment("osm:way/1:1", 70, 120),
+                ),
+                _road("unmatched", 0.0, 40.0),
+            ]
+        ),
     )
 
 
@@ -156,3 +175,14 @@ def test_segments_survive_every_output_format() -> None:
     segments = json.loads(str(csv_rows[0]["segments"]))
     assert [s["segment_id"] for s in segments] == ["osm:way/1:0", "osm:way/1:1"]
     assert json.loads(str(csv_rows[1]["segments"])) == []
+
+
+def test_pairs_layout_of_roads_without_any_match_has_null_segments() -> None:
+    answers = Matches.from_roads([_road("unmatched", 0.0, 40.0), _road("unmatched", 0.0, 9.0)])
+    rows = road_table(_records(), np.array([1, 2]), answers, "pairs").to_pylist()
+    assert [(r["recId"], r["seqNumber"], r["seqLength"]) for r in rows] == [
+        ("b", 0, 0),
+        ("c", 0, 0),
+    ]
+    assert {r["segment_id"] for r in rows} == {None}
+    assert {r["length_m"] for r in rows} == {None}

@@ -10,15 +10,19 @@ from geobatch.engines.roadmatch.match import (
     MatchParams,
     RoadMatch,
     SegmentMatch,
+    match_columns,
     match_lines,
 )
+from geobatch.engines.roadmatch.matches import Matches
 from geobatch.engines.roadmatch.network import RoadNetwork, network_for
 
 __all__ = [
     "MatchParams",
+    "Matches",
     "RoadMatch",
     "RoadNetwork",
     "SegmentMatch",
+    "match_columns",
     "match_lines",
     "network_for",
 ]

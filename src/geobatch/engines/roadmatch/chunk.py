@@ -6,6 +6,7 @@ small FeatureCollection), so both answer the same way.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -13,23 +14,29 @@ import numpy as np
 import pyarrow as pa
 
 from geobatch.engines.roadmatch.inputs import decode_roads
-from geobatch.engines.roadmatch.match import MatchParams, RoadNetwork, match_lines
+from geobatch.engines.roadmatch.match import MatchParams, RoadNetwork, match_columns
+from geobatch.engines.roadmatch.matches import Matches
 from geobatch.engines.roadmatch.output import Layout, RoadAnswer, combine_parts, road_table
 
 
 @dataclass(frozen=True, kw_only=True)
 class BatchMatch:
-    """``answers[i]`` is the match of record row ``rows[i]``; ``errors`` has every other row."""
+    """Road ``i`` of ``matches`` answers record row ``rows[i]``; ``errors`` has every other row."""
 
     rows: np.ndarray
-    answers: list[RoadAnswer]
+    matches: Matches
     errors: pa.Table
     seconds: float
+
+    @functools.cached_property
+    def answers(self) -> list[RoadAnswer]:
+        """The answers as one object per road, built on first use (the table needs none)."""
+        return self.matches.roads()
 
     def table(
         self, records: pa.Table, layout: Layout = "roads", *, geometry: bool = False
     ) -> pa.Table:
-        return road_table(records, self.rows, self.answers, layout, geometry=geometry)
+        return road_table(records, self.rows, self.matches, layout, geometry=geometry)
 
 
 def match_records(
@@ -46,7 +53,7 @@ def match_records(
         )
     lines = decode_roads(records, traces=traces, use_names=params.use_names)
     matches = (
-        match_lines(
+        match_columns(
             lines.parts,
             lines.names if params.use_names else None,
             network,
@@ -54,11 +61,11 @@ def match_records(
             oneway=None if traces else lines.oneway,
         )
         if lines.parts
-        else []
+        else Matches.from_roads([])
     )
     return BatchMatch(
         rows=lines.rows,
-        answers=combine_parts(lines.owner, matches),
+        matches=combine_parts(lines.owner, matches),
         errors=lines.errors,
         seconds=time.perf_counter() - started,
     )

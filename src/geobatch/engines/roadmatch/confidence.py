@@ -14,7 +14,7 @@ reference lacks is reported unmatched rather than as its nearest neighbour.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -23,12 +23,13 @@ from geobatch.engines.roadmatch.candidates import Candidates
 from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.hmm import Layers
 from geobatch.engines.roadmatch.linear import PathPieces
+from geobatch.engines.roadmatch.matches import FULL, PARTIAL, UNMATCHED, Matches
 from geobatch.engines.roadmatch.names import NameScores
 from geobatch.engines.roadmatch.network import RoadNetwork
 from geobatch.engines.roadmatch.shapes import covered_lines
 
 if TYPE_CHECKING:
-    from geobatch.engines.roadmatch.match import MatchParams, RoadMatch, Status
+    from geobatch.engines.roadmatch.match import MatchParams
 
 DISTANCE_SCALE_M = 12.0
 SHAPE_SCALE_M = 20.0
@@ -67,9 +68,9 @@ def score_roads(
     names: NameScores | None,
     network: RoadNetwork,
     params: MatchParams,
-) -> list[RoadMatch]:
-    """One RoadMatch per line from its merged pieces and the samples on its path."""
-    from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
+) -> Matches:
+    """Each line's status, ratio and confidence, and its kept stretches, from its merged
+    pieces and the samples on its path."""
 
     n_lines = len(samples.lengths)
     ok = pieces.layer_ok
@@ -139,12 +140,11 @@ def score_roads(
     unmatched = ratio <= params.min_ratio
     ratio = np.where(unmatched, 0.0, ratio)
 
-    shapes = np.full(len(pieces.line), None, dtype=object)
+    # An unmatched road reports no stretches, even those that passed on their own.
+    kept = kept[~unmatched[pieces.line[kept]]]
+    shapes = np.full(len(kept), None, dtype=object)
     if params.with_geometry:
-        shapes[kept] = covered_lines(
-            network, pieces.segment[kept], pieces.lo[kept], pieces.hi[kept]
-        )
-    # Plain Python values, converted once for all the kept stretches.
+        shapes[:] = covered_lines(network, pieces.segment[kept], pieces.lo[kept], pieces.hi[kept])
     kept_segment = pieces.segment[kept]
     length = network.length_m[kept_segment]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -153,54 +153,29 @@ def score_roads(
             np.clip(np.column_stack([pieces.lo[kept], pieces.hi[kept]]) / length[:, None], 0, 1),
             0.0,
         )
-    rows = zip(
-        network.ids_of(kept_segment),
-        network.source_ids_of(kept_segment),
-        fractions[:, 0].tolist(),
-        fractions[:, 1].tolist(),
-        pieces.input_lo[kept].tolist(),
-        pieces.input_hi[kept].tolist(),
-        covered[kept].tolist(),
-        np.round(p_conf[kept], 1).tolist(),
-        shapes[kept].tolist(),
-        strict=True,
+    status = np.where(unmatched, UNMATCHED, np.where(ratio >= params.full_ratio, FULL, PARTIAL))
+    return Matches(
+        status=status.astype(np.int8),
+        confidence=np.round(road_conf, 1),
+        matched_ratio=ratio,
+        length_m=samples.lengths.astype(np.float64),
+        offsets=np.searchsorted(pieces.line[kept], np.arange(n_lines + 1)).astype(np.int64),
+        segment_id=_objects(network.ids_of(kept_segment)),
+        source_id=_objects(network.source_ids_of(kept_segment)),
+        from_fraction=fractions[:, 0].copy(),
+        to_fraction=fractions[:, 1].copy(),
+        input_from_m=pieces.input_lo[kept].astype(np.float64),
+        input_to_m=pieces.input_hi[kept].astype(np.float64),
+        segment_length_m=covered[kept].astype(np.float64),
+        segment_confidence=np.round(p_conf[kept], 1),
+        geometry=shapes,
     )
-    stretches = [
-        SegmentMatch(
-            segment_id=segment_id,
-            source_id=source_id,
-            from_fraction=lo,
-            to_fraction=hi,
-            input_from_m=input_lo,
-            input_to_m=input_hi,
-            length_m=metres,
-            confidence=confidence,
-            geometry=shape,
-        )
-        for segment_id, source_id, lo, hi, input_lo, input_hi, metres, confidence, shape in rows
-    ]
-    bounds = np.searchsorted(pieces.line[kept], np.arange(n_lines + 1)).tolist()
-    statuses = np.where(
-        unmatched, "unmatched", np.where(ratio >= params.full_ratio, "full", "partial")
-    ).tolist()
-    return [
-        RoadMatch(
-            status=cast("Status", status),
-            confidence=conf,
-            matched_ratio=matched,
-            length_m=road_length,
-            segments=() if status == "unmatched" else tuple(stretches[begin:end]),
-        )
-        for status, conf, matched, road_length, begin, end in zip(
-            statuses,
-            np.round(road_conf, 1).tolist(),
-            ratio.tolist(),
-            samples.lengths.tolist(),
-            bounds[:-1],
-            bounds[1:],
-            strict=True,
-        )
-    ]
+
+
+def _objects(values: list[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _covered(line: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_lines: int) -> np.ndarray:

@@ -234,7 +234,9 @@ def _declared_crs(records: pa.Table, size: int, reasons: _Reasons) -> None:
             f"the file declares CRS {file_crs}; send WGS 84 longitude/latitude (EPSG:4326)",
         )
     declared = _texts(_column(records, "crs"), size)
-    wrong = _flags(v is not None and v.lower() not in WGS84_NAMES for v in declared)
+    given = np.flatnonzero(declared.astype(bool))  # None where absent; most files have none
+    wrong = np.zeros(size, dtype=bool)
+    wrong[given] = _flags(v.lower() not in WGS84_NAMES for v in declared[given])
     if wrong.any():
         messages = np.full(size, None, dtype=object)
         messages[wrong] = [
@@ -334,8 +336,11 @@ def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = T
     present = reasons.open()
     _range_checks(geoms, present, reasons)
     present = reasons.open()
-    if present.any():
-        geoms[present] = shapely.force_2d(geoms[present])
+    # Dropping Z or M rebuilds a geometry: only those that have one (few inputs do) are.
+    deep = present.copy()
+    deep[present] = shapely.get_coordinate_dimension(geoms[present]) > 2
+    if deep.any():
+        geoms[deep] = shapely.force_2d(geoms[deep])
     length = np.zeros(size)
     length[present] = shapely.length(geoms[present])
     reasons.add(present & (length == 0), "too_few_points", "the line's points all lie at one place")

@@ -28,6 +28,7 @@ from geobatch.engines.roadmatch.hmm import (
     transition_costs,
 )
 from geobatch.engines.roadmatch.linear import PathPieces, trace_paths
+from geobatch.engines.roadmatch.matches import Matches
 from geobatch.engines.roadmatch.names import NameScores
 from geobatch.engines.roadmatch.network import RoadNetwork, network_for
 from geobatch.engines.roadmatch.viterbi import decode
@@ -36,9 +37,11 @@ Status = Literal["full", "partial", "unmatched"]
 
 __all__ = [
     "MatchParams",
+    "Matches",
     "RoadMatch",
     "RoadNetwork",
     "SegmentMatch",
+    "match_columns",
     "match_lines",
     "network_for",
 ]
@@ -141,7 +144,19 @@ def match_lines(
     oneway reference segments instead of trying both, and a road said to be oneway (or
     two-way) prefers segments that are too.
     """
-    out: list[RoadMatch] = []
+    return match_columns(lines, names, network, params, oneway=oneway).roads()
+
+
+def match_columns(
+    lines: Sequence[shapely.LineString],
+    names: Sequence[str | None] | None,
+    network: RoadNetwork,
+    params: MatchParams,
+    *,
+    oneway: Sequence[int | None] | None = None,
+) -> Matches:
+    """The answer of ``match_lines`` in columns, without an object per road or stretch."""
+    out: list[Matches] = []
     for begin, end in _batches(lines, params):
         batch = list(lines[begin:end])
         batch_names = None if names is None else list(names[begin:end])
@@ -150,8 +165,8 @@ def match_lines(
         if oneway is not None:
             known = np.array([int(np.sign(v)) if v else 0 for v in oneway[begin:end]], np.int8)
             declared = np.array([v is not None for v in oneway[begin:end]], dtype=bool)
-        out.extend(_match_batch(batch, batch_names, known, declared, network, params))
-    return out
+        out.append(_match_batch(batch, batch_names, known, declared, network, params))
+    return Matches.concat(out)
 
 
 def _batches(lines: Sequence[shapely.LineString], params: MatchParams) -> list[tuple[int, int]]:
@@ -179,7 +194,7 @@ def _match_batch(
     declared: np.ndarray,
     network: RoadNetwork,
     params: MatchParams,
-) -> list[RoadMatch]:
+) -> Matches:
     metric = network.projection.project(np.asarray(lines, dtype=object))
     samples = resample(metric, params.spacing_m)
     # A state heading far off the road's own heading can never be on its path: never made.

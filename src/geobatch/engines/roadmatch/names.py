@@ -76,9 +76,10 @@ def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
 
 
 class NameScores:
-    """Name similarities of a batch's roads to segments, each distinct (name, segment) scored
-    once: split roads and repeated streets share their names, a road meets the same segment
-    at many samples, and the stretches of the decoded paths are scored after the candidates."""
+    """Name similarities of a batch's roads to segments, each distinct pair of a road name and
+    a segment's names scored once: split roads and repeated streets share their names, a road
+    meets the segments of one street at many samples, and the stretches of the decoded paths
+    are scored after the candidates."""
 
     def __init__(self, names: Sequence[str | None], network: RoadNetwork) -> None:
         spelled, name_of_line = np.unique(
@@ -96,14 +97,15 @@ class NameScores:
         has none."""
         if len(line) == 0:
             return np.full(0, np.nan)
-        size = len(self._network)
-        unique, inverse = np.unique(self._name_of_line[line] * size + segment, return_inverse=True)
+        size = len(self._network)  # group ids are below it
+        group = self._network.name_groups(segment)
+        unique, inverse = np.unique(self._name_of_line[line] * size + group, return_inverse=True)
         pos = np.minimum(np.searchsorted(self._keys, unique), max(len(self._keys) - 1, 0))
         found = self._keys[pos] == unique if len(self._keys) else np.zeros(len(unique), bool)
         values = np.full(len(unique), np.nan)
         values[found] = self._values[pos[found]]
         missing = np.flatnonzero(~found)
-        for k, nm, sg in zip(
+        for k, nm, gr in zip(
             missing.tolist(),
             (unique[missing] // size).tolist(),
             (unique[missing] % size).tolist(),
@@ -111,7 +113,7 @@ class NameScores:
         ):
             name = self._spelled[nm]
             if name:
-                score = similarity(name, self._network.names[sg])
+                score = _similarity(name, self._network.group_names(gr))
                 if score is not None:
                     values[k] = score
         if len(missing):

@@ -121,6 +121,9 @@ class RoadNetwork:
         self.piece_offset = arrays.piece_offset
         self.routes: RouteTable = arrays.routes
         self.directed_routes: RouteTable = arrays.directed_routes
+        self._group_lock = threading.Lock()
+        self._group_of: dict[tuple[str, ...], int] = {}
+        self._group_names: list[tuple[str, ...]] = []
 
     def __len__(self) -> int:
         return len(self.from_node)
@@ -131,6 +134,30 @@ class RoadNetwork:
         if isinstance(self.names, SegmentNames):
             return self.names.has_name()
         return np.fromiter((bool(n) for n in self.names), dtype=bool, count=len(self.names))
+
+    @functools.cached_property
+    def _name_group(self) -> np.ndarray:
+        return np.full(len(self), -1, dtype=np.int64)
+
+    def name_groups(self, segments: np.ndarray) -> np.ndarray:
+        """Per segment, an id shared by every segment with the same names, so that a road's
+        name is compared once with the names of a whole street; assigned on first use."""
+        with self._group_lock:
+            groups: np.ndarray = np.take(self._name_group, segments)
+            unseen = np.unique(segments[groups < 0])
+            for segment in unseen.tolist():
+                names = self.names[segment]
+                group = self._group_of.setdefault(names, len(self._group_names))
+                if group == len(self._group_names):
+                    self._group_names.append(names)
+                self._name_group[segment] = group
+            if len(unseen):
+                groups = np.take(self._name_group, segments)
+            return groups
+
+    def group_names(self, group: int) -> tuple[str, ...]:
+        """The names of the segments of ``group`` (``name_groups``)."""
+        return self._group_names[group]
 
     def ids_of(self, segments: np.ndarray) -> list[str]:
         """Segment ids of ``segments`` (indices), in one gather where the column allows."""

@@ -11,15 +11,15 @@ of n for that road; a road without any match gets one row with ``seqNumber`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import numpy as np
 import pyarrow as pa
 import shapely
 
-from geobatch.engines.roadmatch.match import RoadMatch, SegmentMatch
+from geobatch.engines.roadmatch.match import RoadMatch
+from geobatch.engines.roadmatch.matches import FULL, PARTIAL, UNMATCHED, Matches
 
 Layout = Literal["roads", "pairs"]
 
@@ -69,76 +69,65 @@ PAIR_COLUMNS: Final = pa.schema(
 RoadAnswer = RoadMatch
 
 
-def _status(statuses: set[str]) -> Literal["full", "partial", "unmatched"]:
-    if statuses == {"full"}:
-        return "full"
-    if statuses == {"unmatched"}:
-        return "unmatched"
-    return "partial"
+def _status(statuses: set[int]) -> int:
+    if statuses == {FULL}:
+        return FULL
+    if statuses == {UNMATCHED}:
+        return UNMATCHED
+    return PARTIAL
 
 
-def combine_parts(owner: np.ndarray, matches: Sequence[RoadMatch]) -> list[RoadAnswer]:
+def combine_parts(owner: np.ndarray, matches: Matches) -> Matches:
     """One answer per run of equal ``owner`` values (a record's parts, consecutive).
 
     Lengths add up; ratio and confidence are length-weighted; a later part's input ranges
     are shifted by the length of the parts before it, so they read along the whole road.
     """
-    answers: list[RoadAnswer] = []
     if len(owner) == 0:
-        return answers
+        return matches
     heads = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    ends = [*heads[1:].tolist(), len(owner)]
-    for begin, end in zip(heads.tolist(), ends, strict=True):
-        parts = list(matches[begin:end])
-        if len(parts) == 1:
-            answers.append(parts[0])
-            continue
-        total = sum(part.length_m for part in parts)
-        weight = [part.length_m / total if total > 0 else 1 / len(parts) for part in parts]
-        segments: list[SegmentMatch] = []
+    if len(heads) == len(owner):  # every road of one part: answered by its match as it is
+        return matches
+    ends = np.r_[heads[1:], len(owner)]
+    status = matches.status[heads].copy()
+    confidence = matches.confidence[heads].copy()
+    ratio = matches.matched_ratio[heads].copy()
+    length = matches.length_m[heads].copy()
+    shift = np.zeros(len(matches.segment_id))
+    # Few records have several parts: those are combined one by one, in plain floats, so a
+    # road's figures do not depend on the other roads of the chunk.
+    for k in np.flatnonzero(ends - heads > 1).tolist():
+        begin, end = int(heads[k]), int(ends[k])
+        lengths = matches.length_m[begin:end].tolist()
+        total = sum(lengths)
+        weight = [part / total if total > 0 else 1 / len(lengths) for part in lengths]
+        confs = matches.confidence[begin:end].tolist()
+        ratios = matches.matched_ratio[begin:end].tolist()
+        status[k] = _status(set(matches.status[begin:end].tolist()))
+        confidence[k] = sum(w * c for w, c in zip(weight, confs, strict=True))
+        ratio[k] = sum(w * r for w, r in zip(weight, ratios, strict=True))
+        length[k] = total
         offset = 0.0
-        for part in parts:
-            segments.extend(_shifted(segment, offset) for segment in part.segments)
-            offset += part.length_m
-        answers.append(
-            RoadAnswer(
-                status=_status({part.status for part in parts}),
-                confidence=sum(w * p.confidence for w, p in zip(weight, parts, strict=True)),
-                matched_ratio=sum(w * p.matched_ratio for w, p in zip(weight, parts, strict=True)),
-                length_m=total,
-                segments=tuple(segments),
-            )
-        )
-    return answers
-
-
-def _shifted(segment: SegmentMatch, offset: float) -> SegmentMatch:
-    if offset == 0:
-        return segment
+        for part, part_length in enumerate(lengths):
+            shift[matches.offsets[begin + part] : matches.offsets[begin + part + 1]] = offset
+            offset += part_length
+    moved = shift != 0
     return replace(
-        segment,
-        input_from_m=segment.input_from_m + offset,
-        input_to_m=segment.input_to_m + offset,
+        matches,
+        status=status,
+        confidence=confidence,
+        matched_ratio=ratio,
+        length_m=length,
+        offsets=matches.offsets[np.r_[heads, len(owner)]],
+        input_from_m=np.where(moved, matches.input_from_m + shift, matches.input_from_m),
+        input_to_m=np.where(moved, matches.input_to_m + shift, matches.input_to_m),
     )
-
-
-def _segment_row(segment: SegmentMatch) -> dict[str, Any]:
-    return {
-        "segment_id": segment.segment_id,
-        "source_id": segment.source_id,
-        "from_fraction": round(segment.from_fraction, 6),
-        "to_fraction": round(segment.to_fraction, 6),
-        "input_from_m": round(segment.input_from_m, 2),
-        "input_to_m": round(segment.input_to_m, 2),
-        "length_m": round(segment.length_m, 2),
-        "confidence": round(segment.confidence),
-    }
 
 
 def road_table(
     records: pa.Table,
     rows: np.ndarray,
-    answers: Sequence[RoadAnswer],
+    answers: Matches,
     layout: Layout = "roads",
     *,
     geometry: bool = False,
@@ -154,12 +143,12 @@ def road_table(
     rec_ids = records.column("recId").take(take)
     id_column = next((n for n in records.column_names if n.lower() in ("id", "trace_id")), None)
     ids = (
-        records.column(id_column).cast(pa.string()).take(take).to_pylist()
+        records.column(id_column).cast(pa.string()).take(take)
         if id_column is not None
-        else rec_ids.cast(pa.string()).to_pylist()
+        else rec_ids.cast(pa.string())
     )
     if layout == "pairs":
-        table = _pairs(ordinals.to_pylist(), rec_ids.to_pylist(), ids, answers)
+        table = _pairs(ordinals, rec_ids, ids, answers)
         if geometry:
             table = _with_geometry(table, _pair_shapes(answers), "LineString")
         return table
@@ -169,11 +158,11 @@ def road_table(
         "recId": rec_ids,
         "seqNumber": pa.array(np.ones(size, dtype=np.int32)),
         "seqLength": pa.array(np.ones(size, dtype=np.int32)),
-        "id": pa.array(ids, pa.string()),
-        "status": pa.array([a.status for a in answers], pa.string()),
-        "confidence": pa.array(np.round(_floats(answers, "confidence")).astype(np.int32)),
-        "matched_ratio": pa.array(np.round(_floats(answers, "matched_ratio"), 4)),
-        "length_m": pa.array(np.round(_floats(answers, "length_m"), 2)),
+        "id": ids,
+        "status": pa.array(answers.status_names(), pa.string()),
+        "confidence": pa.array(np.round(answers.confidence).astype(np.int32)),
+        "matched_ratio": pa.array(np.round(answers.matched_ratio, 4)),
+        "length_m": pa.array(np.round(answers.length_m, 2)),
         "segments": _segment_lists(answers),
     }
     table = pa.table(columns, schema=ROAD_COLUMNS)
@@ -182,54 +171,53 @@ def road_table(
     return table
 
 
-def _floats(answers: Sequence[RoadAnswer], name: str) -> np.ndarray:
-    """One float field of every answer, as an array (rounded in bulk, not value by value)."""
-    return np.fromiter((getattr(a, name) for a in answers), np.float64, len(answers))
-
-
-def _segment_lists(answers: Sequence[RoadAnswer]) -> pa.Array:
+def _segment_lists(answers: Matches) -> pa.Array:
     """Every answer's segments as one list-of-struct column, built column by column."""
-    flat = [segment for answer in answers for segment in answer.segments]
-    counts = np.fromiter((len(answer.segments) for answer in answers), np.int32, len(answers))
-    offsets = np.zeros(len(answers) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
 
-    def rounded(values: list[float], digits: int) -> pa.Array:
-        return pa.array(np.round(np.asarray(values, dtype=np.float64), digits), pa.float64())
+    def rounded(values: np.ndarray, digits: int) -> pa.Array:
+        return pa.array(np.round(values, digits), pa.float64())
 
-    fields = {
-        "segment_id": pa.array([s.segment_id for s in flat], pa.string()),
-        "source_id": pa.array([s.source_id for s in flat], pa.string()),
-        "from_fraction": rounded([s.from_fraction for s in flat], 6),
-        "to_fraction": rounded([s.to_fraction for s in flat], 6),
-        "input_from_m": rounded([s.input_from_m for s in flat], 2),
-        "input_to_m": rounded([s.input_to_m for s in flat], 2),
-        "length_m": rounded([s.length_m for s in flat], 2),
-        "confidence": pa.array(
-            np.round(np.asarray([s.confidence for s in flat], dtype=np.float64)).astype(np.int32)
-        ),
-    }
-    values = pa.StructArray.from_arrays(list(fields.values()), fields=SEGMENT_FIELDS)
-    return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(SEGMENT))
+    fields = [
+        pa.array(answers.segment_id, pa.string()),
+        pa.array(answers.source_id, pa.string()),
+        rounded(answers.from_fraction, 6),
+        rounded(answers.to_fraction, 6),
+        rounded(answers.input_from_m, 2),
+        rounded(answers.input_to_m, 2),
+        rounded(answers.segment_length_m, 2),
+        pa.array(np.round(answers.segment_confidence).astype(np.int32)),
+    ]
+    values = pa.StructArray.from_arrays(fields, fields=SEGMENT_FIELDS)
+    offsets = pa.array(answers.offsets.astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, values, type=pa.list_(SEGMENT))
 
 
-def _road_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
+def _road_shapes(answers: Matches) -> np.ndarray:
     shapes = np.full(len(answers), None, dtype=object)
-    for k, answer in enumerate(answers):
-        lines = [s.geometry for s in answer.segments if s.geometry is not None]
-        if lines:
-            shapes[k] = shapely.multilinestrings(lines)
+    present = shapely.is_geometry(answers.geometry)
+    if present.any():
+        road, dense = np.unique(answers.road_of_stretch[present], return_inverse=True)
+        shapes[road] = shapely.multilinestrings(answers.geometry[present], indices=dense)
     return shapes
 
 
-def _pair_shapes(answers: Sequence[RoadAnswer]) -> np.ndarray:
+def _pair_rows(answers: Matches) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the pairs layout: its road, and its stretch (-1 on a road without any)."""
+    counts = answers.counts
+    per_road = np.maximum(counts, 1)
+    road = np.repeat(np.arange(len(answers)), per_road)
+    rank = np.arange(len(road)) - np.repeat(np.cumsum(per_road) - per_road, per_road)
+    stretch = np.where(counts[road] > 0, answers.offsets[road] + rank, -1)
+    return road, stretch
+
+
+def _pair_shapes(answers: Matches) -> np.ndarray:
     """In the row order of the pairs layout (one null row for a road without segments)."""
-    shapes: list[shapely.LineString | None] = []
-    for answer in answers:
-        shapes.extend([s.geometry for s in answer.segments] if answer.segments else [None])
-    out = np.full(len(shapes), None, dtype=object)
-    out[:] = shapes
-    return out
+    _, stretch = _pair_rows(answers)
+    shapes = np.full(len(stretch), None, dtype=object)
+    has = stretch >= 0
+    shapes[has] = answers.geometry[stretch[has]]
+    return shapes
 
 
 def _with_geometry(table: pa.Table, shapes: np.ndarray, kind: str) -> pa.Table:
@@ -245,21 +233,43 @@ def _with_geometry(table: pa.Table, shapes: np.ndarray, kind: str) -> pa.Table:
 
 
 def _pairs(
-    ordinals: list[int], rec_ids: list[str], ids: list[str | None], answers: Sequence[RoadAnswer]
+    ordinals: pa.ChunkedArray, rec_ids: pa.ChunkedArray, ids: pa.ChunkedArray, answers: Matches
 ) -> pa.Table:
-    rows: list[dict[str, Any]] = []
-    for ordinal, rec_id, road_id, answer in zip(ordinals, rec_ids, ids, answers, strict=True):
-        road = {
-            "_ordinal": ordinal,
-            "recId": rec_id,
-            "id": road_id,
-            "status": answer.status,
-            "road_confidence": round(answer.confidence),
-            "matched_ratio": round(answer.matched_ratio, 4),
-        }
-        count = len(answer.segments)
-        if not count:
-            rows.append({**road, "seqNumber": 0, "seqLength": 0})
-        for number, segment in enumerate(answer.segments, 1):
-            rows.append({**road, "seqNumber": number, "seqLength": count, **_segment_row(segment)})
-    return pa.Table.from_pylist(rows, schema=PAIR_COLUMNS)
+    road, stretch = _pair_rows(answers)
+    has = stretch >= 0
+    at = pa.array(road)
+    mask = ~has
+    # Rows without a stretch read a filler appended past the last one, then masked as null.
+    pick = np.where(has, stretch, len(answers.segment_id))
+
+    def per_stretch(values: np.ndarray, filler: object, kind: pa.DataType) -> pa.Array:
+        padded = np.concatenate([values, np.array([filler], dtype=values.dtype)])
+        return pa.array(padded[pick], kind, mask=mask)
+
+    def rounded(values: np.ndarray, digits: int) -> pa.Array:
+        # Rounded as Python rounds, value by value: the figures this layout has always given.
+        picked = np.concatenate([values, [0.0]])[pick].tolist()
+        values = np.asarray([round(v, digits) for v in picked], dtype=np.float64)
+        return pa.array(values, pa.float64(), mask=mask)
+
+    columns = {
+        "_ordinal": ordinals.take(at),
+        "recId": rec_ids.take(at),
+        "seqNumber": pa.array(np.where(has, stretch - answers.offsets[road] + 1, 0), pa.int32()),
+        "seqLength": pa.array(answers.counts[road], pa.int32()),
+        "id": ids.take(at),
+        "status": pa.array(answers.status_names()[road], pa.string()),
+        "road_confidence": pa.array(np.round(answers.confidence[road]).astype(np.int32)),
+        "matched_ratio": pa.array([round(v, 4) for v in answers.matched_ratio[road].tolist()]),
+        "segment_id": per_stretch(answers.segment_id, "", pa.string()),
+        "source_id": per_stretch(answers.source_id, "", pa.string()),
+        "from_fraction": rounded(answers.from_fraction, 6),
+        "to_fraction": rounded(answers.to_fraction, 6),
+        "input_from_m": rounded(answers.input_from_m, 2),
+        "input_to_m": rounded(answers.input_to_m, 2),
+        "length_m": rounded(answers.segment_length_m, 2),
+        "confidence": per_stretch(
+            np.round(answers.segment_confidence).astype(np.int32), 0, pa.int32()
+        ),
+    }
+    return pa.table(columns, schema=PAIR_COLUMNS)

@@ -58,14 +58,19 @@ def decode(
     back = np.zeros((int(start[-1]), n_states), dtype=np.int64)
     score = emission[variant, first].copy()
     rows = np.arange(len(order))
+    # Lengths are sorted descending, so the chains still running at step t are a prefix, of
+    # ``running[t]`` chains (found for every step at once: one call per step costs more).
+    running = np.searchsorted(-length, -np.arange(int(length[0])), side="left").tolist()
+    # The minimum over i of total[c, i, j] sits at flat index c*S*S + i*S + j.
+    column = np.arange(n_states)
     for t in range(1, int(length[0])):
-        # Lengths are sorted descending, so the chains still running are a prefix.
-        active = int(np.searchsorted(-length, -t, side="left"))
+        active = running[t]
         layer = first[:active] + t
         prev = score[:active]
         total = prev[:, :, None] + transition[layer]
         best_prev = np.argmin(total, axis=1)
-        carried = np.take_along_axis(total, best_prev[:, None, :], axis=1)[:, 0, :]
+        flat = (rows[:active, None] * n_states + best_prev) * n_states + column
+        carried = total.reshape(-1)[flat]
         cheapest = np.argmin(prev, axis=1)
         restarted = prev[rows[:active], cheapest] + break_cost
         use_break = restarted[:, None] < carried
@@ -76,7 +81,7 @@ def decode(
     current = np.argmin(score, axis=1)
     final_cost = score[rows, current]
     for t in range(int(length[0]) - 1, -1, -1):
-        idx = rows[: int(np.searchsorted(-length, -t, side="left"))]
+        idx = rows[: running[t]]
         pos = out[idx] + t
         state[pos] = current[idx]
         if t == 0:

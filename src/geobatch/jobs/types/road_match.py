@@ -92,7 +92,7 @@ def _run(records: pa.Table, options: RoadMatchOptions, release: Release | None) 
     if options.output_layout == "pairs":
         first = np.asarray(table.column("seqNumber")) <= 1
     lengths = np.zeros(table.num_rows)
-    lengths[first] = [answer.length_m for answer in batch.answers]
+    lengths[first] = batch.matches.length_m
     seconds = np.full(table.num_rows, batch.seconds / max(table.num_rows, 1))
     weight = np.where(first, options.confidence_threshold, 0.0)
     table = (
