@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,8 @@ def _hash_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 _MASK = (1 << 64) - 1
+SMALL = 1 << 16
+"""Indexes with at most this many keys answer ``may_hold`` from a set of their hashes."""
 _GOLDEN_INT, _MIX_1_INT, _MIX_2_INT = int(_GOLDEN), int(_MIX_1), int(_MIX_2)
 
 
@@ -196,6 +199,18 @@ class KeyIndex:
                     break
                 group += 1
         return found
+
+    def may_hold(self, wanted: int) -> bool:
+        """Whether some key has the ``key_hash`` ``wanted`` (False: the key is certainly absent)."""
+        if len(self.hashes) <= SMALL:
+            return wanted in self._hash_set
+        at = int(self.hashes.searchsorted(np.uint64(wanted)))
+        return at < len(self.hashes) and int(self.hashes[at]) == wanted
+
+    @cached_property
+    def _hash_set(self) -> frozenset[int]:
+        """A small index's hashes as a set: one lookup instead of a search in the array."""
+        return frozenset(self.hashes.tolist())
 
     def group(self, key: str) -> int:
         """The group of one key, -1 where it is unknown."""
