@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
@@ -114,12 +115,12 @@ class Vocabulary:
             country=gazetteer.country(key) if gazetteer is not None else None,
         )
 
-    @property
-    def _indexes(self) -> list[KeyIndex]:
-        indexes = [self.local.localities.rows.index]
-        if self.gazetteer is not None:
-            indexes.extend(part.keys for part in self.gazetteer.parts)
-        return indexes
+    @cached_property
+    def _indexes(self) -> tuple[KeyIndex, ...]:
+        towns = self.local.localities.rows.index
+        if self.gazetteer is None:
+            return (towns,)
+        return (towns, *(part.keys for part in self.gazetteer.parts))
 
     def country(self, key: str) -> str | None:
         return self._word(key).country
