@@ -23,6 +23,23 @@ def test_street_number_postcode_and_locality(vocabulary: Vocabulary) -> None:
     )
 
 
+def test_the_vocabulary_answers_alike_before_and_after_it_remembers(
+    vocabulary: Vocabulary,
+) -> None:
+    """Keys are remembered with everything they name; forgetting changes no answer."""
+    texts = ["Mikonkatu 18, 00100 Helsinki", "Helsinki, Finland", "Uusimaa", "Mikonkatu 99"]
+    vocabulary.forget()
+    first = [parse(text, vocabulary) for text in texts]
+    assert (vocabulary.is_locality("helsinki"), vocabulary.country("finland")) == (True, "FI")
+    assert not vocabulary.is_locality("mikonkatu 18")
+    assert vocabulary.country("helsinki") is None
+    assert vocabulary.is_region("uusimaa")
+    assert vocabulary.is_postcode("00100")
+    assert [parse(text, vocabulary) for text in texts] == first
+    vocabulary.forget()
+    assert [parse(text, vocabulary) for text in texts] == first
+
+
 def test_locality_first_and_number_first(vocabulary: Vocabulary) -> None:
     readings = parse("Helsinki, Mikonkatu 18 B", vocabulary)
     assert ParsedAddress(house_number="18b", street="mikonkatu", locality="helsinki") in readings

@@ -84,3 +84,16 @@ def test_one_key_hashes_and_is_found_as_among_many(monkeypatch: pytest.MonkeyPat
     shared = KeyIndex.build(pa.array(["b", "a", "c", "a"]), np.arange(4))
     assert [shared.keys[shared.group(k)].as_py() for k in "cab"] == ["c", "a", "b"]
     assert shared.group("d") == -1
+
+
+@pytest.mark.parametrize("small", [1 << 16, 0])
+def test_a_key_absent_from_an_index_is_ruled_out_by_its_hash(
+    monkeypatch: pytest.MonkeyPatch, small: int
+) -> None:
+    """Both ways of asking (a set of a small index's hashes, a search in a large one's)."""
+    monkeypatch.setattr(keys, "SMALL", small)
+    present = ["mikonkatu", "helsinki", "x" * 300, "ä" * 20]
+    index = KeyIndex.build(pa.array(present), np.arange(len(present)))
+    assert all(index.may_hold(keys.key_hash(key)) for key in present)
+    assert not any(index.may_hold(keys.key_hash(k)) for k in ["mikonkatu 18", "", "espoo"])
+    assert not KeyIndex.build(pa.array([], pa.string()), np.arange(0)).may_hold(0)

@@ -90,10 +90,11 @@ class ForwardGeocoder:
         self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
 
     def clear_caches(self) -> None:
-        """Forget remembered street, place and locality answers (they are bounded anyway)."""
+        """Forget remembered street, place, locality and vocabulary answers (all bounded)."""
         self._street_cache.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
+        self.vocabulary.forget()
 
     # -- entry points --------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class ForwardGeocoder:
             if reading in seen or (limit == 1 and _bound(reading) <= best):
                 continue
             seen.add(reading)
-            within: set[str] | None = None  # countries of the region named, read once
+            within: frozenset[str] | None = None  # countries of the region named, read once
             for candidate in self._candidates(reading, at, best if limit == 1 else 0.0):
                 if country and candidate.country and candidate.country != country:
                     continue

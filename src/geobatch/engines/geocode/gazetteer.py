@@ -126,6 +126,8 @@ class GazetteerIndex:
         self.lon = _Column(world.lon, local.lon)
         self.lat = _Column(world.lat, local.lat)
         self._entries: dict[str, _Entry] = {}
+        self._region_countries: dict[str, frozenset[str]] = {}
+        self._regions: dict[str, tuple[tuple[Area, float], ...]] = {}
         self._lock = threading.Lock()
 
     # -- rows ----------------------------------------------------------------------------
@@ -233,23 +235,42 @@ class GazetteerIndex:
         rows = rows[np.isin(self.kind[rows], (REGION, COUNTY))]
         return set(zip(self.labels("country", rows), self.labels("admin1", rows), strict=True))
 
-    def region_countries(self, key: str) -> set[str]:
-        """Countries of the continents, regions and counties named ``key``."""
-        rows, _ = self.matches(key)
-        rows = rows[np.isin(self.kind[rows], REGION_KINDS)]
-        return {c for c in self.labels("country", rows) if c}
+    def region_countries(self, key: str) -> frozenset[str]:
+        """Countries of the continents, regions and counties named ``key`` (remembered: a
+        region is named by many queries, and each answer is filtered by it)."""
+        found = self._region_countries.get(key)
+        if found is None:
+            rows, _ = self.matches(key)
+            rows = rows[np.isin(self.kind[rows], REGION_KINDS)]
+            found = frozenset(c for c in self.labels("country", rows) if c)
+            with self._lock:
+                if len(self._region_countries) > _CACHE_SIZE:
+                    self._region_countries.clear()
+                self._region_countries[key] = found
+        return found
 
-    def regions(self, key: str) -> list[tuple[Area, float]]:
-        """Continents, regions and counties named ``key`` with their share of its weight."""
+    def regions(self, key: str) -> tuple[tuple[Area, float], ...]:
+        """Continents, regions and counties named ``key`` with their share of its weight
+        (remembered, like ``region_countries``)."""
+        found = self._regions.get(key)
+        if found is None:
+            found = self._find_regions(key)
+            with self._lock:
+                if len(self._regions) > _CACHE_SIZE:
+                    self._regions.clear()
+                self._regions[key] = found
+        return found
+
+    def _find_regions(self, key: str) -> tuple[tuple[Area, float], ...]:
         rows, how = self.matches(key)
         keep = np.isin(self.kind[rows], REGION_KINDS) & np.isfinite(self.lon[rows])
         rows, how = rows[keep], how[keep]
         if not len(rows):
-            return []
+            return ()
         weight = self.weights(rows, how)
         share = weight / weight.sum()
         order = np.argsort(-share, kind="stable")[:5]
-        return [(self.area(int(rows[i])), float(share[i])) for i in order.tolist()]
+        return tuple((self.area(int(rows[i])), float(share[i])) for i in order.tolist())
 
     def area(self, row: int) -> Area:
         kind = int(self.kind[row])

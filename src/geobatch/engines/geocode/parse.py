@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
@@ -30,6 +31,7 @@ from geobatch.engines.geocode.normalize import (
     plain_umlauts,
     postcode_key,
 )
+from geobatch.reference.indexes.keys import KeyIndex, key_hash
 
 MAX_NAME_TOKENS = 4
 _STREET_WORDS = STREET_TYPES | {"street"}
@@ -59,15 +61,69 @@ class ParsedAddress(NamedTuple):
         return not (self.street or self.locality or self.postcode or self.region or self.country)
 
 
+class _Word(NamedTuple):
+    """What one key names in the vocabulary."""
+
+    locality: bool = False
+    region: bool = False
+    country: str | None = None
+
+
+_NOTHING = _Word()
+MEMO_SIZE = 100_000
+"""Remembered keys per vocabulary; beyond it the memo starts again (it is a speed-up)."""
+
+
 @dataclass(frozen=True)
 class Vocabulary:
-    """What the parser may call a locality, region, country or postcode."""
+    """What the parser may call a locality, region, country or postcode.
+
+    The parser asks a few dozen keys per query, most of them runs of street words that name
+    nothing. Each key is looked up once in all the indexes (one hash rules a key out of
+    every index it is absent from) and remembered with everything it names.
+    """
 
     local: LocalIndex
     gazetteer: GazetteerIndex | None
+    _words: dict[str, _Word] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _postcodes: dict[str, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def forget(self) -> None:
+        """Drop the remembered keys (to measure queries as new)."""
+        self._words.clear()
+        self._postcodes.clear()
+
+    def _word(self, key: str) -> _Word:
+        found = self._words.get(key)
+        if found is None:
+            found = self._look_up(key)
+            if len(self._words) >= MEMO_SIZE:
+                self._words.clear()
+            self._words[key] = found
+        return found
+
+    def _look_up(self, key: str) -> _Word:
+        wanted = key_hash(key)
+        if not any(index.may_hold(wanted) for index in self._indexes):
+            return _NOTHING
+        towns = self.local.localities.get(key, ())
+        gazetteer = self.gazetteer
+        return _Word(
+            locality=bool(towns) or bool(gazetteer and gazetteer.is_locality(key)),
+            region=bool(gazetteer and gazetteer.is_region(key))
+            or any(area.level == "region" for area in towns),
+            country=gazetteer.country(key) if gazetteer is not None else None,
+        )
+
+    @cached_property
+    def _indexes(self) -> tuple[KeyIndex, ...]:
+        towns = self.local.localities.rows.index
+        if self.gazetteer is None:
+            return (towns,)
+        return (towns, *(part.keys for part in self.gazetteer.parts))
 
     def country(self, key: str) -> str | None:
-        return self.gazetteer.country(key) if self.gazetteer is not None else None
+        return self._word(key).country
 
     def trailing_country(self, key: str) -> str | None:
         """``country`` for words at the end of an address line, where "St", "Pl", "Bd" and
@@ -75,27 +131,29 @@ class Vocabulary:
         its own, "Berlin, DE", still names the country)."""
         if key in _STREET_WORDS or key in ABBREVIATIONS or key in SAINTS:
             return None
-        return self.country(key)
+        return self._word(key).country
 
     def is_region(self, key: str) -> bool:
-        return bool(self.gazetteer and self.gazetteer.is_region(key)) or any(
-            area.level == "region" for area in self.local.localities.get(key, ())
-        )
+        return self._word(key).region
 
     def is_locality(self, key: str) -> bool:
-        return key in self.local.localities or bool(
-            self.gazetteer and self.gazetteer.is_locality(key)
-        )
+        return self._word(key).locality
 
     def locality(self, key: str) -> str | None:
         """The locality ``key`` names, also when it writes an umlaut out ("Toeoeloe")."""
-        if self.is_locality(key):
+        if self._word(key).locality:
             return key
         plain = plain_umlauts(key)
-        return plain if plain != key and self.is_locality(plain) else None
+        return plain if plain != key and self._word(plain).locality else None
 
     def is_postcode(self, token: str) -> bool:
-        return postcode_key(token) in self.local.postcodes
+        found = self._postcodes.get(token)
+        if found is None:
+            found = postcode_key(token) in self.local.postcodes
+            if len(self._postcodes) >= MEMO_SIZE:
+                self._postcodes.clear()
+            self._postcodes[token] = found
+        return found
 
 
 def _take_tail(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -69,21 +70,31 @@ def _hash_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 _MASK = (1 << 64) - 1
+SMALL = 1 << 16
+"""Indexes with at most this many keys answer ``may_hold`` from a set of their hashes."""
+_GOLDEN_INT, _MIX_1_INT, _MIX_2_INT = int(_GOLDEN), int(_MIX_1), int(_MIX_2)
 
 
 def _mix_one(value: int) -> int:
     """``_mix`` of one Python integer."""
-    value = ((value ^ (value >> 30)) * int(_MIX_1)) & _MASK
-    value = ((value ^ (value >> 27)) * int(_MIX_2)) & _MASK
+    value = ((value ^ (value >> 30)) * _MIX_1_INT) & _MASK
+    value = ((value ^ (value >> 27)) * _MIX_2_INT) & _MASK
     return value ^ (value >> 31)
 
 
 def key_hash(key: str) -> int:
-    """``key_hashes`` of one key, in plain Python (a query's few keys need no arrays)."""
+    """``key_hashes`` of one key, in plain Python (a query's few keys need no arrays).
+
+    The constants are Python integers and the mix is written out: a parser asks for
+    several keys per query, and most are misses that only this hash can rule out.
+    """
     data = key.encode()
-    value = _mix_one(((len(data) + 1) * int(_GOLDEN)) & _MASK)
+    value = _mix_one(((len(data) + 1) * _GOLDEN_INT) & _MASK)
     for (word,) in struct.iter_unpack("<Q", data + bytes(-len(data) % 8)):
-        value = _mix_one(value ^ word)
+        value ^= word
+        value = ((value ^ (value >> 30)) * _MIX_1_INT) & _MASK
+        value = ((value ^ (value >> 27)) * _MIX_2_INT) & _MASK
+        value ^= value >> 31
     return value
 
 
@@ -189,10 +200,22 @@ class KeyIndex:
                 group += 1
         return found
 
+    def may_hold(self, wanted: int) -> bool:
+        """Whether some key has the ``key_hash`` ``wanted`` (False: the key is certainly absent)."""
+        if len(self.hashes) <= SMALL:
+            return wanted in self._hash_set
+        at = int(self.hashes.searchsorted(np.uint64(wanted)))
+        return at < len(self.hashes) and int(self.hashes[at]) == wanted
+
+    @cached_property
+    def _hash_set(self) -> frozenset[int]:
+        """A small index's hashes as a set: one lookup instead of a search in the array."""
+        return frozenset(self.hashes.tolist())
+
     def group(self, key: str) -> int:
         """The group of one key, -1 where it is unknown."""
         wanted = key_hash(key)
-        group = int(np.searchsorted(self.hashes, np.uint64(wanted)))
+        group = int(self.hashes.searchsorted(np.uint64(wanted)))
         while group < len(self.hashes) and int(self.hashes[group]) == wanted:
             if self.keys[group].as_py() == key:
                 return group
