@@ -170,3 +170,13 @@ def test_a_bound_is_never_below_the_score_it_bounds(geocoder: ForwardGeocoder) -
                 candidate = geocoder._on_street(streets[street], 0.98, reading)
                 score = judge.score(candidate)
                 assert (score or 0.0) <= bounds[position], (reading, only, at, street)
+
+
+def test_the_best_bounds_come_in_order_with_ties_by_position() -> None:
+    rng = np.random.default_rng(3)
+    bounds = rng.choice([0.5, 0.72, 0.9, 0.96], size=5_000) * rng.choice([1.0, 0.99], 5_000)
+    for size in (40, 5_000):  # sorted whole, then partly sorted first
+        best = forward._best_bounds(bounds[:size], 13)
+        expected = np.argsort(-bounds[:size], kind="stable")
+        assert len(best) >= 13
+        assert best.tolist() == expected[: len(best)].tolist()

@@ -254,10 +254,9 @@ def _nearest_km(found: StreetSet, at: tuple[float, float]) -> np.ndarray:
     bounding box (the cosine of the mean latitude taken at its smallest)."""
     lat, lon = at
     streets, index = found.streets, found.index
-    west, east = streets.west[index], streets.east[index]
     south, north = streets.south[index], streets.north[index]
-    dlon = np.maximum(np.maximum(west - lon, lon - east), 0.0)
-    dlat = np.maximum(np.maximum(south - lat, lat - north), 0.0)
-    cos = np.minimum(np.cos(np.radians((lat + south) / 2)), np.cos(np.radians((lat + north) / 2)))
-    km = np.hypot(dlon * cos, dlat) * EARTH_KM_PER_DEGREE * (1.0 - 1e-9)  # rounding slack
+    dlon = np.abs(lon - np.clip(lon, streets.west[index], streets.east[index]))
+    dlat = np.abs(lat - np.clip(lat, south, north))
+    mean = np.maximum(np.abs(lat + south), np.abs(lat + north)) * (np.pi / 360.0)
+    km = np.hypot(dlon * np.cos(mean), dlat) * (EARTH_KM_PER_DEGREE * (1.0 - 1e-9))  # slack
     return np.asarray(np.fmax(km, 0.0))  # a box without coordinates: no bound

@@ -600,7 +600,7 @@ def _best_first(
     """``make(position)`` for each position whose bound may still beat ``floor`` and the
     ``limit`` best judged so far, best bound first, MAX_SCORED at most; returned in position
     order, so that of equal answers the first wins, as if all had been scored."""
-    order = np.argsort(-bounds, kind="stable")
+    order = _best_bounds(bounds, MAX_SCORED + 1)
     kept: dict[Key, tuple[float, int]] = {}  # each answer's best (-score, position) judged
     last: tuple[float, int] | None = None  # the ``limit``-th best of them
     scored: dict[int, Candidate] = {}
@@ -617,6 +617,16 @@ def _best_first(
             if len(kept) >= limit:
                 last = sorted(kept.values())[limit - 1]
     return [scored[position] for position in sorted(scored)]
+
+
+def _best_bounds(bounds: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` highest bounds (and any equal to the last), highest first,
+    equal ones in position order."""
+    if len(bounds) > 4 * count:  # a partial sort first: a country's names find thousands
+        cut = np.partition(-bounds, count - 1)[count - 1]
+        head = np.flatnonzero(-bounds <= cut)
+        return head[np.argsort(-bounds[head], kind="stable")]
+    return np.argsort(-bounds, kind="stable")[:count]
 
 
 Key = tuple[str | None, str, float, float]

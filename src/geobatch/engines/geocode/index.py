@@ -284,10 +284,19 @@ class Areas:
         self.table = table
         self.rows = Rows(keys)
         self._areas = _Memo(self._find)
+        self._regions = _Memo(self._any_region)
 
     def _find(self, key: object) -> list[Area] | None:
         rows = self.rows.get(key) if isinstance(key, str) else None
         return None if rows is None else [_area(self.table, row) for row in rows]
+
+    def _any_region(self, key: object) -> bool:
+        return any(area.level == "region" for area in self._areas(key) or ())
+
+    def has_region(self, key: str) -> bool:
+        """Whether a region is among the areas of that name (a country has many towns of
+        one name: this is asked once per name)."""
+        return self._regions(key)
 
     def get(self, key: str, default: tuple[Area, ...] | list[Area] = ()) -> list[Area]:
         found = self._areas(key)
@@ -431,7 +440,7 @@ class LocalIndex:
         return key in self.localities
 
     def is_region(self, key: str) -> bool:
-        return any(area.level == "region" for area in self.localities.get(key))
+        return self.localities.has_region(key)
 
     def is_postcode(self, code: str) -> bool:
         return code in self.postcodes

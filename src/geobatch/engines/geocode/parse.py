@@ -78,9 +78,7 @@ class Vocabulary:
         return self.country(key)
 
     def is_region(self, key: str) -> bool:
-        return bool(self.gazetteer and self.gazetteer.is_region(key)) or any(
-            area.level == "region" for area in self.local.localities.get(key, ())
-        )
+        return bool(self.gazetteer and self.gazetteer.is_region(key)) or self.local.is_region(key)
 
     def is_locality(self, key: str) -> bool:
         return key in self.local.localities or bool(
