@@ -16,7 +16,8 @@ import math
 import pyarrow as pa
 
 from geobatch.engines.geocode.areas import subdivisions_index
-from geobatch.engines.geocode.forward import Candidate, distance_km, forward_geocoder
+from geobatch.engines.geocode.bounds import distance_km
+from geobatch.engines.geocode.forward import Candidate, forward_geocoder
 from geobatch.engines.geocode.output import geocode_table
 from geobatch.engines.geocode.within import SEARCH_WIDTH, read_filters
 from geobatch.engines.result import ERROR_COLUMNS, EngineResult

@@ -7,7 +7,9 @@ nearest known numbers on the same side), and for places and POIs by name. When t
 unknown it falls back to the locality (the release's own places, then GeoNames cities worldwide,
 ranked by population, country, state and distance to the ``at`` bias), the region and the
 country. Each candidate carries a raw score in 0..1 that ``calibration.confidence`` turns
-into how often such answers are right.
+into how often such answers are right. Of many streets or localities of one name (a country's
+hundreds of "Hauptstraße"s), only those whose bound (``bounds``) may still win are scored, so
+that a query costs about the same on a country as on a town.
 """
 
 from __future__ import annotations
@@ -15,17 +17,31 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import shapely
 from rapidfuzz import fuzz, process
 
+from geobatch.engines.geocode.bounds import (
+    BARE_NUMBER,
+    EARTH_KM_PER_DEGREE,
+    INTERPOLATED,
+    NUMBER,
+    NUMBER_MISSING,
+    STREET,
+    Judge,
+    StreetSet,
+    context_factor,
+    distance_km,
+    pool_bounds,
+    street_bounds,
+)
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
-from geobatch.engines.geocode.index import LocalIndex, Street, Streets, local_index
+from geobatch.engines.geocode.index import Countries, LocalIndex, Street, local_index
 from geobatch.engines.geocode.normalize import house_number_value, plain_umlauts, street_core
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
 from geobatch.engines.geocode.parse import readings as text_readings
@@ -39,11 +55,12 @@ FUZZY_CUTOFF = 75.0
 PLACE_CUTOFF = 80.0
 PLACE_CEILING = 0.95
 """The best score a place or POI can earn (``_place``), what a reading of a name can reach."""
-MAX_STREETS = 12
-"""Streets scored per reading: same-named streets of other towns beyond these are skipped."""
+MAX_SCORED = 12
+"""Streets (or same-named localities) scored per reading at most, best bound first."""
+FEW = 3
+"""Of this many streets or localities or fewer, all are scored: bounds would cost more."""
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
-EARTH_KM_PER_DEGREE = 111.195
 _DIGIT = re.compile(r"\d")
 NEAR_TOWN_KM = 30.0
 """A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
@@ -72,9 +89,23 @@ class Candidate:
         return confidence(self.score, self.match_level)
 
 
-def distance_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    dx = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    return math.hypot(dx, lat2 - lat1) * EARTH_KM_PER_DEGREE
+@dataclass(frozen=True)
+class _Pool:
+    """Candidates made once (the localities of a name), their scores and places as arrays."""
+
+    candidates: list[Candidate]
+    score: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    countries: Countries
+
+    @classmethod
+    def of(cls, candidates: list[Candidate]) -> _Pool:
+        def values(field: str) -> np.ndarray:
+            return np.array([getattr(c, field) for c in candidates], dtype=np.float64)
+
+        countries = Countries.of([c.country for c in candidates])
+        return cls(candidates, values("score"), values("lon"), values("lat"), countries)
 
 
 class ForwardGeocoder:
@@ -85,9 +116,9 @@ class ForwardGeocoder:
         self.local: LocalIndex = local_index(release)
         self.gazetteer: GazetteerIndex | None = gazetteer_index(release)
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
-        self._street_cache: dict[str, list[tuple[int, float]]] = {}
+        self._street_cache: dict[str, StreetSet] = {}
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
-        self._locality_cache: dict[tuple[object, ...], list[Candidate]] = {}
+        self._locality_cache: dict[tuple[object, ...], _Pool] = {}
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality and vocabulary answers (all bounded)."""
@@ -129,29 +160,25 @@ class ForwardGeocoder:
         limit: int = 1,
     ) -> list[Candidate]:
         """Candidates of every reading, filtered and biased, best first and deduplicated."""
-        found: dict[tuple[str | None, str, float, float], Candidate] = {}
+        found: dict[Key, Candidate] = {}
         best = 0.0  # for one answer, what a later reading must beat to matter
         seen: set[ParsedAddress] = set()
         for reading in readings:
             if reading in seen or (limit == 1 and _bound(reading) <= best):
                 continue
             seen.add(reading)
-            within: frozenset[str] | None = None  # countries of the region named, read once
-            for candidate in self._candidates(reading, at, best if limit == 1 else 0.0):
-                if country and candidate.country and candidate.country != country:
-                    continue
-                if reading.country and candidate.country and candidate.country != reading.country:
-                    candidate = _scaled(candidate, 0.6)
-                elif reading.region and candidate.country and self.gazetteer is not None:
-                    if within is None:
-                        within = self.gazetteer.region_countries(reading.region)
-                    if within and candidate.country not in within:  # "Memphis, Florida"
-                        candidate = _scaled(candidate, 0.6)
-                if at is not None:
-                    km = distance_km(at[1], at[0], candidate.lon, candidate.lat)
-                    candidate = _scaled(candidate, 1.0 - 0.05 * min(1.0, km / 500.0))
-                key = (candidate.ref_id, candidate.match_level, candidate.lon, candidate.lat)
+            judge = Judge(self.gazetteer, reading, country, at)
+            for candidate in self._candidates(reading, judge, best if limit == 1 else 0.0, limit):
+                score = judge.score(candidate)
+                if score is None or (limit == 1 and score <= best):
+                    continue  # one answer: a later candidate must beat the best to matter
+                if score != candidate.score:
+                    candidate = replace(candidate, score=score)
+                key = _key(candidate)
                 if key not in found or found[key].score < candidate.score:
+                    # of equal answers the first to reach its score wins, so a candidate
+                    # left out while it could not win changes no order (``_best_first``)
+                    found.pop(key, None)
                     found[key] = candidate
                     best = max(best, candidate.score)
             if limit == 1 and best >= CERTAIN:
@@ -162,16 +189,20 @@ class ForwardGeocoder:
     # -- candidates ----------------------------------------------------------------------
 
     def _candidates(
-        self, reading: ParsedAddress, at: tuple[float, float] | None, floor: float = 0.0
+        self, reading: ParsedAddress, judge: Judge, floor: float, limit: int
     ) -> list[Candidate]:
-        """The reading's candidates; a fuzzy POI below ``floor`` (a better answer) is skipped."""
+        """The reading's candidates, unjudged; those that cannot beat ``floor`` (a better
+        answer) may be left out."""
         out: list[Candidate] = []
+        offered = False  # whether any candidate was found, scored or left out
         if reading.street:
-            streets = [] if reading.name_only else self._streets(reading.street)
-            for index, similarity in _in_context(self.local.streets, streets, reading):
-                out.append(self._on_street(self.local.streets[index], similarity, reading))
+            streets = None if reading.name_only else self._streets(reading.street)
+            if streets is not None:
+                offered = bool(len(streets))
+                out.extend(self._on_streets(streets, reading, judge, floor, limit))
             # a close street match makes a fuzzy POI search pointless (only exact names count)
-            fuzzy = not streets or streets[0][1] < (0.85 if reading.house_number else 0.99)
+            close = 0.85 if reading.house_number else 0.99
+            fuzzy = not streets or streets.similarity[0] < close
             # text with a number inside is an address; only a name-only reading may be a POI's,
             # and only while no other reading found anything ("Fire Station 30")
             if _DIGIT.search(reading.street):
@@ -186,49 +217,61 @@ class ForwardGeocoder:
         best = max((c.score for c in out), default=0.0)
         fallback = 1.0 if not reading.street else 0.62
         if best < 0.75 and reading.locality:
-            out.extend(self._localities(reading, at, fallback))
+            pool = self._localities(reading, judge.at, fallback)
+            offered = offered or bool(pool.candidates)
+            out.extend(self._best_of(pool, judge, floor, limit))
         elif best < 0.75 and reading.postcode and reading.postcode in self.local.postcodes:
             out.append(self._postcode(reading.postcode, fallback))
         if best < 0.7 and reading.region and not reading.locality:
-            out.extend(self._regions(reading.region, 0.92 * fallback))
-        if not out and reading.country and self.gazetteer is not None:
+            pool = self._regions(reading.region, 0.92 * fallback)
+            offered = offered or bool(pool.candidates)
+            out.extend(self._best_of(pool, judge, floor, limit))
+        if not out and not offered and reading.country and self.gazetteer is not None:
             area = self.gazetteer.country_area(reading.country)
             if area is not None:
                 out.append(_area(area, 0.95 * fallback if not reading.street else 0.55))
         return out
 
-    def _streets(self, key: str) -> list[tuple[int, float]]:
+    def _streets(self, key: str) -> StreetSet:
         cached = self._street_cache.get(key)
         if cached is not None:
             return cached
-        exact = self.local.street_by_key.get(key)
-        known = set(exact or ())
-        spelled = [
-            index
-            for index in self.local.street_by_plain.get(plain_umlauts(key)) or ()
-            if index not in known
-        ]
-        if exact is not None or spelled:
+        local = self.local
+        exact = local.street_by_key.array(key)
+        spelled = local.street_by_plain.array(plain_umlauts(key))  # the exact ones among them
+        spelled = spelled[~np.isin(spelled, exact)] if len(spelled) > len(exact) else spelled[:0]
+        if len(exact) or len(spelled):
             # "ae" for "ä" either way: the right town's "Hämeentie" may beat another's "Haemeentie"
-            found = [(index, 1.0) for index in exact or ()] + [(index, 0.98) for index in spelled]
-        elif (core := self.local.street_by_core.get(street_core(key) or key)) is not None:
-            found = [(index, 0.92) for index in core]
+            found = self._found((exact, 1.0), (spelled, 0.98))
+        elif len(core := local.street_by_core.array(street_core(key) or key)):
+            found = self._found((core, 0.92))
         else:
-            found = [
-                (index, score / 100.0)
-                for choice, score, _ in process.extract(
-                    key,
-                    self.local.street_keys,
-                    scorer=fuzz.ratio,
-                    limit=3,
-                    score_cutoff=FUZZY_CUTOFF,
+            found = self._found(
+                *(
+                    (local.street_by_key.array(choice), score / 100.0)
+                    for choice, score, _ in process.extract(
+                        key,
+                        local.street_keys,
+                        scorer=fuzz.ratio,
+                        limit=3,
+                        score_cutoff=FUZZY_CUTOFF,
+                    )
                 )
-                for index in self.local.street_by_key[choice]
-            ]
+            )
         if len(self._street_cache) > 100_000:
             self._street_cache.clear()
         self._street_cache[key] = found
         return found
+
+    def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
+        """Streets of several lookups, each lookup's with its similarity, in order."""
+        return StreetSet(
+            self.local.streets,
+            np.concatenate([np.zeros(0, np.int64), *(np.asarray(i, np.int64) for i, _ in parts)]),
+            np.concatenate(
+                [np.zeros(0), *(np.full(len(i), similarity) for i, similarity in parts)]
+            ),
+        )
 
     def _places(self, key: str, *, fuzzy: bool, needed: float = 0.0) -> list[tuple[int, float]]:
         """Places named ``key``, else (``fuzzy``) the closest names at least ``needed`` alike."""
@@ -255,21 +298,51 @@ class ForwardGeocoder:
             self._place_cache[key] = found
         return found
 
+    def _on_streets(
+        self, found: StreetSet, reading: ParsedAddress, judge: Judge, floor: float, limit: int
+    ) -> list[Candidate]:
+        """Candidates of the streets found, in their order; of many, only those whose bound
+        (``street_bounds``) may still win (``_best_first``)."""
+        streets = self.local.streets
+        if len(found.index) <= FEW:
+            return [
+                self._on_street(streets[index], similarity, reading)
+                for index, similarity in zip(
+                    found.index.tolist(), found.similarity.tolist(), strict=True
+                )
+            ]
+
+        def make(position: int) -> Candidate:
+            street = streets[int(found.index[position])]
+            return self._on_street(street, float(found.similarity[position]), reading)
+
+        bounds = street_bounds(found, reading, judge)
+        return _best_first(bounds, make, judge, floor, limit)
+
+    def _best_of(self, pool: _Pool, judge: Judge, floor: float, limit: int) -> list[Candidate]:
+        """The pool's candidates that may still win (``_best_first``), in their order."""
+        if len(pool.candidates) <= FEW:
+            return pool.candidates
+        bounds = pool_bounds(pool.score, pool.lon, pool.lat, pool.countries, judge)
+        return _best_first(bounds, pool.candidates.__getitem__, judge, floor, limit)
+
     def _on_street(self, street: Street, similarity: float, reading: ParsedAddress) -> Candidate:
-        score = similarity * _context_factor(street, reading)
+        score = similarity * context_factor(street.localities, street.postcodes, reading)
         number = reading.house_number
         if number:
             row = street.numbers.get(number)
             if row is not None:
-                return self._address(street, row, number, score)
+                return self._address(street, row, number, score * NUMBER)
             value = house_number_value(number)
             bare = street.numbers.get(str(value)) if value is not None else None
             if bare is not None:
-                return self._address(street, bare, number, score * 0.9)
+                return self._address(street, bare, number, score * BARE_NUMBER)
             if value is not None and (point := _interpolate(street, value, self.local)):
-                return self._street_candidate(street, score * 0.88, point, number, "interpolated")
-            return self._street_candidate(street, score * 0.72, None, None, "street")
-        return self._street_candidate(street, score * 0.96, None, None, "street")
+                return self._street_candidate(
+                    street, score * INTERPOLATED, point, number, "interpolated"
+                )
+            return self._street_candidate(street, score * NUMBER_MISSING, None, None, "street")
+        return self._street_candidate(street, score * STREET, None, None, "street")
 
     def _address(self, street: Street, row: int, number: str, score: float) -> Candidate:
         addresses = self.local.addresses
@@ -347,11 +420,11 @@ class ForwardGeocoder:
 
     def _localities(
         self, reading: ParsedAddress, at: tuple[float, float] | None, factor: float
-    ) -> list[Candidate]:
+    ) -> _Pool:
         cache_key = (reading.locality, reading.region, reading.country, at, factor)
         found = self._locality_cache.get(cache_key)
         if found is None:
-            found = self._locality_candidates(reading, at, factor)
+            found = _Pool.of(self._locality_candidates(reading, at, factor))
             if len(self._locality_cache) > 100_000:
                 self._locality_cache.clear()
             self._locality_cache[cache_key] = found
@@ -433,7 +506,11 @@ class ForwardGeocoder:
             )
         return out
 
-    def _regions(self, key: str, factor: float) -> list[Candidate]:
+    def _regions(self, key: str, factor: float) -> _Pool:
+        cache_key = ("region", key, factor)
+        found = self._locality_cache.get(cache_key)
+        if found is not None:
+            return found
         areas = [a for a in self.local.localities.get(key, ()) if a.level == "region"]
         out = [_area(area, 0.9 * factor) for area in areas]
         if self.gazetteer is not None:
@@ -441,7 +518,10 @@ class ForwardGeocoder:
                 _area(area, 0.9 * factor * (0.9 + 0.1 * share))
                 for area, share in self.gazetteer.regions(key)
             )
-        return out
+        if len(self._locality_cache) > 100_000:
+            self._locality_cache.clear()
+        found = self._locality_cache[cache_key] = _Pool.of(out)
+        return found
 
 
 def forward_geocoder(release: Release) -> ForwardGeocoder:
@@ -459,36 +539,6 @@ def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
         region=reading.region or fields.region,
         country=reading.country or fields.country,
     )
-
-
-def _in_context(
-    streets: Streets, found: list[tuple[int, float]], reading: ParsedAddress
-) -> list[tuple[int, float]]:
-    """At most MAX_STREETS of the found streets, those in the query's locality first.
-
-    A name like "Main Street" can have hundreds of streets in a national release; only the
-    few in the town the query names are worth scoring.
-    """
-    if len(found) <= MAX_STREETS:
-        return found
-    ranked = sorted(found, key=lambda pair: -pair[1] * _context_factor(streets[pair[0]], reading))
-    return ranked[:MAX_STREETS]
-
-
-def _context_factor(street: Street, reading: ParsedAddress) -> float:
-    """How well the query's locality and postcode agree with what the street is known by."""
-    factor = 1.0
-    if reading.locality:
-        if reading.locality in street.localities:
-            factor *= 1.0
-        else:
-            factor *= 0.93 if not street.localities else 0.8
-    if reading.postcode:
-        if reading.postcode in street.postcodes:
-            factor *= 1.0
-        else:
-            factor *= 0.97 if not street.postcodes else 0.85
-    return factor
 
 
 def _bound(reading: ParsedAddress) -> float:
@@ -541,8 +591,51 @@ def _neighbours(numbers: list[int], value: int) -> tuple[int, int] | None:
     return low, high
 
 
-def _scaled(candidate: Candidate, factor: float) -> Candidate:
-    return Candidate(**{**candidate.__dict__, "score": candidate.score * factor})
+def _best_first(
+    bounds: np.ndarray,
+    make: Callable[[int], Candidate],
+    judge: Judge,
+    floor: float,
+    limit: int,
+) -> list[Candidate]:
+    """``make(position)`` for each position whose bound may still beat ``floor`` and the
+    ``limit`` best judged so far, best bound first, MAX_SCORED at most; returned in position
+    order, so that of equal answers the first wins, as if all had been scored."""
+    order = _best_bounds(bounds, MAX_SCORED + 1)
+    kept: dict[Key, tuple[float, int]] = {}  # each answer's best (-score, position) judged
+    last: tuple[float, int] | None = None  # the ``limit``-th best of them
+    scored: dict[int, Candidate] = {}
+    for position, bound in zip(order.tolist(), bounds[order].tolist(), strict=True):
+        if bound <= floor or len(scored) == MAX_SCORED:
+            break
+        if last is not None and (-bound, position) > last:
+            break
+        candidate = scored[position] = make(position)
+        score = judge.score(candidate)
+        if score is not None:
+            key = _key(candidate)  # one answer may come twice, as in ``search``
+            kept[key] = min(kept.get(key, (-score, position)), (-score, position))
+            if len(kept) >= limit:
+                last = sorted(kept.values())[limit - 1]
+    return [scored[position] for position in sorted(scored)]
+
+
+def _best_bounds(bounds: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` highest bounds (and any equal to the last), highest first,
+    equal ones in position order."""
+    if len(bounds) > 4 * count:  # a partial sort first: a country's names find thousands
+        cut = np.partition(-bounds, count - 1)[count - 1]
+        head = np.flatnonzero(-bounds <= cut)
+        return head[np.argsort(-bounds[head], kind="stable")]
+    return np.argsort(-bounds, kind="stable")[:count]
+
+
+Key = tuple[str | None, str, float, float]
+
+
+def _key(candidate: Candidate) -> Key:
+    """What makes two candidates one answer."""
+    return (candidate.ref_id, candidate.match_level, candidate.lon, candidate.lat)
 
 
 def _area(area: Area, score: float) -> Candidate:

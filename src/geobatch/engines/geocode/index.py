@@ -118,12 +118,43 @@ class _Memo(Generic[T]):
         return value  # type: ignore[return-value]
 
 
+class Members:
+    """Key -> the rows filed under it (ascending), for asking which of many rows are."""
+
+    def __init__(self, index: KeyIndex) -> None:
+        self.index = index
+        self._rows = _Memo(self._find)
+
+    def _find(self, key: object) -> np.ndarray:
+        group = self.index.group(key) if isinstance(key, str) else -1
+        if group < 0:
+            return np.zeros(0, dtype=np.int64)
+        return self.index.rows[int(self.index.starts[group]) : int(self.index.starts[group + 1])]
+
+    def rows(self, key: str) -> np.ndarray:
+        """The rows filed under ``key``, a mapped slice."""
+        return self._rows(key)
+
+    def holding(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` is filed under ``key``."""
+        filed = self._rows(key)
+        if not len(filed):
+            return np.zeros(len(rows), dtype=bool)
+        position = np.minimum(np.searchsorted(filed, rows), len(filed) - 1)
+        return np.asarray(filed[position] == rows)
+
+
 class Rows:
     """Folded key -> row numbers, read from a mapped ``KeyIndex``."""
 
     def __init__(self, index: KeyIndex) -> None:
         self.index = index
         self._rows = _Memo(self._find)
+        self._arrays = Members(index)
+
+    def array(self, key: str) -> np.ndarray:
+        """The rows of ``key`` as a mapped array (empty where the key is unknown)."""
+        return self._arrays.rows(key)
 
     def _find(self, key: object) -> list[int] | None:
         group = self.index.group(key) if isinstance(key, str) else -1
@@ -151,6 +182,22 @@ class Rows:
         starts = self.index.starts.tolist()
         for group in range(len(starts) - 1):
             yield self.index.rows[starts[group] : starts[group + 1]].tolist()
+
+
+@dataclass(frozen=True)
+class Countries:
+    """Each row's country as a number into ``names`` (-1: none), so that many rows are
+    judged by their few countries."""
+
+    codes: np.ndarray
+    names: list[str]
+
+    @classmethod
+    def of(cls, countries: list[str | None]) -> Countries:
+        names = sorted({country for country in countries if country})
+        number = {name: code for code, name in enumerate(names)}
+        codes = [number[country] if country else -1 for country in countries]
+        return cls(np.array(codes, dtype=np.int64), names)
 
 
 class Column:
@@ -237,10 +284,19 @@ class Areas:
         self.table = table
         self.rows = Rows(keys)
         self._areas = _Memo(self._find)
+        self._regions = _Memo(self._any_region)
 
     def _find(self, key: object) -> list[Area] | None:
         rows = self.rows.get(key) if isinstance(key, str) else None
         return None if rows is None else [_area(self.table, row) for row in rows]
+
+    def _any_region(self, key: object) -> bool:
+        return any(area.level == "region" for area in self._areas(key) or ())
+
+    def has_region(self, key: str) -> bool:
+        """Whether a region is among the areas of that name (a country has many towns of
+        one name: this is asked once per name)."""
+        return self._regions(key)
 
     def get(self, key: str, default: tuple[Area, ...] | list[Area] = ()) -> list[Area]:
         found = self._areas(key)
@@ -294,6 +350,21 @@ class Streets:
         self.sorted_values = open_array(folder, f"{PREFIX}/sorted/values")
         self.sorted_rows = open_array(folder, f"{PREFIX}/sorted/rows")
         self.sorted_starts = open_array(folder, f"{PREFIX}/sorted/starts")
+        self.town_counts = _list_sizes(self.localities)
+        self.postcode_counts = _list_sizes(self.postcodes)
+        self.by_town = Members(KeyIndex.open(folder, f"{PREFIX}/streets/by_town"))
+        self.by_postcode = Members(KeyIndex.open(folder, f"{PREFIX}/streets/by_postcode"))
+        self.by_number = Members(KeyIndex.open(folder, f"{PREFIX}/streets/by_number"))
+        """Folded town, postcode or house number -> the streets that have it."""
+        self.country_codes = Countries(
+            open_array(folder, f"{PREFIX}/streets/country"),
+            _distinct(folder, f"{PREFIX}/streets/countries"),
+        )
+        self.west = open_array(folder, f"{PREFIX}/streets/west")
+        self.south = open_array(folder, f"{PREFIX}/streets/south")
+        self.east = open_array(folder, f"{PREFIX}/streets/east")
+        self.north = open_array(folder, f"{PREFIX}/streets/north")
+        """Each street's bounding box, around every point a candidate of it can stand at."""
         self._streets = _Memo(self._make)
 
     def __len__(self) -> int:
@@ -312,6 +383,11 @@ class Streets:
     @staticmethod
     def span(starts: np.ndarray, index: int) -> tuple[int, int]:
         return int(starts[index]), int(starts[index + 1])
+
+
+def _list_sizes(lists: pa.Array) -> np.ndarray:
+    offsets = np.asarray(lists.offsets.to_numpy(zero_copy_only=False))
+    return np.diff(offsets)
 
 
 class LocalIndex:
@@ -364,7 +440,7 @@ class LocalIndex:
         return key in self.localities
 
     def is_region(self, key: str) -> bool:
-        return any(area.level == "region" for area in self.localities.get(key))
+        return self.localities.has_region(key)
 
     def is_postcode(self, code: str) -> bool:
         return code in self.postcodes

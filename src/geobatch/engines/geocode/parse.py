@@ -106,12 +106,10 @@ class Vocabulary:
         wanted = key_hash(key)
         if not any(index.may_hold(wanted) for index in self._indexes):
             return _NOTHING
-        towns = self.local.localities.get(key, ())
         gazetteer = self.gazetteer
         return _Word(
-            locality=bool(towns) or bool(gazetteer and gazetteer.is_locality(key)),
-            region=bool(gazetteer and gazetteer.is_region(key))
-            or any(area.level == "region" for area in towns),
+            locality=key in self.local.localities or bool(gazetteer and gazetteer.is_locality(key)),
+            region=bool(gazetteer and gazetteer.is_region(key)) or self.local.is_region(key),
             country=gazetteer.country(key) if gazetteer is not None else None,
         )
 

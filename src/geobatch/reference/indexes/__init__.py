@@ -35,7 +35,7 @@ from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
 from geobatch.reference.indexes.subdivisions import build_subdivisions_index
 
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
 
 TableReader = Callable[[str], pa.Table]

@@ -9,6 +9,11 @@ among the streets of their (name, town) group, then by first row: the first stre
 group comes before any second one, so ties go to the lowest rows. Localities and postcodes
 known only from addresses are the centres of such groups of points.
 
+For bounding the scores of many same-named streets at once (``engines.geocode.bounds``),
+each street's towns, postcodes and house numbers are also filed the other way round (key ->
+streets), with its country as a code and its bounding box (around its pieces, numbered points
+and centre).
+
 Keys are folded with the geocoder's own ``street_key`` (imported when building, as the
 engines import this package), so an index holds for the normalisation it was built with.
 """
@@ -596,6 +601,20 @@ class _Builder:
         write_table(folder, f"{PREFIX}/numbers", pa.table({"key": self.number_keys}))
         write_array(folder, f"{PREFIX}/numbers/rows", self.number_rows)
         write_array(folder, f"{PREFIX}/numbers/starts", self.number_starts)
+        number_owner = np.repeat(np.arange(self.total), np.diff(self.number_starts))
+        KeyIndex.build(self.number_keys, number_owner).save(folder, f"{PREFIX}/streets/by_number")
+        for column, name in (("localities", "by_town"), ("postcodes", "by_postcode")):
+            lists = flat(streets.column(column))
+            owner = np.asarray(pc.list_parent_indices(lists), dtype=np.int64)
+            KeyIndex.build(pc.list_flatten(lists), owner).save(folder, f"{PREFIX}/streets/{name}")
+        countries = pc.dictionary_encode(flat(streets.column("country")))
+        codes = np.asarray(pc.fill_null(countries.indices, -1).to_numpy(zero_copy_only=False))
+        write_array(folder, f"{PREFIX}/streets/country", codes.astype(np.int64))
+        write_table(folder, f"{PREFIX}/streets/countries", pa.table({"key": countries.dictionary}))
+        for side, values in zip(
+            ("west", "south", "east", "north"), self._bounds(pieces).T, strict=True
+        ):
+            write_array(folder, f"{PREFIX}/streets/{side}", np.ascontiguousarray(values))
         write_array(folder, f"{PREFIX}/sorted/values", self.sorted_values)
         write_array(folder, f"{PREFIX}/sorted/rows", self.sorted_rows)
         write_array(folder, f"{PREFIX}/sorted/starts", self.sorted_starts.astype(np.int64))
@@ -619,6 +638,36 @@ class _Builder:
         write_table(folder, f"{PREFIX}/postcodes", self.postcode_areas)
         codes = self.postcode_area_keys
         KeyIndex.build(codes, np.arange(len(codes))).save(folder, f"{PREFIX}/postcodes/keys")
+
+    def _bounds(self, pieces: pa.Array) -> np.ndarray:
+        """Each street's (west, south, east, north) around every point a candidate of it can
+        stand at: its pieces (interpolated numbers snap onto them), its numbered points (and
+        what lies between them) and its centre."""
+        boxes = [np.column_stack([self.street_lon, self.street_lat] * 2)]
+        owners = [np.arange(self.total)]
+        piece_owner = np.repeat(np.arange(self.total), np.diff(self.piece_starts))
+        for start in range(0, len(pieces), PIECES_PER_BATCH):
+            batch = pieces.slice(start, PIECES_PER_BATCH).to_numpy(zero_copy_only=False)
+            boxes.append(shapely.bounds(shapely.from_wkb(batch)))
+            owners.append(piece_owner[start : start + len(batch)])
+        lon, lat = self.address_lon[self.number_rows], self.address_lat[self.number_rows]
+        boxes.append(np.column_stack([lon, lat, lon, lat]))
+        owners.append(np.repeat(np.arange(self.total), np.diff(self.number_starts)))
+        owner = np.concatenate(owners)
+        order = np.argsort(owner, kind="stable")
+        box = np.concatenate(boxes)[order]
+        starts = np.r_[0, np.cumsum(np.bincount(owner, minlength=self.total))[:-1]]
+        if not self.total:
+            return np.zeros((0, 4))
+        with np.errstate(invalid="ignore"):  # a street without any coordinate stays NaN
+            return np.column_stack(
+                [
+                    np.fmin.reduceat(box[:, 0], starts),
+                    np.fmin.reduceat(box[:, 1], starts),
+                    np.fmax.reduceat(box[:, 2], starts),
+                    np.fmax.reduceat(box[:, 3], starts),
+                ]
+            )
 
 
 def save_distinct(folder: Path, name: str, keys: pa.Array) -> None:
