@@ -32,6 +32,7 @@ from geobatch.reference.indexes.projection import LocalProjection
 from geobatch.reference.indexes.reverse import build_reverse_index
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
+from geobatch.reference.memory import release_memory
 
 INDEX_VERSION = 5
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
@@ -86,6 +87,7 @@ def build_indexes(folder: Path, table: TableReader) -> None:
     """Build every index of the release in ``folder`` from its tables (``table(name)``)."""
     for build in BUILDERS.values():
         build(folder, table)
+        release_memory()
 
 
 __all__ = [
