@@ -24,6 +24,8 @@ from geobatch.reference.indexes.labels import flat, house_label, join, text
 PREFIX = "lookup"
 LINES_PER_BATCH = 100_000
 """Lines parsed at a time to find their middles."""
+BYTES_PER_BATCH = 16 << 20
+"""Their geometries (WKB) parsed at a time: a line takes several times its WKB in GEOS."""
 OBJECT_COLUMNS = pa.schema(
     [
         pa.field("lat", pa.float64()),
@@ -121,9 +123,16 @@ def _places(table: pa.Table) -> pa.Table:
 
 def _middles(wkb: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """A point halfway along each line (or along the longest piece of a multi-line), for
-    ``LINES_PER_BATCH`` lines at a time."""
-    parts = [_middles_of(wkb.slice(start, LINES_PER_BATCH)) for start in
-             range(0, len(wkb), LINES_PER_BATCH)]  # fmt: skip
+    ``LINES_PER_BATCH`` lines or ``BYTES_PER_BATCH`` of WKB at a time, whichever is less (a
+    street grouped across a country is one long multi-line)."""
+    lengths = pc.fill_null(pc.binary_length(wkb), 0).to_numpy(zero_copy_only=False)
+    sizes = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    parts, start = [], 0
+    while start < len(wkb):
+        below = int(np.searchsorted(sizes, sizes[start] + BYTES_PER_BATCH - 1, side="right"))
+        end = min(start + LINES_PER_BATCH, max(start + 1, below))
+        parts.append(_middles_of(wkb.slice(start, end - start)))
+        start = end
     if not parts:
         return np.zeros(0), np.zeros(0)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
