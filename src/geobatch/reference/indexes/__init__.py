@@ -86,8 +86,8 @@ BUILDERS: dict[str, IndexBuilder] = {
 def build_indexes(folder: Path, table: TableReader) -> None:
     """Build every index of the release in ``folder`` from its tables (``table(name)``)."""
     for build in BUILDERS.values():
+        release_memory()  # what the previous step freed, so peaks do not add up
         build(folder, table)
-        release_memory()
 
 
 __all__ = [
