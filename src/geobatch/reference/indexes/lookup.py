@@ -20,6 +20,7 @@ import shapely
 from geobatch.reference.indexes.files import open_table, write_table
 from geobatch.reference.indexes.keys import KeyIndex
 from geobatch.reference.indexes.labels import flat, house_label, join, text
+from geobatch.reference.memory import release_memory
 
 PREFIX = "lookup"
 LINES_PER_BATCH = 100_000
@@ -240,38 +241,6 @@ class LookupIndex:
     """id → the rows of ``objects`` filed under it."""
 
     @classmethod
-    def build(
-        cls,
-        addresses: pa.Table,
-        places: pa.Table,
-        streets: pa.Table,
-        segments: pa.Table,
-        connectors: pa.Table,
-        gazetteer: pa.Table,
-    ) -> LookupIndex:
-        parts = [
-            _addresses(addresses),
-            _places(places),
-            _streets(streets),
-            _segments(segments),
-            _connectors(connectors),
-            _gazetteer(gazetteer),
-        ]
-        objects = pa.concat_tables(parts)
-        # segment pieces filed under their way's id too: same rows, second key
-        first_segment = sum(p.num_rows for p in parts[:3])
-        keys = pa.chunked_array(
-            [*objects.column("ref_id").chunks, *segments.column("source_id").chunks],
-            pa.string(),
-        )
-        rows = np.r_[np.arange(objects.num_rows), first_segment + np.arange(segments.num_rows)]
-        return cls(objects=objects, ids=KeyIndex.build(keys, rows))
-
-    def save(self, folder: Path) -> None:
-        write_table(folder, f"{PREFIX}/objects", self.objects)
-        self.ids.save(folder, f"{PREFIX}/ids")
-
-    @classmethod
     def open(cls, folder: Path) -> LookupIndex:
         return cls(
             objects=open_table(folder, f"{PREFIX}/objects"),
@@ -288,4 +257,18 @@ def build_lookup_index(
     connectors: pa.Table,
     gazetteer: pa.Table,
 ) -> None:
-    LookupIndex.build(addresses, places, streets, segments, connectors, gazetteer).save(folder)
+    """Write the objects, then file them by id from the written (mapped) file: the objects
+    built in memory and the id index being built are never held together."""
+    parts = [_addresses(addresses), _places(places), _streets(streets)]
+    first_segment = sum(p.num_rows for p in parts)
+    parts += [_segments(segments), _connectors(connectors), _gazetteer(gazetteer)]
+    write_table(folder, f"{PREFIX}/objects", pa.concat_tables(parts))
+    del parts
+    release_memory()
+    objects = open_table(folder, f"{PREFIX}/objects")
+    # segment pieces filed under their way's id too: same rows, second key
+    keys = pa.chunked_array(
+        [*objects.column("ref_id").chunks, *segments.column("source_id").chunks], pa.string()
+    )
+    rows = np.r_[np.arange(objects.num_rows), first_segment + np.arange(segments.num_rows)]
+    KeyIndex.build(keys, rows).save(folder, f"{PREFIX}/ids")
