@@ -10,18 +10,22 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Callable
 from functools import cache
+from typing import cast
 
 import pyarrow as pa
 
 
 @cache
-def _malloc_trim() -> ctypes._NamedFuncPointer | None:
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None with another C library (musl, macOS)."""
     name = ctypes.util.find_library("c")
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
     except OSError:
         return None
+    return cast("Callable[[int], int] | None", trim)
 
 
 def release_memory() -> None:
