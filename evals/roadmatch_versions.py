@@ -1,6 +1,7 @@
 """Cross-version evaluation of road matching: an old OSM snapshot's roads onto a newer release.
 
-Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --new F]``.
+Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --new F]
+[--without oneway] [--without name]``.
 
 The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
 as ``road_match`` records (the job's default options) onto a release built from
@@ -486,6 +487,13 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=SHARED_DATA / "osm" / "monaco.osm.pbf")
     parser.add_argument("--seed", type=int, default=2012)
     parser.add_argument("--worst", type=int, default=0, help="list the N roads losing most")
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=("name", "oneway"),
+        default=[],
+        help="leave a column out of the records, as a customer without it would",
+    )
     args = parser.parse_args()
     data_or_exit(str(args.old.relative_to(SHARED_DATA)), str(args.new.relative_to(SHARED_DATA)))
     console = Console()
@@ -506,13 +514,15 @@ def main() -> None:
                 "geometry": pa.array(shapely.to_wkb(np.asarray([r.line for r in roads]))),
             }
         )
+        records = records.drop_columns(sorted(set(args.without)))
         started = time.perf_counter()
         batch = match_records(records, network, params_of(RoadMatchOptions()))
         seconds = time.perf_counter() - started
         answered = [roads[row] for row in batch.rows.tolist()]
         result = score(answered, batch.answers, new, network)
         far, far_matched = _absent_far(answered, batch.answers, network, release)
-    table = Table(title=f"{args.old.name} onto {release.manifest.id} (seed {args.seed})")
+    without = f", without {' and '.join(sorted(set(args.without)))}" if args.without else ""
+    table = Table(title=f"{args.old.name} onto {release.manifest.id} (seed {args.seed}{without})")
     columns = ("roads", "km", "precision", "recall", "status agreement", "absent matched")
     for column in (*columns, "of them > 10 m away"):
         table.add_column(column, justify="right")

@@ -10,13 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from geobatch.reference import ReleaseStore
+from geobatch.jobs.releases import publish_release
+from geobatch.reference import Release, ReleaseStore
 from geobatch.reference.default import helsinki_pbf
 from tests.reference.osm_samples import border_extracts
 
 
-def geobatch(*args: str, releases: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GEOBATCH_RELEASES_DIR": str(releases)}
+def geobatch(*args: str, releases: Path, url: str = "") -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GEOBATCH_RELEASES_DIR": str(releases),
+        "GEOBATCH_RELEASES_URL": url,
+        "COLUMNS": "200",
+    }
     return subprocess.run(
         [sys.executable, "-m", "geobatch", "releases", *args],
         capture_output=True,
@@ -117,3 +123,27 @@ def test_unknown_format_is_refused(tmp_path: Path) -> None:
         geobatch("import", str(source), "--format", "shapefile", releases=tmp_path / "r")
     )
     assert "unknown --format" in line
+
+
+def test_list_and_show_read_the_published_releases_too(
+    session_store: ReleaseStore, helsinki: Release, s3_url: str, tmp_path: Path
+) -> None:
+    url = f"{s3_url}/releases"
+    publish_release(session_store, helsinki.manifest.id, url)
+    here = tmp_path / "releases"
+    here.mkdir()
+    done = geobatch(
+        "import", str(helsinki_pbf()), "--name", "here", "--no-gazetteer", releases=here, url=url
+    )
+    assert done.returncode == 0, done.stderr
+    built = done.stdout.strip()
+
+    listed = geobatch("list", releases=here, url=url)
+    assert listed.returncode == 0, listed.stderr
+    cells = [line.strip("│ ").split("│") for line in listed.stdout.splitlines() if "│" in line]
+    stored = {row[0].strip(): row[-1].strip() for row in cells}
+    assert stored == {helsinki.manifest.id: "published", built: "here"}
+    shown = geobatch("show", "default", releases=here, url=url)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == helsinki.manifest.id
+    assert not (here / helsinki.manifest.id).exists()

@@ -559,28 +559,53 @@ def _print_manifest(manifest: Any) -> None:
     err.print(table)
 
 
+def _release_catalog() -> Any:
+    from geobatch.config import Settings
+    from geobatch.jobs.catalog import ReleaseCatalog
+
+    return ReleaseCatalog.for_settings(_guard(Settings))
+
+
 @releases_app.command("list")
 def releases_list() -> None:
-    """Releases, newest first."""
-    table = Table(
-        Column("id", no_wrap=True), "created", "segments", "addresses", "places", "on disk"
-    )
-    for manifest in _release_store().list():
+    """Releases, newest first: those built here and, with GEOBATCH_RELEASES_URL, those
+    published there."""
+    catalog = _release_catalog()
+    releases = _guard(catalog.list)
+    columns: list[Any] = [
+        Column("id", no_wrap=True),
+        "created",
+        "segments",
+        "addresses",
+        "places",
+        "on disk",
+    ]
+    where: dict[str, str] = {}
+    if catalog.url:
+        here = {m.id for m in catalog.built_here()}
+        published = {m.id for m in _guard(catalog.published)}
+        labels = {(True, False): "here", (False, True): "published", (True, True): "both"}
+        where = {m.id: labels[(m.id in here, m.id in published)] for m in releases}
+        columns.append(Column("stored", no_wrap=True))
+    table = Table(*columns)
+    for manifest in releases:
         counts = manifest.counts
         table.add_row(
             manifest.id,
             manifest.created_at.isoformat(timespec="seconds"),
             *(f"{counts.get(key, 0):,}" for key in ("segments", "addresses", "places")),
             f"{manifest.size_bytes / 1024**2:,.1f} MiB",
+            *([where[manifest.id]] if where else []),
         )
     console.print(table)
 
 
 @releases_app.command("show")
 def releases_show(release: str) -> None:
-    """Print a release's manifest as JSON (by id, or the newest release of a name)."""
-    store = _release_store()
-    console.print_json(data=_guard(lambda: store.resolve(release).to_json()))
+    """Print a release's manifest as JSON (by id, or the newest release of a name), built
+    here or published to GEOBATCH_RELEASES_URL."""
+    catalog = _release_catalog()
+    console.print_json(data=_guard(lambda: catalog.resolve(release).to_json()))
 
 
 @releases_app.command("delete")

@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     releases_dir: Path | None = None
     releases_url: str = Field(
         default="",
-        description="object storage holding the releases (s3://bucket/releases): jobs resolve "
-        "releases there and workers mirror each into releases_dir before mapping it",
+        description="object storage holding published releases (s3://bucket/releases): listed "
+        "and resolved with the local ones; workers mirror each into releases_dir before mapping it",
     )
     executor: str = "local"
     workers: int = Field(default=0, ge=0, description="local worker processes; 0 = one per core")

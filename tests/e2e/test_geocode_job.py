@@ -85,6 +85,13 @@ def test_geocode_endpoint(shared_client: httpx.Client, helsinki: Release) -> Non
     [item] = body["items"]
     assert (item["ref_id"], item["match_level"]) == (STATION, "houseNumber")
     assert item["confidence"] >= 90
+    assert (item["district"], item["county"]) == ("Kluuvi", None)
+    swedish = shared_client.get(
+        "/v1/geocode", params={"q": "Kaivokatu 1, Helsinki", "release": release, "lang": "sv"}
+    ).json()["items"]
+    assert [(i["label"], i["district"], i["ref_id"]) for i in swedish] == [
+        ("Brunnsgatan 1, 00100 Helsingfors", "Gloet", STATION)
+    ]
     structured = shared_client.get(
         "/v1/geocode",
         params={"city": "Springfield", "state": "IL", "limit": 3, "release": release},
@@ -93,5 +100,11 @@ def test_geocode_endpoint(shared_client: httpx.Client, helsinki: Release) -> Non
     assert len(structured) <= 3
     nothing = shared_client.get("/v1/geocode", params={"q": "qqxxzzkkww", "release": release})
     assert nothing.json()["items"] == []
-    for params in ({}, {"q": " "}, {"q": "Paris", "at": "91,2"}, {"q": "Paris", "country": "FRA"}):
+    for params in (
+        {},
+        {"q": " "},
+        {"q": "Paris", "at": "91,2"},
+        {"q": "Paris", "country": "FRA"},
+        {"q": "Paris", "lang": "not a language"},
+    ):
         assert_problem(shared_client.get("/v1/geocode", params=params), 422)

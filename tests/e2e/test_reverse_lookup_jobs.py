@@ -103,7 +103,14 @@ def test_single_shot_reverse_and_lookup(shared_client: httpx.Client, helsinki: R
     assert body["release"] == release
     assert [item["seqNumber"] for item in body["items"]] == [1, 2, 3]
     assert body["items"][0]["label"] == "Kaivokatu 1, 00100 Helsinki"
+    assert (body["items"][0]["district"], body["items"][0]["county"]) == ("Kluuvi", None)
     assert "_ordinal" not in body["items"][0]
+    swedish = shared_client.get(
+        "/v1/reverse", params={"at": ",".join(STATION), "release": release, "lang": "sv"}
+    ).json()["items"]
+    assert [(i["label"], i["street"], i["district"]) for i in swedish] == [
+        ("Brunnsgatan 1, 00100 Helsingfors", "Brunnsgatan", "Gloet")
+    ]
     ocean = shared_client.get("/v1/reverse", params={"at": "0,-30", "release": release}).json()
     assert [item["match_level"] for item in ocean["items"]] == [None]
 
@@ -130,6 +137,12 @@ def test_single_shot_reverse_and_lookup(shared_client: httpx.Client, helsinki: R
         ("geonames:660013", "country"),
         ("osm:node/0", None),
     ]
+    [street] = shared_client.get(
+        "/v1/lookup",
+        params={"id": "street:helsinki:mannerheimintie", "release": release, "lang": "sv"},
+    ).json()["items"]
+    assert (street["label"], street["city"]) == ("Mannerheimvägen, Helsingfors", "Helsingfors")
+    assert_problem(shared_client.get("/v1/reverse", params={"at": "1,2", "lang": "?"}), 422)
     problem = assert_problem(shared_client.get("/v1/lookup", params={"id": " "}), 422)
     assert problem["field"] == "id"
     assert_problem(shared_client.get("/v1/lookup"), 422)

@@ -7,24 +7,25 @@ from pathlib import Path
 import pytest
 
 from geobatch.errors import InvalidInput
+from geobatch.jobs.catalog import ReleaseCatalog
 from geobatch.jobs.releases import load_release, resolve_release
 from geobatch.reference import Release, ReleaseStore, import_osm
 
 
 def test_default_names_the_bundled_release(session_store: ReleaseStore, helsinki: Release) -> None:
-    assert resolve_release(session_store, "default").id == helsinki.manifest.id
+    assert resolve_release(ReleaseCatalog(session_store), "default").id == helsinki.manifest.id
 
 
 def test_no_name_is_the_newest(session_store: ReleaseStore, helsinki: Release) -> None:
     newest = session_store.newest()
     assert newest is not None
-    assert resolve_release(session_store, None).id == newest.id
+    assert resolve_release(ReleaseCatalog(session_store), None).id == newest.id
 
 
 def test_a_named_release_and_an_unknown_one(session_store: ReleaseStore, helsinki: Release) -> None:
-    assert resolve_release(session_store, helsinki.manifest.id) == helsinki.manifest
+    assert resolve_release(ReleaseCatalog(session_store), helsinki.manifest.id) == helsinki.manifest
     with pytest.raises(InvalidInput, match=r"options\.release: reference release 'nope'"):
-        resolve_release(session_store, "nope")
+        resolve_release(ReleaseCatalog(session_store), "nope")
 
 
 def test_a_release_is_loaded_once_per_process(
@@ -41,7 +42,7 @@ def test_a_release_is_found_by_its_name(tmp_path: Path, andorra: Release) -> Non
     older = import_osm(Path(andorra.manifest.sources[0].path), store, gazetteer=False)
     newer = import_osm(Path(andorra.manifest.sources[0].path), store, gazetteer=False)
     assert newer.id != older.id
-    assert resolve_release(store, "osm-andorra").id == newer.id
-    assert resolve_release(store, older.id).id == older.id
+    assert resolve_release(ReleaseCatalog(store), "osm-andorra").id == newer.id
+    assert resolve_release(ReleaseCatalog(store), older.id).id == older.id
     with pytest.raises(InvalidInput, match="'osm-nowhere' does not exist"):
-        resolve_release(store, "osm-nowhere")
+        resolve_release(ReleaseCatalog(store), "osm-nowhere")

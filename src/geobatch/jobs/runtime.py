@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from geobatch.config import Settings
 from geobatch.io.storage import BlobStorage
+from geobatch.jobs.catalog import ReleaseCatalog
 from geobatch.jobs.changes import ChangeFeed
 from geobatch.jobs.database import Database
 from geobatch.jobs.hooks import FinishRunner
@@ -15,7 +16,7 @@ from geobatch.jobs.releases import load_release, resolve_for
 from geobatch.jobs.scheduler import Scheduler
 from geobatch.jobs.service import JobService
 from geobatch.jobs.store import JobStore
-from geobatch.reference import Release, ReleaseStore
+from geobatch.reference import Release
 
 
 @dataclass(kw_only=True)
@@ -27,7 +28,7 @@ class Platform:
     feed: ChangeFeed
     service: JobService
     scheduler: Scheduler | None
-    releases: ReleaseStore
+    releases: ReleaseCatalog
     keys: KeyStore
     listener: Listener | None = None
     finish: FinishRunner | None = None
@@ -35,7 +36,7 @@ class Platform:
     def release(self, release_id: str | None = None) -> Release:
         """A loaded release for single-shot requests: the one named, else the newest."""
         manifest = resolve_for(self.settings, release_id)
-        return load_release(str(self.releases.root), manifest.id, self.settings.releases_url)
+        return load_release(str(self.releases.store.root), manifest.id, self.settings.releases_url)
 
     def close(self) -> None:
         if self.scheduler is not None:
@@ -82,7 +83,7 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
         feed=feed,
         service=service,
         scheduler=scheduler,
-        releases=ReleaseStore(settings.releases_path),
+        releases=ReleaseCatalog.for_settings(settings),
         keys=KeyStore(database, settings.api_keys),
         listener=listener,
         finish=finish,

@@ -402,6 +402,21 @@ class Release:
             return table
 
 
+def check_readable(manifest: Manifest) -> Manifest:
+    """Refuse a release built for another schema or index version: it must be rebuilt."""
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise ReleaseError(
+            f"reference release {manifest.id!r} has schema version {manifest.schema_version} "
+            f"but this geobatch reads version {SCHEMA_VERSION}: rebuild it"
+        )
+    if manifest.index_version != INDEX_VERSION:
+        raise ReleaseError(
+            f"reference release {manifest.id!r} has index version {manifest.index_version} "
+            f"but this geobatch reads version {INDEX_VERSION}: rebuild it"
+        )
+    return manifest
+
+
 class ReleaseStore:
     """All releases under one folder (``Settings.releases_dir``)."""
 
@@ -456,17 +471,7 @@ class ReleaseStore:
         Refuses one built for another schema or index version (it must be rebuilt), and one
         whose files are missing, truncated or altered.
         """
-        manifest = self.get(release_id)
-        if manifest.schema_version != SCHEMA_VERSION:
-            raise ReleaseError(
-                f"reference release {release_id!r} has schema version {manifest.schema_version} "
-                f"but this geobatch reads version {SCHEMA_VERSION}: rebuild it"
-            )
-        if manifest.index_version != INDEX_VERSION:
-            raise ReleaseError(
-                f"reference release {release_id!r} has index version {manifest.index_version} "
-                f"but this geobatch reads version {INDEX_VERSION}: rebuild it"
-            )
+        manifest = check_readable(self.get(release_id))
         folder = self.root / release_id
         try:
             verify(self.root, release_id, folder, manifest.files)

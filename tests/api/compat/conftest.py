@@ -6,63 +6,80 @@ cannot name a release (HERE, bulk geocoding) gets the newest one, which is Helsi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from geobatch.reference import Release
-from tests.e2e.conftest import ServerProcess, serve_on_fresh_database
+from geobatch.reference.indexes.files import STAMP_DIR
+from tests.conftest import POSTGRES_ENV
+from tests.e2e.conftest import ServerProcess, _module_database
 
 KEY = "compat-key-a"
 OTHER_KEY = "compat-key-b"
 API_KEYS = f"{KEY}:tenant-a,{OTHER_KEY}:tenant-b"
 
 
-def _serve(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    helsinki: Release,
-    kind: str,
-) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp(f"compat-server-{kind}")
-    releases = folder / "releases"
-    releases.mkdir()
+@pytest.fixture(scope="package")
+def compat_releases(tmp_path_factory: pytest.TempPathFactory, helsinki: Release) -> Path:
+    """The servers' releases folder: Helsinki alone, with the record that its files were
+    checked when the session loaded it (``.verified``), so no server hashes them again."""
+    releases = tmp_path_factory.mktemp("compat-releases")
     (releases / helsinki.manifest.id).symlink_to(helsinki.path, target_is_directory=True)
+    stamp = f"{helsinki.manifest.id}.json"
+    checked = helsinki.path.parent / STAMP_DIR / stamp
+    if checked.is_file():
+        (releases / STAMP_DIR).mkdir()
+        shutil.copyfile(checked, releases / STAMP_DIR / stamp)
+    return releases
+
+
+@pytest.fixture(scope="package")
+def compat_servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, compat_releases: Path
+) -> Iterator[dict[str, ServerProcess]]:
+    """A server per database (PostgreSQL's where ``GEOBATCH_TEST_POSTGRES_URL`` is set),
+    started together so that their start-ups overlap, and kept for the whole package whatever
+    order the tests run in: a restarted one would load every engine's indexes again."""
     env = {
-        "GEOBATCH_RELEASES_DIR": str(releases),
+        "GEOBATCH_RELEASES_DIR": str(compat_releases),
         "GEOBATCH_API_KEYS": API_KEYS,
         "GEOBATCH_URL_ALLOWLIST": "127.0.0.1/32",
         "GEOBATCH_WORKERS": "1",
     }
-    yield from serve_on_fresh_database(request, folder, env, kind)
-
-
-@pytest.fixture(scope="package")
-def sqlite_compat_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helsinki: Release
-) -> Iterator[ServerProcess]:
-    yield from _serve(request, tmp_path_factory, helsinki, "sqlite")
-
-
-@pytest.fixture(scope="package")
-def postgresql_compat_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helsinki: Release
-) -> Iterator[ServerProcess]:
-    yield from _serve(request, tmp_path_factory, helsinki, "postgresql")
+    kinds = ["sqlite", "postgresql"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for kind in kinds:
+            folder = tmp_path_factory.mktemp(f"compat-server-{kind}")
+            database = contextlib.contextmanager(_module_database)(request, folder, kind)
+            server = ServerProcess(folder / "server", stack.enter_context(database), **env)
+            stack.callback(server.reap_orphans)
+            stack.callback(server.stop)  # runs first
+            server.launch()
+            servers[kind] = server
+        for server in servers.values():
+            server.wait_ready()
+        yield servers
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def compat_server(request: pytest.FixtureRequest) -> ServerProcess:
-    """The package's server over the database the test is run for. Each database's server
-    is started once and kept for the whole package, whatever order the tests run in: a
-    restarted one would load every engine's indexes again on its first jobs."""
-    server: ServerProcess = request.getfixturevalue(f"{request.param}_compat_server")
-    return server
+def compat_server(
+    request: pytest.FixtureRequest, compat_servers: dict[str, ServerProcess]
+) -> ServerProcess:
+    """The package's server over the database the test is run for."""
+    if request.param not in compat_servers:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL variants are not run")
+    return compat_servers[request.param]
 
 
 SQLITE_ONLY = pytest.mark.parametrize("compat_server", ["sqlite"], indirect=True)

@@ -97,6 +97,8 @@ def test_geocode_answers_match_the_native_api(here: HereClient, native: httpx.Cl
         assert row["postcode"] == (want["postalCode"] or "")
     station = got["station"]
     assert station["label"] == "Kaivokatu 1, 00100 Helsinki"
+    # the suburb the station lies in; the Helsinki extract has no county boundaries
+    assert (station["district"], station["county"]) == ("Kluuvi", "")
     assert station["resultType"] == "houseNumber"
     assert 0 < float(station["queryScore"]) <= 1
     assert got["nothing"]["seqLength"] == "0"
@@ -109,8 +111,9 @@ def test_reverse_geocode_and_lookup_match_the_native_api(
 ) -> None:
     reverse = here.run(
         "revgeocode",
-        "recId|at|limit\nstation|60.1713198,24.9414566|1\nsea|0,-30|1\n",
-        outputColumns="position|title|id|resultType|distance",
+        "recId|at|limit|lang\nstation|60.1713198,24.9414566|1|\nsea|0,-30|1|\n"
+        "swedish|60.1713198,24.9414566|1|sv-FI\n",
+        outputColumns="position|title|id|resultType|distance|street|district|city",
     )
     expected = _best(
         native_results(
@@ -122,6 +125,13 @@ def test_reverse_geocode_and_lookup_match_the_native_api(
     assert got["station"]["id"] == expected["station"]["ref_id"]
     assert got["station"]["distance"] == str(round(float(expected["station"]["distance_m"])))
     assert got["sea"]["seqLength"] == "0"
+    # the names the map has in Swedish (name:sv), the rest as they are
+    assert (got["swedish"]["title"], got["swedish"]["street"]) == (
+        "Brunnsgatan 1, 00100 Helsingfors",
+        "Brunnsgatan",
+    )
+    assert (got["swedish"]["district"], got["swedish"]["city"]) == ("Gloet", "Helsingfors")
+    assert got["swedish"]["id"] == got["station"]["id"]
 
     lookup = here.run(
         "lookup", "recId|id\naddr|osm:node/25389429\n", outputColumns="recId|position|title"

@@ -59,3 +59,18 @@ def test_headings_follow_the_line_and_angles_wrap() -> None:
     assert samples.heading[0] == pytest.approx(0.0)
     assert samples.heading[-1] == pytest.approx(np.pi / 2)
     assert angle_diff(np.array([3.1]), np.array([-3.1]))[0] == pytest.approx(2 * np.pi - 6.2)
+
+
+def test_turns_are_judged_against_the_chord_or_the_inputs_own_piece() -> None:
+    # A right-angle corner just after a sample: its chord cuts the corner at about 26
+    # degrees, its own piece still runs east; a jittered chord or a tight bend is no reason
+    # to call a reference heading along the input's own piece a turn.
+    geoms = np.array([shapely.LineString([(0, 0), (22, 0), (22, 100)])], dtype=object)
+    samples = resample(geoms, 10.0)
+    corner = int(np.flatnonzero(samples.x < 22)[-1])
+    east, north = np.array([0.0]), np.array([np.pi / 2])
+    assert angle_diff(east, samples.heading[[corner]])[0] > np.radians(20)
+    assert samples.turn(np.array([corner]), east)[0] == pytest.approx(0.0)
+    assert samples.turn(np.array([corner]), north)[0] == pytest.approx(
+        angle_diff(north, samples.heading[[corner]])[0]
+    )

@@ -131,3 +131,44 @@ def test_traces_route_around_a_oneway_link_that_roads_may_use() -> None:
     (as_road,) = match_lines([trace], None, net, PARAMS)
     assert _ids(as_trace) == ["in", "detour", "out"]
     assert "direct" in _ids(as_road)
+
+
+def test_a_road_said_to_be_oneway_prefers_a_oneway_segment_beside_a_two_way_street() -> None:
+    # A two-way street at y=0 and a oneway slip road along it at y=8; the road is drawn
+    # nearer the street, as an offset digitisation puts it.
+    net = network(
+        {"street": [(-150, 0), (150, 0)], "slip": [(-150, 8), (150, 8)]},
+        oneway={"slip": 1},
+    )
+    road = line([(-140, 3), (140, 3)])
+    oneway, two_way, unknown = match_lines(
+        [road, road, road], None, net, PARAMS, oneway=[1, 0, None]
+    )
+    assert _ids(oneway) == ["slip"]
+    assert _ids(two_way) == ["street"]
+    assert _ids(unknown) == ["street"]
+
+
+def test_a_road_without_a_name_prefers_an_unnamed_segment_when_names_are_given() -> None:
+    net = network(
+        {"avenue": [(-150, 0), (150, 0)], "link": [(-150, 8), (150, 8)]},
+        names={"avenue": "Main Avenue"},
+    )
+    road = line([(-140, 3.5), (140, 3.5)])
+    unnamed, named = match_lines([road, road], [None, "Main Avenue"], net, PARAMS)
+    assert _ids(unnamed) == ["link"]
+    assert _ids(named) == ["avenue"]
+    (without_names,) = match_lines([road], None, net, PARAMS)
+    assert _ids(without_names) == ["avenue"]
+
+
+def test_a_road_of_unknown_direction_midway_takes_the_carriageway_it_is_digitised_along() -> None:
+    # Oneway carriageways are digitised in their travel direction: between two equally
+    # near ones, a road of unknown direction is read as running the way it is drawn.
+    net = carriageways()
+    for y in (-0.3, 0.3):
+        eastwards = line([(-280, y), (280, y)])
+        westwards = line([(280, y), (-280, y)])
+        east, west = match_lines([eastwards, westwards], None, net, PARAMS)
+        assert _ids(east) == ["eb1", "eb2", "eb3"]
+        assert _ids(west) == ["wb3", "wb2", "wb1"]

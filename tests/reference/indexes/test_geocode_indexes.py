@@ -16,8 +16,9 @@ import pytest
 from geobatch.reference import Release, ReleaseError, ReleaseStore
 from geobatch.reference.indexes import BUILDERS, describe
 
-GEOCODE_INDEXES = ("lookup", "reverse", "geocode")
-GEOCODE_FOLDERS = ("lookup", "reverse", "areas", "geocode")
+GEOCODE_INDEXES = ("subdivisions", "lookup", "reverse", "geocode", "names")
+"""In build order: the lookup and reverse indexes read the subdivisions index."""
+GEOCODE_FOLDERS = ("subdivisions", "lookup", "reverse", "areas", "geocode", "names")
 
 
 def test_index_files_are_identical_across_builds(monaco: Release, tmp_path: Path) -> None:
@@ -45,14 +46,14 @@ def test_index_files_are_identical_across_builds(monaco: Release, tmp_path: Path
 ANSWER_SCRIPT = """
 import json, sys
 from geobatch.reference import ReleaseStore
-from geobatch.reference.indexes import areas, grid, keys, lookup, sphere
+from geobatch.reference.indexes import areas, grid, keys, lookup, sphere, subdivisions
 
 def refuse(*args, **kwargs):
     raise AssertionError("a worker built an index")
 
 for owner, name in [(sphere.SpherePoints, "build"), (grid.GridIndex, "build"),
                     (keys.KeyIndex, "build"), (areas.AreaIndex, "build"),
-                    (lookup.LookupIndex, "build")]:
+                    (lookup.LookupIndex, "build"), (subdivisions.Subdivisions, "build")]:
     setattr(owner, name, classmethod(refuse))
 from geobatch.engines.geocode.lookup import lookup as find
 from geobatch.engines.geocode.reverse import reverse_geocode

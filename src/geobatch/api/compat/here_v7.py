@@ -27,7 +27,7 @@ from geobatch.api.deps import ServiceDep
 from geobatch.errors import GeobatchError, InvalidInput, NotFound
 from geobatch.io.outputs import OutputFormat
 from geobatch.jobs import InputSource, Job, JobFilter, JobRequest, JobService, JobStatus
-from geobatch.reference import ReleaseStore
+from geobatch.jobs.catalog import ReleaseCatalog
 
 SERVICES = {
     "hrn:here:service::olp-here:search-geocode-7": "geocode",
@@ -404,7 +404,7 @@ def health() -> dict[str, str]:
 @router.get("/version")
 def version(service: ServiceDep) -> dict[str, Any]:
     """The API and server versions, and the reference releases as data versions."""
-    releases = ReleaseStore(service.settings.releases_path).list()
+    releases = ReleaseCatalog.for_settings(service.settings).list()
     return {
         "apiVersion": "v7",
         "serviceVersion": __version__,

@@ -25,10 +25,11 @@ NATIVE_INPUT: dict[str, tuple[str, ...]] = {
 }
 """The geobatch columns a job of each type gets, after ``recId`` when the input has one."""
 
-PER_RECORD = ("in", "limit")
-"""HERE per-record parameters that geocode and revgeocode records pass on as they are: the
-engines read a record's own area and number of candidates from columns of these names."""
-IGNORED_INPUT = frozenset({"lang", "types", "politicalView", "show", "with"})
+PER_RECORD = ("in", "limit", "lang")
+"""HERE per-record parameters that records pass on as they are: the engines read a record's
+own area, number of candidates and language from columns of these names (lookup: ``lang``)."""
+LOOKUP_PER_RECORD = ("lang",)
+IGNORED_INPUT = frozenset({"types", "politicalView", "show", "with"})
 """HERE per-record parameters that are accepted but have no geobatch counterpart."""
 
 _RESULT_TYPES = {
@@ -73,21 +74,31 @@ OUTPUT_COLUMNS: dict[str, Callable[[Row], str]] = {
     "street": _column("street"),
     "postalCode": _column("postalCode"),
     "postcode": _column("postalCode"),
-    "district": lambda row: "",
+    "district": _column("district"),
     "city": _column("city"),
-    "county": lambda row: "",
+    "county": _column("county"),
     "state": _column("state"),
     "country": _column("country"),
     "countryName": _column("country"),
     "distance": _distance,
 }
 """HERE output column -> its value from a geobatch result row. There are no separate access
-points: an address point is its own access point. ``district`` and ``county`` stay empty."""
+points: an address point is its own access point."""
 
 GROUPS = {
     "position": ("positionLatitude", "positionLongitude"),
     "access": ("accessLatitude", "accessLongitude"),
-    "address": ("label", "houseNumber", "street", "postalCode", "city", "state", "country"),
+    "address": (
+        "label",
+        "houseNumber",
+        "street",
+        "postalCode",
+        "district",
+        "city",
+        "county",
+        "state",
+        "country",
+    ),
 }
 DEFAULT_OUTPUT = "recId|seqNumber|seqLength|position|title|resultType|queryScore|id"
 LEADING = ("recId", "seqNumber", "seqLength")
@@ -206,8 +217,8 @@ async def native_csv(body: AsyncIterator[bytes], fmt: RecordFormat) -> AsyncIter
         if not columns:
             check_header(header, fmt.job_type)
             columns = [*(["recId"] if "recId" in header else []), *NATIVE_INPUT[fmt.job_type]]
-            if fmt.job_type != "lookup":
-                columns += [name for name in PER_RECORD if name in header]
+            passed = LOOKUP_PER_RECORD if fmt.job_type == "lookup" else PER_RECORD
+            columns += [name for name in passed if name in header]
             writer.writerow(columns)
         writer.writerow(_native_row(header, values, columns))
         if out.tell() >= 256 * 1024:

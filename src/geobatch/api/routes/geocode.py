@@ -9,18 +9,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
+import pyarrow as pa
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from geobatch.api.deps import PlatformDep, TenantDep
 from geobatch.engines.geocode import Candidate, forward_geocoder, parse_at
+from geobatch.engines.geocode.areas import subdivisions_index
+from geobatch.engines.geocode.language import LANGUAGE_PATTERN, localize
 from geobatch.errors import InvalidInput
 from geobatch.reference import Release
+from geobatch.reference.indexes.subdivisions import result_subdivisions
 
 router = APIRouter(prefix="/v1", tags=["geocoding"])
 
+LangQuery = Annotated[
+    str | None,
+    Query(
+        pattern=LANGUAGE_PATTERN,
+        description="BCP 47 language tag (sv, en-US): street, city, district and county names "
+        "in this language where the release has them.",
+    ),
+]
 
-def _item(candidate: Candidate) -> dict[str, Any]:
+
+Found = tuple[Candidate, str | None, str | None]
+"""A candidate with its district and county."""
+
+
+def _item(found: Found) -> dict[str, Any]:
+    candidate, district, county = found
     return {
         "lat": candidate.lat,
         "lon": candidate.lon,
@@ -29,6 +48,8 @@ def _item(candidate: Candidate) -> dict[str, Any]:
         "street": candidate.street,
         "postalCode": candidate.postal_code,
         "city": candidate.city,
+        "district": district,
+        "county": county,
         "state": candidate.state,
         "country": candidate.country,
         "match_level": candidate.match_level,
@@ -44,9 +65,22 @@ def _search(
     country: str | None,
     at: tuple[float, float] | None,
     limit: int,
-) -> list[Candidate]:
+) -> list[Found]:
     geocoder = forward_geocoder(release)
-    return geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
+    found = geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
+    district, county = result_subdivisions(
+        subdivisions_index(release),
+        np.array([c.lat for c in found], dtype=np.float64),
+        np.array([c.lon for c in found], dtype=np.float64),
+        np.array([c.match_level for c in found], dtype=object),
+        np.array([c.label for c in found], dtype=object),
+    )
+    return list(zip(found, district.tolist(), county.tolist(), strict=True))
+
+
+def _in_language(release: Release, items: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    table = localize(pa.Table.from_pylist(items), [lang] * len(items), release)
+    return list(table.to_pylist())
 
 
 @router.get("/geocode")
@@ -67,6 +101,7 @@ async def geocode(
     at: Annotated[str | None, Query(description="'lat,lon': prefer candidates near here.")] = None,
     limit: Annotated[int, Query(ge=1, le=10, description="Most candidates, best first.")] = 1,
     release: Annotated[str | None, Query(description="Release id; the newest if absent.")] = None,
+    lang: LangQuery = None,
 ) -> dict[str, Any]:
     """Coordinates, address parts, match level and confidence for an address or place."""
     fields = {
@@ -99,4 +134,7 @@ async def geocode(
             raise InvalidInput(f"at: {exc}", field="at") from None
     loaded = await run_in_threadpool(platform.release, release)
     found = await run_in_threadpool(_search, loaded, q, fields, code, bias, limit)
-    return {"release": loaded.manifest.id, "items": [_item(c) for c in found]}
+    items = [_item(c) for c in found]
+    if lang and items:
+        items = await run_in_threadpool(_in_language, loaded, items, lang)
+    return {"release": loaded.manifest.id, "items": items}

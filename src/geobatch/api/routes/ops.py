@@ -28,8 +28,9 @@ def healthz() -> dict[str, str]:
     responses={503: {"description": "a check failed", "content": {"application/json": {}}}},
 )
 def readyz(platform: PlatformDep) -> JSONResponse:
-    """The job store and blob storage answer, the executor can take work and, where this
-    process runs one, the scheduler is alive."""
+    """The job store and blob storage answer, the published releases can be read (with
+    ``GEOBATCH_RELEASES_URL``; a listing reused for seconds), the executor can take work and,
+    where this process runs one, the scheduler is alive."""
     checks: dict[str, str] = {}
     try:
         with platform.database.read_engine.connect() as connection:
@@ -42,6 +43,12 @@ def readyz(platform: PlatformDep) -> JSONResponse:
         checks["storage"] = "ok"
     except Exception as exc:
         checks["storage"] = f"error: {exc.__class__.__name__}"
+    if platform.releases.url:
+        try:
+            platform.releases.published()
+            checks["releases"] = "ok"
+        except Exception as exc:
+            checks["releases"] = f"error: {exc.__class__.__name__}"
     scheduler = platform.scheduler
     try:
         problem = executor_problem(

@@ -1,4 +1,5 @@
-"""``/v1/releases``: the reference data releases this server can match against."""
+"""``/v1/releases``: the reference data releases this server can match against, built here or
+published to its object store (``GEOBATCH_RELEASES_URL``)."""
 
 from __future__ import annotations
 

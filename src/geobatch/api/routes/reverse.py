@@ -15,7 +15,9 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from geobatch.api.deps import PlatformDep, TenantDep
+from geobatch.api.routes.geocode import LangQuery
 from geobatch.engines import RECORD_SCHEMAS
+from geobatch.engines.geocode.language import localize
 from geobatch.engines.geocode.lookup import DEFAULT_LIMIT, lookup
 from geobatch.engines.geocode.reverse import (
     DEFAULT_RADIUS_M,
@@ -64,6 +66,10 @@ def _release(platform: Platform, release_id: str | None) -> Release:
         raise InvalidInput(exc.detail.removeprefix("options."), field="release") from None
 
 
+def _in_language(release: Release, table: pa.Table, lang: str | None) -> pa.Table:
+    return localize(table, [lang] * table.num_rows, release) if lang else table
+
+
 def _items(table: pa.Table) -> list[dict[str, Any]]:
     return [
         {key: value for key, value in row.items() if key not in _HIDDEN}
@@ -84,6 +90,7 @@ async def reverse(
     ),
     limit: Annotated[int, Query(ge=1, le=100, description="Most candidates, best first.")] = 1,
     release: Annotated[str | None, Query(description="Release id; the newest if absent.")] = None,
+    lang: LangQuery = None,
 ) -> dict[str, Any]:
     """The address, street, locality, region or country at a point (``reverse_geocode``)."""
     lat, lon = _coordinates(at)
@@ -92,6 +99,7 @@ async def reverse(
     found = await run_in_threadpool(
         reverse_geocode, loaded, np.array([lat]), np.array([lon]), settings
     )
+    found = await run_in_threadpool(_in_language, loaded, found, lang)
     return {"release": loaded.manifest.id, "items": _items(found)}
 
 
@@ -107,6 +115,7 @@ async def lookup_ids(
         DEFAULT_LIMIT
     ),
     release: Annotated[str | None, Query(description="Release id; the newest if absent.")] = None,
+    lang: LangQuery = None,
 ) -> dict[str, Any]:
     """The objects a release keeps under each id; an unknown id has one empty item."""
     if len(id) > MAX_IDS:
@@ -119,6 +128,7 @@ async def lookup_ids(
         raise InvalidInput(f"id: id number {blank[0] + 1} is empty", field="id")
     loaded = await run_in_threadpool(_release, platform, release)
     found = await run_in_threadpool(lookup, loaded, list(id), limit)
+    found = await run_in_threadpool(_in_language, loaded, found, lang)
     items = _items(found)
     for item, position in zip(items, found.column("_ordinal").to_pylist(), strict=True):
         item["id"] = id[position]

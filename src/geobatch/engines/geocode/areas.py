@@ -1,7 +1,9 @@
-"""Which locality, city, region and country a point lies in: the release's mapped area index.
+"""Which locality, city, district, county, region and country a point lies in: the release's
+mapped area and subdivisions indexes.
 
-The index and how it answers live in ``reference.indexes.areas`` (the reverse-geocoding index
-is built from it at import); here a worker opens it once per release.
+The indexes and how they answer live in ``reference.indexes.areas`` and
+``reference.indexes.subdivisions`` (the reverse-geocoding index is built from them at import);
+here a worker opens them once per release.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from geobatch.engines.geocode.cache import cached
 from geobatch.reference import Release
 from geobatch.reference.indexes.areas import NULL, AreaHits, AreaIndex
+from geobatch.reference.indexes.subdivisions import Subdivisions
 
 
 def area_index(release: Release) -> AreaIndex:
@@ -16,4 +19,9 @@ def area_index(release: Release) -> AreaIndex:
     return cached("areas", release, lambda r: AreaIndex.open(r.path))
 
 
-__all__ = ["NULL", "AreaHits", "AreaIndex", "area_index"]
+def subdivisions_index(release: Release) -> Subdivisions:
+    """The release's districts and counties, mapped from its files (opened once per process)."""
+    return cached("subdivisions", release, lambda r: Subdivisions.open(r.path))
+
+
+__all__ = ["NULL", "AreaHits", "AreaIndex", "Subdivisions", "area_index", "subdivisions_index"]

@@ -4,7 +4,9 @@ Records arrive as an Arrow table with free text (``searchText``) and/or structur
 (names compare case-insensitively). A record with every address column blank goes to the
 error report as ``empty_query``; a record without any candidate is a result row with null
 match fields. Identical queries in a chunk are matched once. A record may carry its own
-``limit`` and search area (``in``, see :mod:`~geobatch.engines.geocode.within`).
+``limit`` and search area (``in``, see :mod:`~geobatch.engines.geocode.within`). Candidates
+get the district and county their point lies in, where their level is fine enough
+(``subdivisions.result_subdivisions``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import math
 
 import pyarrow as pa
 
+from geobatch.engines.geocode.areas import subdivisions_index
 from geobatch.engines.geocode.forward import Candidate, distance_km, forward_geocoder
 from geobatch.engines.geocode.output import geocode_table
 from geobatch.engines.geocode.within import SEARCH_WIDTH, read_filters
 from geobatch.engines.result import ERROR_COLUMNS, EngineResult
 from geobatch.reference import Release
+from geobatch.reference.indexes.subdivisions import with_subdivisions
 
 FIELD_COLUMNS = {
     "street": "street",
@@ -103,7 +107,7 @@ def geocode_records(
             memo[memo_key] = found
         _append(rows, ordinal, rec_id, found, at)
     return EngineResult(
-        results=geocode_table(rows),
+        results=with_subdivisions(geocode_table(rows), subdivisions_index(release)),
         errors=pa.table(errors, schema=ERROR_COLUMNS),
     )
 

@@ -178,7 +178,10 @@ def _street_rows(
         lon=lon,
         label=label,
         houseNumber=house,
-        **{name: rows.column(name) for name in ("street", "city", "state", "country", "ref_id")},
+        **{
+            name: rows.column(name)
+            for name in ("street", "city", "district", "county", "state", "country", "ref_id")
+        },
     )
     return table, hit
 
@@ -189,6 +192,7 @@ def _area_rows(
     areas = index.areas
     places = areas.places
     hits = areas.resolve(lat[query], lon[query])
+    district, county = index.subdivisions.resolve(lat[query], lon[query])
     country_name = index.country_name(hits.country)
     city = places.labels_at("name", hits.city)
     tables = []
@@ -213,6 +217,8 @@ def _area_rows(
                     pa.array(country_name[local], pa.string()),
                 ),
                 city=np.where(city_here == None, name, city_here),  # noqa: E711
+                district=district[local],
+                county=county[local],
                 state=hits.state[local],
                 country=hits.country[local],
                 ref_id=places.labels_at("id", place),
@@ -232,6 +238,7 @@ def _area_rows(
                     pa.array(hits.state[region], pa.string()),
                     pa.array(country_name[region], pa.string()),
                 ),
+                county=county[region],
                 state=hits.state[region],
                 country=hits.country[region],
             )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geobatch.engines.geocode.areas import area_index
+from geobatch.engines.geocode.areas import Subdivisions, area_index, subdivisions_index
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.spatial import closest_on_edges, side_of_edge
 from geobatch.reference import Release
@@ -40,6 +40,7 @@ class ReverseIndex:
     addresses: AddressPoints
     streets: StreetEdges
     areas: AreaIndex
+    subdivisions: Subdivisions
     country_names: dict[str, str]
 
     def country_name(self, codes: np.ndarray) -> np.ndarray:
@@ -128,6 +129,7 @@ def _open(release: Release) -> ReverseIndex:
         addresses=open_addresses(release.path),
         streets=open_streets(release.path),
         areas=areas,
+        subdivisions=subdivisions_index(release),
         country_names=areas.country_names(),
     )
 

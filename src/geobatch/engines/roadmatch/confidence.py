@@ -23,7 +23,7 @@ from geobatch.engines.roadmatch.candidates import Candidates
 from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.hmm import Layers
 from geobatch.engines.roadmatch.linear import PathPieces
-from geobatch.engines.roadmatch.names import similarities
+from geobatch.engines.roadmatch.names import NameScores
 from geobatch.engines.roadmatch.network import RoadNetwork
 from geobatch.engines.roadmatch.shapes import covered_lines
 
@@ -64,7 +64,7 @@ def score_roads(
     layers: Layers,
     chosen: np.ndarray,
     pieces: PathPieces,
-    names: list[str | None] | None,
+    names: NameScores | None,
     network: RoadNetwork,
     params: MatchParams,
 ) -> list[RoadMatch]:
@@ -94,8 +94,8 @@ def score_roads(
     p_turn = _lookup(ukey, seg_turn, piece_key, mean_turn[pieces.line])
 
     p_name = np.full(len(pieces.line), np.nan)
-    if params.use_names and names is not None:
-        p_name = similarities(names, pieces.line, pieces.segment, network)
+    if names is not None:
+        p_name = names.similarities(pieces.line, pieces.segment)
     p_conf = combine(p_dist, shape[pieces.line], p_turn, p_name)
 
     covered = pieces.hi - pieces.lo

@@ -24,8 +24,17 @@ class Samples:
     x: np.ndarray
     y: np.ndarray
     heading: np.ndarray  # radians, direction of the line at the point (atan2 of dy, dx)
+    tangent: np.ndarray  # radians, direction of the input's own piece under the point
     starts: np.ndarray  # int64 offsets into the point arrays, one per line plus the end
     lengths: np.ndarray  # metres, length of each line
+
+    def turn(self, point: np.ndarray, heading: np.ndarray) -> np.ndarray:
+        """Angle between ``heading`` and the input at sample ``point``: the smaller of the
+        differences to its chord (smooth on jittered lines) and to its own piece (right at
+        the apex of a hairpin or the corner of a road, where the chord cuts across)."""
+        return np.minimum(  # type: ignore[no-any-return]
+            angle_diff(heading, self.heading[point]), angle_diff(heading, self.tangent[point])
+        )
 
 
 def resample(lines: Sequence[shapely.LineString] | np.ndarray, spacing_m: float) -> Samples:
@@ -65,8 +74,18 @@ def resample(lines: Sequence[shapely.LineString] | np.ndarray, spacing_m: float)
     nxt = np.minimum(np.arange(len(x)) + 1, starts[line + 1] - 1)
     prv = np.maximum(np.arange(len(x)) - 1, starts[line])
     heading = np.arctan2(y[nxt] - y[prv], x[nxt] - x[prv])
+    tangent = np.arctan2(
+        coords[vertex + 1, 1] - coords[vertex, 1], coords[vertex + 1, 0] - coords[vertex, 0]
+    )
     return Samples(
-        line=line, chainage=chainage, x=x, y=y, heading=heading, starts=starts, lengths=lengths
+        line=line,
+        chainage=chainage,
+        x=x,
+        y=y,
+        heading=heading,
+        tangent=tangent,
+        starts=starts,
+        lengths=lengths,
     )
 
 

@@ -30,6 +30,7 @@ class ModelParams:
     sigma_heading: float
     beta_m: float
     oneway_penalty: float
+    oneway_kind_penalty: float
     name_penalty: float
     backtrack_tolerance_m: float
 
@@ -72,13 +73,17 @@ def emission_costs(
     params: ModelParams,
     directions: tuple[int, ...],
     name_mismatch: np.ndarray | None = None,
+    kind_differs: np.ndarray | None = None,
+    reversed_cost: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(directions), n_layers, S): one variant per assumed traffic direction of the input.
 
     Direction +1 assumes traffic flows the way the input is digitised, -1 the other way; a
     state travelling against a oneway segment's traffic costs ``oneway_penalty``, and one on
     a segment whose name differs from the road's up to ``name_penalty`` (``name_mismatch``
-    is 0 for the same name, 1 for an unrelated one).
+    is 0 for the same name, 1 for an unrelated one); a candidate where ``kind_differs`` (a
+    road known to be oneway on a two-way segment, or the reverse) costs ``oneway_kind_penalty``,
+    and ``reversed_cost`` is added where the input is assumed to run against its traffic.
     """
     c = candidates
     base = 0.5 * (c.distance / params.sigma_m) ** 2
@@ -86,12 +91,16 @@ def emission_costs(
     base = base + 0.5 * (turn / params.sigma_heading) ** 2
     if name_mismatch is not None:
         base = base + params.name_penalty * name_mismatch
+    if kind_differs is not None:
+        base = base + np.where(kind_differs, params.oneway_kind_penalty, 0.0)
     oneway = network.oneway[c.segment]
     out = np.full((len(directions), *layers.state.shape), np.inf)
     valid = layers.state >= 0
     for k, sense in enumerate(directions):
         against = (oneway != 0) & (c.direction * sense != oneway)
         cost = base + np.where(against, params.oneway_penalty, 0.0)
+        if sense < 0 and reversed_cost is not None:
+            cost = cost + reversed_cost
         out[k][valid] = cost[layers.state[valid]]
     return out
 

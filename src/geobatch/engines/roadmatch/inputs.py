@@ -354,7 +354,7 @@ def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = T
     good = reasons.open()
     rows = np.flatnonzero(good)
     names = _texts(_column(records, "name"), size) if use_names else np.full(size, None)
-    oneway = _oneway(_texts(_column(records, "oneway"), size))
+    oneway = _oneway(_column(records, "oneway"), size)
     return RoadLines(
         parts=list(parts),
         owner=owner,
@@ -373,9 +373,15 @@ _ONEWAY_WORDS: Final = {
 """OSM (yes/-1/no), GIS (FT/TF/B) and boolean spellings of a road's traffic direction."""
 
 
-def _oneway(values: np.ndarray) -> list[int | None]:
+def _oneway(values: pa.ChunkedArray | None, size: int) -> list[int | None]:
     """Each record's traffic direction relative to its digitisation; None when not known."""
-    return [_ONEWAY_WORDS.get(str(v).lower()) if v is not None else None for v in values]
+    if values is None:
+        return [None] * size
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(pc.cast(values, pa.string())))
+    known = pa.array(list(_ONEWAY_WORDS), pa.string())
+    found = pc.index_in(words, value_set=known)
+    directions = pa.array(list(_ONEWAY_WORDS.values()), pa.int8())
+    return pc.take(directions, found).to_pylist()  # type: ignore[no-any-return]
 
 
 def _times(values: Sequence[str | None]) -> list[dt.datetime] | None:

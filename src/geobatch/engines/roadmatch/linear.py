@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geobatch.engines.roadmatch.candidates import Candidates
-from geobatch.engines.roadmatch.geometry import Samples, angle_diff
+from geobatch.engines.roadmatch.geometry import Samples
 from geobatch.engines.roadmatch.hmm import Layers, route_lengths
 from geobatch.engines.roadmatch.network import RoadNetwork
 from geobatch.engines.roadmatch.routes import RouteTable
@@ -54,7 +54,7 @@ def trace_paths(
     c = candidates
     line = samples.line[layers.point]
     chain = samples.chainage[layers.point]
-    turn = angle_diff(c.heading[chosen], samples.heading[layers.point])
+    turn = samples.turn(layers.point, c.heading[chosen])
     good = turn <= np.radians(params.max_heading_deg)
 
     later = np.flatnonzero((line[1:] == line[:-1]) & ~restart[1:]) + 1

@@ -28,7 +28,7 @@ from geobatch.engines.roadmatch.hmm import (
     transition_costs,
 )
 from geobatch.engines.roadmatch.linear import PathPieces, trace_paths
-from geobatch.engines.roadmatch.names import mismatch as name_mismatch
+from geobatch.engines.roadmatch.names import NameScores
 from geobatch.engines.roadmatch.network import RoadNetwork, network_for
 from geobatch.engines.roadmatch.viterbi import decode
 
@@ -57,7 +57,14 @@ class MatchParams:
     sigma_heading_deg: float = 30.0  # emission: heading difference scale
     beta_m: float = 4.0  # transition: scale of |route - input distance|
     oneway_penalty: float = 2.0  # emission cost of travelling against a oneway segment
+    # emission cost of a oneway road on a two-way segment or a two-way road on a oneway one,
+    # where the input says which it is (a slip road or a carriageway beside a two-way street)
+    oneway_kind_penalty: float = 0.5
+    # emission cost, on oneway segments, of assuming a road not said to be oneway or two-way
+    # runs against its digitisation
+    reversed_penalty: float = 0.1
     name_penalty: float = 1.0  # emission cost of a segment named unlike the road
+    unnamed_penalty: float = 0.25  # share of it for a named segment when the road has no name
     either_direction: bool = True  # input digitisation direction says nothing about traffic
     break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
@@ -130,17 +137,20 @@ def match_lines(
     """One RoadMatch per input line (lon/lat, EPSG:4326, >= 2 points), same order.
 
     ``oneway`` optionally gives each road's traffic direction relative to its digitisation
-    (1 along, -1 against, 0 or None unknown or both ways); a known direction is enforced on
-    oneway reference segments instead of trying both.
+    (1 along, -1 against, 0 both ways, None unknown); a known direction is enforced on
+    oneway reference segments instead of trying both, and a road said to be oneway (or
+    two-way) prefers segments that are too.
     """
     out: list[RoadMatch] = []
     for begin, end in _batches(lines, params):
         batch = list(lines[begin:end])
         batch_names = None if names is None else list(names[begin:end])
         known = np.zeros(len(batch), dtype=np.int8)
+        declared = np.zeros(len(batch), dtype=bool)
         if oneway is not None:
             known = np.array([int(np.sign(v)) if v else 0 for v in oneway[begin:end]], np.int8)
-        out.extend(_match_batch(batch, batch_names, known, network, params))
+            declared = np.array([v is not None for v in oneway[begin:end]], dtype=bool)
+        out.extend(_match_batch(batch, batch_names, known, declared, network, params))
     return out
 
 
@@ -166,6 +176,7 @@ def _match_batch(
     lines: list[shapely.LineString],
     names: list[str | None] | None,
     oneway: np.ndarray,
+    declared: np.ndarray,
     network: RoadNetwork,
     params: MatchParams,
 ) -> list[RoadMatch]:
@@ -186,14 +197,38 @@ def _match_batch(
         sigma_heading=math.radians(params.sigma_heading_deg),
         beta_m=params.beta_m,
         oneway_penalty=params.oneway_penalty,
+        oneway_kind_penalty=params.oneway_kind_penalty,
         name_penalty=params.name_penalty,
         backtrack_tolerance_m=params.spacing_m / 3,
     )
     directions = (1, -1) if params.either_direction or (oneway < 0).any() else (1,)
     mismatch = None
+    name_scores = None
     if params.use_names and names is not None:
-        mismatch = name_mismatch(names, samples.line[candidates.point], candidates.segment, network)
-    emission = emission_costs(samples, candidates, layers, network, model, directions, mismatch)
+        name_scores = NameScores(names, network)
+        mismatch = name_scores.mismatch(
+            samples.line[candidates.point], candidates.segment, params.unnamed_penalty
+        )
+    # Where the input says whether a road is oneway, a segment of the other kind is less likely.
+    point_line = samples.line[candidates.point]
+    kind_differs = declared[point_line] & (
+        (oneway[point_line] != 0) != (network.oneway[candidates.segment] != 0)
+    )
+    # Oneway carriageways are digitised in their travel direction (OSM, TomTom, HERE): where
+    # the input does not say, assuming it runs against its own digitisation costs a little.
+    on_oneway = network.oneway[candidates.segment] != 0
+    reversed_cost = np.where(~declared[point_line] & on_oneway, params.reversed_penalty, 0.0)
+    emission = emission_costs(
+        samples,
+        candidates,
+        layers,
+        network,
+        model,
+        directions,
+        mismatch,
+        kind_differs,
+        reversed_cost,
+    )
     # Traces travel the way they were recorded, so routes between samples follow oneways too.
     routes = network.routes if len(directions) > 1 else network.directed_routes
     transition = transition_costs(samples, candidates, layers, network, routes, model)
@@ -232,4 +267,4 @@ def _match_batch(
     pieces: PathPieces = trace_paths(
         samples, candidates, layers, chosen, restart, network, routes, params
     )
-    return score_roads(samples, candidates, layers, chosen, pieces, names, network, params)
+    return score_roads(samples, candidates, layers, chosen, pieces, name_scores, network, params)

@@ -75,40 +75,79 @@ def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
     return best
 
 
+class NameScores:
+    """Name similarities of a batch's roads to segments, each distinct (name, segment) scored
+    once: split roads and repeated streets share their names, a road meets the same segment
+    at many samples, and the stretches of the decoded paths are scored after the candidates."""
+
+    def __init__(self, names: Sequence[str | None], network: RoadNetwork) -> None:
+        spelled, name_of_line = np.unique(
+            np.asarray([n or "" for n in names], dtype=object), return_inverse=True
+        )
+        self._spelled = spelled.tolist()
+        self._name_of_line = name_of_line.reshape(-1).astype(np.int64)
+        self._named = np.asarray([bool(n) for n in names], dtype=bool)
+        self._network = network
+        self._keys = np.zeros(0, dtype=np.int64)  # sorted name * n_segments + segment
+        self._values = np.zeros(0)
+
+    def similarities(self, line: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """Per (line, segment) pair, the similarity 0-100 of their names; nan where either
+        has none."""
+        if len(line) == 0:
+            return np.full(0, np.nan)
+        size = len(self._network)
+        unique, inverse = np.unique(self._name_of_line[line] * size + segment, return_inverse=True)
+        pos = np.minimum(np.searchsorted(self._keys, unique), max(len(self._keys) - 1, 0))
+        found = self._keys[pos] == unique if len(self._keys) else np.zeros(len(unique), bool)
+        values = np.full(len(unique), np.nan)
+        values[found] = self._values[pos[found]]
+        missing = np.flatnonzero(~found)
+        for k, nm, sg in zip(
+            missing.tolist(),
+            (unique[missing] // size).tolist(),
+            (unique[missing] % size).tolist(),
+            strict=True,
+        ):
+            name = self._spelled[nm]
+            if name:
+                score = similarity(name, self._network.names[sg])
+                if score is not None:
+                    values[k] = score
+        if len(missing):
+            keys = np.concatenate([self._keys, unique[missing]])
+            order = np.argsort(keys, kind="stable")
+            self._keys = keys[order]
+            self._values = np.concatenate([self._values, values[missing]])[order]
+        return values[inverse.reshape(-1)]
+
+    def mismatch(self, line: np.ndarray, segment: np.ndarray, unnamed: float = 0.0) -> np.ndarray:
+        """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment
+        has no name, ``unnamed`` where the line has none but the segment has one (a slip road
+        or a service road beside the named street it leaves), 0 where neither has a name."""
+        score = self.similarities(line, segment)
+        if len(line) == 0:
+            return score
+        other = np.where(self._network.named[segment], unnamed, 0.0)
+        return np.where(
+            np.isnan(score), np.where(self._named[line], 0.5, other), 1.0 - score / 100.0
+        )
+
+
 def similarities(
     names: Sequence[str | None], line: np.ndarray, segment: np.ndarray, network: RoadNetwork
 ) -> np.ndarray:
     """Per (line, segment) pair, the similarity 0-100 of their names; nan where either has
-    none. Computed once per distinct (name, segment): split roads and repeated streets share
-    their names, and a road meets the same segment at many samples."""
-    out = np.full(len(line), np.nan)
-    if len(line) == 0:
-        return out
-    spelled, name_of_line = np.unique(
-        np.asarray([n or "" for n in names], dtype=object), return_inverse=True
-    )
-    key = name_of_line.reshape(-1)[line].astype(np.int64) * len(network) + segment
-    unique, inverse = np.unique(key, return_inverse=True)
-    values = np.full(len(unique), np.nan)
-    for k, (nm, sg) in enumerate(
-        zip((unique // len(network)).tolist(), (unique % len(network)).tolist(), strict=True)
-    ):
-        name = spelled[nm]
-        if not name:
-            continue
-        score = similarity(name, network.names[sg])
-        if score is not None:
-            values[k] = score
-    return values[inverse]
+    none."""
+    return NameScores(names, network).similarities(line, segment)
 
 
 def mismatch(
-    names: Sequence[str | None], line: np.ndarray, segment: np.ndarray, network: RoadNetwork
+    names: Sequence[str | None],
+    line: np.ndarray,
+    segment: np.ndarray,
+    network: RoadNetwork,
+    unnamed: float = 0.0,
 ) -> np.ndarray:
-    """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment has no
-    name and 0 where the line has none (the evidence is then neutral)."""
-    score = similarities(names, line, segment, network)
-    named = np.asarray([bool(n) for n in names], dtype=bool)
-    if len(line) == 0:
-        return score
-    return np.where(np.isnan(score), np.where(named[line], 0.5, 0.0), 1.0 - score / 100.0)
+    """Per (line, segment) pair, the cost of their names' mismatch (``NameScores.mismatch``)."""
+    return NameScores(names, network).mismatch(line, segment, unnamed)

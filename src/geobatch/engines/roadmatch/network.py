@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geobatch.reference.indexes import RoadArrays, RouteTable
@@ -70,6 +71,11 @@ class SegmentNames(Sequence[tuple[str, ...]]):
     def __len__(self) -> int:
         return len(self._name)
 
+    def has_name(self) -> np.ndarray:
+        """Per segment, whether its primary name is set and not empty."""
+        present = pc.fill_null(pc.greater(pc.utf8_length(self._name), 0), False)
+        return np.asarray(present.to_numpy(zero_copy_only=False), dtype=bool)
+
     def _decode(self, index: int) -> tuple[str, ...]:
         primary = self._name[index].as_py()
         variants = self._names[index].as_py() or []
@@ -118,6 +124,13 @@ class RoadNetwork:
 
     def __len__(self) -> int:
         return len(self.from_node)
+
+    @functools.cached_property
+    def named(self) -> np.ndarray:
+        """Per segment, whether it has a name (one pass over the names, on first use)."""
+        if isinstance(self.names, SegmentNames):
+            return self.names.has_name()
+        return np.fromiter((bool(n) for n in self.names), dtype=bool, count=len(self.names))
 
     def ids_of(self, segments: np.ndarray) -> list[str]:
         """Segment ids of ``segments`` (indices), in one gather where the column allows."""

@@ -65,9 +65,9 @@ def decode(
         prev = score[:active]
         total = prev[:, :, None] + transition[layer]
         best_prev = np.argmin(total, axis=1)
-        carried = total.min(axis=1)
+        carried = np.take_along_axis(total, best_prev[:, None, :], axis=1)[:, 0, :]
         cheapest = np.argmin(prev, axis=1)
-        restarted = prev.min(axis=1) + break_cost
+        restarted = prev[rows[:active], cheapest] + break_cost
         use_break = restarted[:, None] < carried
         back[out[:active] + t] = np.where(use_break, -(cheapest[:, None] + 1), best_prev)
         score[:active] = (

@@ -14,6 +14,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from geobatch.engines import EngineResult, RecordSchema
+from geobatch.engines.geocode.language import LANGUAGE_PATTERN
 from geobatch.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -33,6 +34,18 @@ class ReleaseOptions(CommonOptions):
         default=None,
         description="Reference release to match against; the newest one when not given, "
         "the bundled default one with 'default'. The job records the release it resolved to.",
+    )
+
+
+class NamedResultOptions(ReleaseOptions):
+    """Options of job types whose results name streets and places (geocoding, lookup)."""
+
+    lang: str | None = Field(
+        default=None,
+        pattern=LANGUAGE_PATTERN,
+        description="BCP 47 language tag (sv, en-US): street, city, district and county names "
+        "in this language where the release has them (OSM name:xx tags), else as mapped. A "
+        "record's own lang column overrides it.",
     )
 
 

@@ -9,14 +9,15 @@ from pydantic import Field, field_validator
 
 from geobatch.engines import RECORD_SCHEMAS, EngineResult
 from geobatch.engines.geocode import geocode_records, parse_at
-from geobatch.jobs.types import JobType, ReleaseOptions, register
+from geobatch.engines.geocode.language import localized
+from geobatch.jobs.types import JobType, NamedResultOptions, register
 from geobatch.jobs.types.reverse_geocode import tally_candidates
 from geobatch.reference import Release
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 
 
-class GeocodeOptions(ReleaseOptions):
+class GeocodeOptions(NamedResultOptions):
     truncate_at: int = Field(
         default=1, ge=1, le=10, description="Most candidates per record, best first."
     )
@@ -48,13 +49,14 @@ class GeocodeOptions(ReleaseOptions):
 
 def _run(records: pa.Table, options: GeocodeOptions, release: Release | None) -> EngineResult:
     assert release is not None  # uses_release: the worker always passes one
-    return geocode_records(
+    found = geocode_records(
         records,
         release,
         truncate_at=options.truncate_at,
         country=options.country,
         at=parse_at(options.at) if options.at else None,
     )
+    return localized(found, records, options.lang, release)
 
 
 register(

@@ -6,13 +6,14 @@ import pyarrow as pa
 from pydantic import Field
 
 from geobatch.engines import RECORD_SCHEMAS, EngineResult
+from geobatch.engines.geocode.language import localized
 from geobatch.engines.geocode.lookup import DEFAULT_LIMIT, lookup_records
-from geobatch.jobs.types import JobType, ReleaseOptions, register
+from geobatch.jobs.types import JobType, NamedResultOptions, register
 from geobatch.jobs.types.reverse_geocode import tally_candidates
 from geobatch.reference import Release
 
 
-class LookupOptions(ReleaseOptions):
+class LookupOptions(NamedResultOptions):
     truncate_at: int = Field(
         default=DEFAULT_LIMIT,
         ge=1,
@@ -23,7 +24,8 @@ class LookupOptions(ReleaseOptions):
 
 def _run(records: pa.Table, options: LookupOptions, release: Release | None) -> EngineResult:
     assert release is not None  # uses_release: the worker always passes one
-    return lookup_records(records, release, options.truncate_at)
+    found = lookup_records(records, release, options.truncate_at)
+    return localized(found, records, options.lang, release)
 
 
 register(

@@ -8,17 +8,18 @@ from pydantic import Field
 
 from geobatch.engines import RECORD_SCHEMAS, EngineResult
 from geobatch.engines.geocode import MATCH_LEVELS
+from geobatch.engines.geocode.language import localized
 from geobatch.engines.geocode.reverse import (
     DEFAULT_RADIUS_M,
     DEFAULT_STREET_RADIUS_M,
     ReverseSettings,
     reverse_records,
 )
-from geobatch.jobs.types import JobType, ReleaseOptions, Tally, register
+from geobatch.jobs.types import JobType, NamedResultOptions, Tally, register
 from geobatch.reference import Release
 
 
-class ReverseGeocodeOptions(ReleaseOptions):
+class ReverseGeocodeOptions(NamedResultOptions):
     radius_m: float = Field(
         default=DEFAULT_RADIUS_M, gt=0, le=1_000, description="Address search radius in metres."
     )
@@ -59,7 +60,7 @@ def _run(
         street_radius_m=options.street_radius_m,
         limit=options.truncate_at,
     )
-    return reverse_records(records, release, settings)
+    return localized(reverse_records(records, release, settings), records, options.lang, release)
 
 
 register(

@@ -28,17 +28,27 @@ from geobatch.reference.indexes.gazetteer import build_gazetteer_index
 from geobatch.reference.indexes.geocode import build_geocode_index
 from geobatch.reference.indexes.grid import GridIndex
 from geobatch.reference.indexes.lookup import build_lookup_index
+from geobatch.reference.indexes.names import build_names_index
 from geobatch.reference.indexes.projection import LocalProjection
 from geobatch.reference.indexes.reverse import build_reverse_index
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
+from geobatch.reference.indexes.subdivisions import build_subdivisions_index
 from geobatch.reference.memory import release_memory
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
 
 TableReader = Callable[[str], pa.Table]
 IndexBuilder = Callable[[Path, TableReader], None]
+
+
+def _subdivisions(folder: Path, table: TableReader) -> None:
+    build_subdivisions_index(folder, table("places"))
+
+
+def _names(folder: Path, table: TableReader) -> None:
+    build_names_index(folder, table("places"), table("streets"))
 
 
 def _roads(folder: Path, table: TableReader) -> None:
@@ -74,13 +84,16 @@ def _gazetteer(folder: Path, table: TableReader) -> None:
 
 
 BUILDERS: dict[str, IndexBuilder] = {
+    "subdivisions": _subdivisions,
     "roads": _roads,
     "lookup": _lookup,
     "reverse": _reverse,
     "geocode": _geocode,
     "gazetteer": _gazetteer,
+    "names": _names,
 }
-"""Every index of a release, by name; each writes its files under ``indexes/<name>/``."""
+"""Every index of a release, by name; each writes its files under ``indexes/<name>/``. In
+this order: the lookup and reverse-geocoding indexes read the subdivisions index."""
 
 
 def build_indexes(folder: Path, table: TableReader) -> None:

@@ -20,6 +20,7 @@ import shapely
 from geobatch.reference.indexes.files import open_table, write_table
 from geobatch.reference.indexes.keys import KeyIndex
 from geobatch.reference.indexes.labels import flat, house_label, join, text
+from geobatch.reference.indexes.subdivisions import Subdivisions, with_subdivisions
 from geobatch.reference.memory import release_memory
 
 PREFIX = "lookup"
@@ -36,6 +37,8 @@ OBJECT_COLUMNS = pa.schema(
         pa.field("street", pa.string()),
         pa.field("postalCode", pa.string()),
         pa.field("city", pa.string()),
+        pa.field("district", pa.string()),  # suburb, quarter, neighbourhood
+        pa.field("county", pa.string()),
         pa.field("state", pa.string()),
         pa.field("country", pa.string()),
         pa.field("match_level", pa.string()),
@@ -257,9 +260,16 @@ def build_lookup_index(
     connectors: pa.Table,
     gazetteer: pa.Table,
 ) -> None:
-    """Write the objects, then file them by id from the written (mapped) file: the objects
-    built in memory and the id index being built are never held together."""
-    parts = [_addresses(addresses), _places(places), _streets(streets)]
+    """Write every object (addresses, places and streets with their district and county, from
+    the release's subdivisions index, built before this one), then file them by id from the
+    written (mapped) file: the objects built in memory and the id index being built are never
+    held together."""
+    subdivisions = Subdivisions.open(folder)
+    parts = [
+        with_subdivisions(_addresses(addresses), subdivisions),
+        with_subdivisions(_places(places), subdivisions),
+        with_subdivisions(_streets(streets), subdivisions),
+    ]
     first_segment = sum(p.num_rows for p in parts)
     parts += [_segments(segments), _connectors(connectors), _gazetteer(gazetteer)]
     write_table(folder, f"{PREFIX}/objects", pa.concat_tables(parts))

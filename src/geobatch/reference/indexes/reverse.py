@@ -36,6 +36,7 @@ from geobatch.reference.indexes.sphere import (
     sphere_xyz,
     write_sphere_points,
 )
+from geobatch.reference.indexes.subdivisions import Subdivisions
 from geobatch.reference.memory import release_memory
 
 PREFIX = "reverse"
@@ -59,7 +60,8 @@ class AddressPoints:
     lat: np.ndarray
     lon: np.ndarray
     rows: pa.Table
-    """Per address: label, houseNumber, street, postalCode, city, state, country, ref_id."""
+    """Per address: label, houseNumber, street, postalCode, city, district, county, state,
+    country, ref_id."""
     key: np.ndarray
     """Per address point: a code of its street and house number; points of one address (two
     entrances) share it, so the nearest *other* address can be told apart."""
@@ -85,7 +87,7 @@ class StreetEdges:
     street: np.ndarray  # street name code of each named segment
     reach_m: float  # half the longest edge: how much farther a midpoint may be
     rows: pa.Table
-    """Per named segment: street, city, state, country, ref_id."""
+    """Per named segment: street, city, district, county, state, country, ref_id."""
     numbered: NumberedPoints
 
 
@@ -99,10 +101,11 @@ def _fill(rows: np.ndarray, areas: AreaIndex) -> pa.Array:
     return pa.array(areas.places.labels_at("name", rows), pa.string())
 
 
-def _addresses(table: pa.Table, areas: AreaIndex) -> AddressPoints:
+def _addresses(table: pa.Table, areas: AreaIndex, subdivisions: Subdivisions) -> AddressPoints:
     lat = table.column("lat").to_numpy()
     lon = table.column("lon").to_numpy()
     hits = areas.resolve(lat, lon)
+    district, county = subdivisions.resolve(lat, lon)
     city = pc.coalesce(text(table.column("city")), _fill(hits.city, areas))
     country = pc.coalesce(text(table.column("country")), pa.array(hits.country, pa.string()))
     state = pc.coalesce(text(table.column("state")), pa.array(hits.state, pa.string()))
@@ -117,6 +120,8 @@ def _addresses(table: pa.Table, areas: AreaIndex) -> AddressPoints:
             "street": street,
             "postalCode": postcode,
             "city": city,
+            "district": pa.array(district, pa.string()),
+            "county": pa.array(county, pa.string()),
             "state": state,
             "country": country,
             "ref_id": table.column("id").combine_chunks(),
@@ -177,7 +182,13 @@ def _numbered(addresses: pa.Table, codes: dict[str, int]) -> NumberedPoints:
     )
 
 
-def write_streets(folder: Path, segments: pa.Table, addresses: pa.Table, areas: AreaIndex) -> None:
+def write_streets(
+    folder: Path,
+    segments: pa.Table,
+    addresses: pa.Table,
+    areas: AreaIndex,
+    subdivisions: Subdivisions,
+) -> None:
     """Write the street edges (what ``open_streets`` reads), batch by batch: only the edges'
     midpoints are held whole, for their point grid; every per-edge array is appended to its
     file as each batch of segments is cut."""
@@ -219,11 +230,14 @@ def write_streets(folder: Path, segments: pa.Table, addresses: pa.Table, areas: 
             segment_file.append(segment)
     write_array(folder, f"{edges}/reach_m", np.array([longest / 2]))
     hits = areas.resolve(seg_lat, seg_lon)
+    district, county = subdivisions.resolve(seg_lat, seg_lon)
     del seg_lat, seg_lon
     rows = pa.table(
         {
             "street": text(named.column("name")),
             "city": _fill(hits.city, areas),
+            "district": pa.array(district, pa.string()),
+            "county": pa.array(county, pa.string()),
             "state": pa.array(hits.state, pa.string()),
             "country": pa.array(hits.country, pa.string()),
             "ref_id": named.column("id").combine_chunks(),
@@ -292,11 +306,13 @@ def open_streets(folder: Path) -> StreetEdges:
 def build_reverse_index(
     folder: Path, addresses: pa.Table, segments: pa.Table, places: pa.Table, gazetteer: pa.Table
 ) -> None:
-    """The area index, then the address and street indexes that name their areas from it."""
+    """The area index, then the address and street indexes that name their areas from it and
+    from the subdivisions index (built before this one)."""
     areas = AreaIndex.build(places, gazetteer)
     areas.save(folder)
-    save_addresses(folder, _addresses(addresses, areas))
-    write_streets(folder, segments, addresses, areas)
+    subdivisions = Subdivisions.open(folder)
+    save_addresses(folder, _addresses(addresses, areas, subdivisions))
+    write_streets(folder, segments, addresses, areas, subdivisions)
 
 
 __all__ = ["NULL", "AddressPoints", "NumberedPoints", "StreetEdges", "build_reverse_index"]
