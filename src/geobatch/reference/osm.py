@@ -36,6 +36,7 @@ import osmium
 
 from geobatch.reference.batches import Bounds
 from geobatch.reference.geonames import write_gazetteer
+from geobatch.reference.memory import release_memory
 from geobatch.reference.osm_features import FeatureCollector
 from geobatch.reference.osm_roads import RoadCollector, build_network
 from geobatch.reference.osm_streets import build_streets
@@ -182,6 +183,7 @@ def _build(
         _read(path, locations, roads, features, progress)
         features.next_file()
     del locations
+    release_memory()
 
     if not (roads.ways or features.addresses.buffer.rows or features.places.buffer.rows):
         names = ", ".join(path.name for path in paths)
@@ -190,6 +192,7 @@ def _build(
     bounds = Bounds()
     network = build_network(roads, builder, bounds, plan.memory_budget, progress)
     admin = features.finish(builder, bounds, progress)
+    release_memory()
     progress.phase("streets")
     build_streets(
         builder,

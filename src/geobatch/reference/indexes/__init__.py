@@ -34,6 +34,7 @@ from geobatch.reference.indexes.reverse import build_reverse_index
 from geobatch.reference.indexes.roads import RoadArrays, build_road_index
 from geobatch.reference.indexes.routes import RouteTable
 from geobatch.reference.indexes.subdivisions import build_subdivisions_index
+from geobatch.reference.memory import release_memory
 
 INDEX_VERSION = 7
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
@@ -98,6 +99,7 @@ this order: the lookup and reverse-geocoding indexes read the subdivisions index
 def build_indexes(folder: Path, table: TableReader) -> None:
     """Build every index of the release in ``folder`` from its tables (``table(name)``)."""
     for build in BUILDERS.values():
+        release_memory()  # what the previous step freed, so peaks do not add up
         build(folder, table)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import uuid
@@ -81,6 +82,60 @@ def write_array(folder: Path, name: str, values: np.ndarray) -> Path:
     with open(path, "wb") as handle:
         np.lib.format.write_array(handle, array, allow_pickle=False)
     return path
+
+
+class ArrayWriter:
+    """One ``.npy`` array written in pieces along its first axis, so a builder never holds it
+    whole; the file's bytes are those ``write_array`` gives the concatenated pieces.
+
+    The header is written first for zero rows and rewritten in place with the final count
+    when the writer closes: numpy pads every header with room for the first axis to grow.
+    """
+
+    def __init__(self, folder: Path, name: str, dtype: np.dtype[Any] | type, *row_shape: int):
+        self.path = index_path(folder, name, ".npy")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self._handle = open(self.path, "wb")  # noqa: SIM115  (closed by close())
+        self._header = self._header_bytes(0)
+        self._handle.write(self._header)
+
+    def _header_bytes(self, rows: int) -> bytes:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header,
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (rows, *self.row_shape),
+            },
+        )
+        return header.getvalue()
+
+    def append(self, values: np.ndarray) -> None:
+        array = np.ascontiguousarray(values, dtype=self.dtype)
+        if array.shape[1:] != self.row_shape:
+            shape = array.shape[1:]
+            raise ValueError(f"{self.path.name}: rows of shape {shape}, not {self.row_shape}")
+        self._handle.write(array.tobytes())
+        self.rows += len(array)
+
+    def close(self) -> Path:
+        final = self._header_bytes(self.rows)
+        if len(final) != len(self._header):  # numpy pads headers for axis-0 growth
+            raise RuntimeError(f"{self.path.name}: the header outgrew its padding")
+        self._handle.seek(0)
+        self._handle.write(final)
+        self._handle.close()
+        return self.path
+
+    def __enter__(self) -> ArrayWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def write_table(folder: Path, name: str, table: pa.Table) -> Path:

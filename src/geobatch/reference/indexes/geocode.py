@@ -49,7 +49,7 @@ REGION_ADMIN_LEVEL = 4
 _SHIFT_DEG = 1000.0
 PIECES_PER_BATCH = 200_000
 """Street pieces parsed at a time (about 100 MB of geometries)."""
-BYTES_PER_BATCH = 64 << 20
+BYTES_PER_BATCH = 16 << 20
 """Street geometries (WKB) parsed at a time."""
 """Groups are moved this far apart in longitude so one spatial tree searches each alone."""
 

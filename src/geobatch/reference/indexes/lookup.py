@@ -21,10 +21,13 @@ from geobatch.reference.indexes.files import open_table, write_table
 from geobatch.reference.indexes.keys import KeyIndex
 from geobatch.reference.indexes.labels import flat, house_label, join, text
 from geobatch.reference.indexes.subdivisions import Subdivisions, with_subdivisions
+from geobatch.reference.memory import release_memory
 
 PREFIX = "lookup"
 LINES_PER_BATCH = 100_000
 """Lines parsed at a time to find their middles."""
+BYTES_PER_BATCH = 16 << 20
+"""Their geometries (WKB) parsed at a time: a line takes several times its WKB in GEOS."""
 OBJECT_COLUMNS = pa.schema(
     [
         pa.field("lat", pa.float64()),
@@ -124,9 +127,16 @@ def _places(table: pa.Table) -> pa.Table:
 
 def _middles(wkb: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """A point halfway along each line (or along the longest piece of a multi-line), for
-    ``LINES_PER_BATCH`` lines at a time."""
-    parts = [_middles_of(wkb.slice(start, LINES_PER_BATCH)) for start in
-             range(0, len(wkb), LINES_PER_BATCH)]  # fmt: skip
+    ``LINES_PER_BATCH`` lines or ``BYTES_PER_BATCH`` of WKB at a time, whichever is less (a
+    street grouped across a country is one long multi-line)."""
+    lengths = pc.fill_null(pc.binary_length(wkb), 0).to_numpy(zero_copy_only=False)
+    sizes = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    parts, start = [], 0
+    while start < len(wkb):
+        below = int(np.searchsorted(sizes, sizes[start] + BYTES_PER_BATCH - 1, side="right"))
+        end = min(start + LINES_PER_BATCH, max(start + 1, below))
+        parts.append(_middles_of(wkb.slice(start, end - start)))
+        start = end
     if not parts:
         return np.zeros(0), np.zeros(0)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -234,39 +244,6 @@ class LookupIndex:
     """id → the rows of ``objects`` filed under it."""
 
     @classmethod
-    def build(
-        cls,
-        addresses: pa.Table,
-        places: pa.Table,
-        streets: pa.Table,
-        segments: pa.Table,
-        connectors: pa.Table,
-        gazetteer: pa.Table,
-        subdivisions: Subdivisions,
-    ) -> LookupIndex:
-        parts = [
-            with_subdivisions(_addresses(addresses), subdivisions),
-            with_subdivisions(_places(places), subdivisions),
-            with_subdivisions(_streets(streets), subdivisions),
-            _segments(segments),
-            _connectors(connectors),
-            _gazetteer(gazetteer),
-        ]
-        objects = pa.concat_tables(parts)
-        # segment pieces filed under their way's id too: same rows, second key
-        first_segment = sum(p.num_rows for p in parts[:3])
-        keys = pa.chunked_array(
-            [*objects.column("ref_id").chunks, *segments.column("source_id").chunks],
-            pa.string(),
-        )
-        rows = np.r_[np.arange(objects.num_rows), first_segment + np.arange(segments.num_rows)]
-        return cls(objects=objects, ids=KeyIndex.build(keys, rows))
-
-    def save(self, folder: Path) -> None:
-        write_table(folder, f"{PREFIX}/objects", self.objects)
-        self.ids.save(folder, f"{PREFIX}/ids")
-
-    @classmethod
     def open(cls, folder: Path) -> LookupIndex:
         return cls(
             objects=open_table(folder, f"{PREFIX}/objects"),
@@ -283,9 +260,25 @@ def build_lookup_index(
     connectors: pa.Table,
     gazetteer: pa.Table,
 ) -> None:
-    """Every object; addresses, places and streets with their district and county, from the
-    release's subdivisions index (built before this one)."""
+    """Write every object (addresses, places and streets with their district and county, from
+    the release's subdivisions index, built before this one), then file them by id from the
+    written (mapped) file: the objects built in memory and the id index being built are never
+    held together."""
     subdivisions = Subdivisions.open(folder)
-    LookupIndex.build(
-        addresses, places, streets, segments, connectors, gazetteer, subdivisions
-    ).save(folder)
+    parts = [
+        with_subdivisions(_addresses(addresses), subdivisions),
+        with_subdivisions(_places(places), subdivisions),
+        with_subdivisions(_streets(streets), subdivisions),
+    ]
+    first_segment = sum(p.num_rows for p in parts)
+    parts += [_segments(segments), _connectors(connectors), _gazetteer(gazetteer)]
+    write_table(folder, f"{PREFIX}/objects", pa.concat_tables(parts))
+    del parts
+    release_memory()
+    objects = open_table(folder, f"{PREFIX}/objects")
+    # segment pieces filed under their way's id too: same rows, second key
+    keys = pa.chunked_array(
+        [*objects.column("ref_id").chunks, *segments.column("source_id").chunks], pa.string()
+    )
+    rows = np.r_[np.arange(objects.num_rows), first_segment + np.arange(segments.num_rows)]
+    KeyIndex.build(keys, rows).save(folder, f"{PREFIX}/ids")

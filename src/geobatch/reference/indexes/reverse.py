@@ -11,6 +11,7 @@ any street.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,23 @@ import pyarrow.compute as pc
 import shapely
 
 from geobatch.reference.indexes.areas import NULL, AreaIndex
-from geobatch.reference.indexes.files import open_array, open_table, write_array, write_table
+from geobatch.reference.indexes.files import (
+    ArrayWriter,
+    open_array,
+    open_table,
+    write_array,
+    write_table,
+)
 from geobatch.reference.indexes.keys import single_array
 from geobatch.reference.indexes.labels import house_label, join, text
-from geobatch.reference.indexes.sphere import SpherePoints, sphere_latlon, sphere_xyz
+from geobatch.reference.indexes.sphere import (
+    SpherePoints,
+    sphere_latlon,
+    sphere_xyz,
+    write_sphere_points,
+)
 from geobatch.reference.indexes.subdivisions import Subdivisions
+from geobatch.reference.memory import release_memory
 
 PREFIX = "reverse"
 EDGE_MAX_DEG = 0.0002
@@ -131,21 +144,18 @@ def _addresses(table: pa.Table, areas: AreaIndex, subdivisions: Subdivisions) ->
     )
 
 
-def _edges(segments: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Starts, ends and owning segment row of every short straight edge (segments are cut
-    ``SEGMENTS_PER_BATCH`` at a time, so only the edges themselves take memory)."""
+def _edges(segments: pa.Table) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Starts, ends and owning segment row of the short straight edges, ``SEGMENTS_PER_BATCH``
+    segments at a time (a segment's edges all come in one batch)."""
     wkb = segments.column("geometry")
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for start in range(0, max(segments.num_rows, 1), SEGMENTS_PER_BATCH):
+    for start in range(0, segments.num_rows, SEGMENTS_PER_BATCH):
         batch = wkb.slice(start, SEGMENTS_PER_BATCH).to_numpy(zero_copy_only=False)
         lines = shapely.segmentize(shapely.from_wkb(batch), EDGE_MAX_DEG)
         coordinates, owner = shapely.get_coordinates(lines, return_index=True)
         del lines
         xyz = sphere_xyz(coordinates[:, 1], coordinates[:, 0]).reshape(len(coordinates), 3)
         same = owner[1:] == owner[:-1]
-        parts.append((xyz[:-1][same], xyz[1:][same], owner[1:][same] + start))
-    starts, ends, owners = zip(*parts, strict=True)
-    return np.concatenate(starts), np.concatenate(ends), np.concatenate(owners)
+        yield xyz[:-1][same], xyz[1:][same], owner[1:][same] + start
 
 
 def _house_numbers(column: pa.ChunkedArray) -> np.ndarray:
@@ -172,22 +182,56 @@ def _numbered(addresses: pa.Table, codes: dict[str, int]) -> NumberedPoints:
     )
 
 
-def _streets(
-    segments: pa.Table, addresses: pa.Table, areas: AreaIndex, subdivisions: Subdivisions
-) -> StreetEdges:
+def write_streets(
+    folder: Path,
+    segments: pa.Table,
+    addresses: pa.Table,
+    areas: AreaIndex,
+    subdivisions: Subdivisions,
+) -> None:
+    """Write the street edges (what ``open_streets`` reads), batch by batch: only the edges'
+    midpoints are held whole, for their point grid; every per-edge array is appended to its
+    file as each batch of segments is cut."""
     named = segments.filter(pc.fill_null(pc.is_valid(text(segments.column("name"))), False))
-    starts, ends, segment = _edges(named)
-    middle = (starts + ends) / 2
     # what each segment says about its area: resolved at the middle of its first edge
-    first = np.unique(segment, return_index=True)[1]
     seg_lat = np.zeros(named.num_rows)
     seg_lon = np.zeros(named.num_rows)
-    if len(first):
-        lat, lon = sphere_latlon(middle[first])
-        seg_lat[segment[first]] = lat
-        seg_lon[segment[first]] = lon
+    mid_lat: list[np.ndarray] = []
+    mid_lon: list[np.ndarray] = []
+    longest = 0.0
+    edges = f"{PREFIX}/edges"
+    with (
+        ArrayWriter(folder, f"{edges}/starts", np.float64, 3) as starts_file,
+        ArrayWriter(folder, f"{edges}/ends", np.float64, 3) as ends_file,
+        ArrayWriter(folder, f"{edges}/along", np.float64, 3) as along_file,
+        ArrayWriter(folder, f"{edges}/inverse_length2", np.float64) as inverse_file,
+        ArrayWriter(folder, f"{edges}/segment", np.int64) as segment_file,
+    ):
+        for starts, ends, segment in _edges(named):
+            middle = (starts + ends) / 2
+            first = np.unique(segment, return_index=True)[1]
+            if len(first):
+                lat, lon = sphere_latlon(middle[first])
+                seg_lat[segment[first]] = lat
+                seg_lon[segment[first]] = lon
+            lat, lon = sphere_latlon(middle)
+            mid_lat.append(lat)
+            mid_lon.append(lon)
+            del middle
+            along = ends - starts
+            length2 = np.einsum("ij,ij->i", along, along)
+            longest = max(longest, float(np.sqrt(length2).max(initial=0.0)))
+            starts_file.append(starts)
+            ends_file.append(ends)
+            along_file.append(along)
+            inverse_file.append(
+                np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+            )
+            segment_file.append(segment)
+    write_array(folder, f"{edges}/reach_m", np.array([longest / 2]))
     hits = areas.resolve(seg_lat, seg_lon)
     district, county = subdivisions.resolve(seg_lat, seg_lon)
+    del seg_lat, seg_lon
     rows = pa.table(
         {
             "street": text(named.column("name")),
@@ -199,25 +243,24 @@ def _streets(
             "ref_id": named.column("id").combine_chunks(),
         }
     )
+    write_table(folder, f"{edges}/rows", rows)
+    del rows, hits
     names = street_key(named.column("name")).to_pylist()
     codes: dict[str, int] = {}
     street = np.array([codes.setdefault(name, len(codes)) for name in names], dtype=np.int64)
-    along = ends - starts
-    length2 = np.einsum("ij,ij->i", along, along)
-    length = np.sqrt(length2)
-    mid_lat, mid_lon = sphere_latlon(middle)
-    return StreetEdges(
-        middles=SpherePoints.build(mid_lat, mid_lon, EDGE_CELL_M, EDGE_REACH_M),
-        starts=starts,
-        ends=ends,
-        along=along,
-        inverse_length2=np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0),
-        segment=segment,
-        street=street,
-        reach_m=float(length.max(initial=0.0)) / 2,
-        rows=rows,
-        numbered=_numbered(addresses, codes),
-    )
+    del names, named
+    write_array(folder, f"{edges}/street", street)
+    numbered = _numbered(addresses, codes)
+    numbered.points.save(folder, f"{PREFIX}/numbered")
+    write_array(folder, f"{PREFIX}/numbered/number", numbered.number)
+    write_array(folder, f"{PREFIX}/numbered/street", numbered.street)
+    del numbered
+    lat = np.concatenate(mid_lat) if mid_lat else np.zeros(0)
+    del mid_lat
+    lon = np.concatenate(mid_lon) if mid_lon else np.zeros(0)
+    del mid_lon
+    release_memory()
+    write_sphere_points(folder, edges, lat, lon, EDGE_CELL_M, EDGE_REACH_M)
 
 
 def _single(table: pa.Table) -> pa.Table:
@@ -245,18 +288,6 @@ def open_addresses(folder: Path) -> AddressPoints:
 _EDGE_ARRAYS = ("starts", "ends", "along", "inverse_length2", "segment", "street")
 
 
-def save_streets(folder: Path, edges: StreetEdges) -> None:
-    edges.middles.save(folder, f"{PREFIX}/edges")
-    for name in _EDGE_ARRAYS:
-        write_array(folder, f"{PREFIX}/edges/{name}", getattr(edges, name))
-    write_array(folder, f"{PREFIX}/edges/reach_m", np.array([edges.reach_m]))
-    write_table(folder, f"{PREFIX}/edges/rows", edges.rows)
-    numbered = edges.numbered
-    numbered.points.save(folder, f"{PREFIX}/numbered")
-    write_array(folder, f"{PREFIX}/numbered/number", numbered.number)
-    write_array(folder, f"{PREFIX}/numbered/street", numbered.street)
-
-
 def open_streets(folder: Path) -> StreetEdges:
     arrays = {name: open_array(folder, f"{PREFIX}/edges/{name}") for name in _EDGE_ARRAYS}
     return StreetEdges(
@@ -281,7 +312,7 @@ def build_reverse_index(
     areas.save(folder)
     subdivisions = Subdivisions.open(folder)
     save_addresses(folder, _addresses(addresses, areas, subdivisions))
-    save_streets(folder, _streets(segments, addresses, areas, subdivisions))
+    write_streets(folder, segments, addresses, areas, subdivisions)
 
 
 __all__ = ["NULL", "AddressPoints", "NumberedPoints", "StreetEdges", "build_reverse_index"]

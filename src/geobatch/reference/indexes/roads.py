@@ -136,9 +136,11 @@ def road_parts(
     node_lat: np.ndarray,
     oneway: np.ndarray | None = None,
     route_limit_m: float = ROUTE_LIMIT_M,
+    routes: bool = True,
 ) -> Iterator[tuple[str, Any]]:
     """Each part of the road index in turn (name, value), from lon/lat LineStrings (in batches,
-    in segment order) and their junction indices.
+    in segment order) and their junction indices; without ``routes``, all but the two route
+    tables (which ``write_routes`` writes from the parts on disk).
 
     Parts come one at a time and are not kept here once given out, so an importer can write
     each and drop it before the next is built: memory follows the largest part, not all.
@@ -184,6 +186,8 @@ def road_parts(
     del grid
     for name in list(ends):
         yield name, ends.pop(name)
+    if not routes:
+        return
     n_nodes = len(node_lat)
     yield "routes", RouteTable.build(n_nodes, from_node, to_node, length_m, route_limit_m)
     yield (
@@ -212,7 +216,9 @@ def wkb_batches(segments: pa.Table) -> Iterator[np.ndarray]:
         yield shapely.from_wkb(chunk.to_numpy(zero_copy_only=False))
 
 
-def table_parts(segments: pa.Table, connectors: pa.Table) -> Iterator[tuple[str, Any]]:
+def table_parts(
+    segments: pa.Table, connectors: pa.Table, *, routes: bool = True
+) -> Iterator[tuple[str, Any]]:
     """``road_parts`` of tables shaped like a release's ``segments`` and ``connectors``."""
     connectors = connectors.sort_by("node")
     return road_parts(
@@ -222,18 +228,30 @@ def table_parts(segments: pa.Table, connectors: pa.Table) -> Iterator[tuple[str,
         node_lon=connectors.column("lon").to_numpy(),
         node_lat=connectors.column("lat").to_numpy(),
         oneway=segments.column("oneway").to_numpy(),
+        routes=routes,
     )
 
 
 def build_road_index(folder: Path, segments: pa.Table, connectors: pa.Table) -> None:
     """Write the release's road arrays into ``folder``, one part at a time."""
-    for name, part in table_parts(segments, connectors):
+    for name, part in table_parts(segments, connectors, routes=False):
         if isinstance(part, LocalProjection):
             write_array(folder, f"{PREFIX}/projection", np.array([part.lon0, part.lat0]))
         elif isinstance(part, GridIndex):
             part.save(folder, f"{PREFIX}/piece_grid")
-        elif isinstance(part, RouteTable):
-            part.save(folder, f"{PREFIX}/{name}")
         else:
             write_array(folder, f"{PREFIX}/{name}", part)
         del part
+    write_routes(folder)
+
+
+def write_routes(folder: Path, route_limit_m: float = ROUTE_LIMIT_M) -> None:
+    """Both route tables, from the network arrays already written (mapped, not loaded), one
+    batch of origins at a time."""
+    network = {name: open_array(folder, f"{PREFIX}/{name}") for name in _SEGMENT_ARRAYS}
+    n_nodes = len(open_array(folder, f"{PREFIX}/node_x"))
+    ends = (n_nodes, network["from_node"], network["to_node"], network["length_m"])
+    RouteTable.write(folder, f"{PREFIX}/routes", *ends, route_limit_m)
+    RouteTable.write(
+        folder, f"{PREFIX}/directed_routes", *ends, route_limit_m, oneway=network["oneway"]
+    )

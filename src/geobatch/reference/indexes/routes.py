@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geobatch.reference.indexes.files import open_array, write_array
+from geobatch.reference.indexes.files import ArrayWriter, open_array, write_array
 
 SMALL_TABLE = 1 << 20  # keys (8 MiB) up to which one binary search over all of them is faster
 
@@ -86,6 +86,41 @@ class RouteTable:
             np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
         )
+
+    @staticmethod
+    def write(
+        folder: Path,
+        prefix: str,
+        n_nodes: int,
+        from_node: np.ndarray,
+        to_node: np.ndarray,
+        length_m: np.ndarray,
+        limit_m: float,
+        oneway: np.ndarray | None = None,
+        *,
+        batch_origins: int = 50_000,
+    ) -> None:
+        """``build(...).save(folder, prefix)``, the same files, written batch by batch: only
+        one batch of origins' routes is in memory, not the whole table."""
+        graph = _Graph.of(n_nodes, from_node, to_node, length_m, oneway)
+        write_array(folder, f"{prefix}/shape", np.array([n_nodes, limit_m], np.float64))
+        row_start = np.zeros(n_nodes + 1, dtype=np.int64)
+        written = 0
+        with (
+            ArrayWriter(folder, f"{prefix}/keys", np.int64) as keys,
+            ArrayWriter(folder, f"{prefix}/dist", np.float64) as dist,
+            ArrayWriter(folder, f"{prefix}/last_segment", np.int64) as last,
+        ):
+            for a in range(0, n_nodes, max(1, batch_origins)):
+                origins = np.arange(a, min(a + batch_origins, n_nodes), dtype=np.int64)
+                found = graph.search(origins, limit_m)
+                row_start[origins] = written + np.searchsorted(found[0], origins * n_nodes)
+                keys.append(found[0])
+                dist.append(found[1])
+                last.append(found[2])
+                written += len(found[0])
+        row_start[n_nodes] = written
+        write_array(folder, f"{prefix}/row_start", row_start)
 
     def save(self, folder: Path, prefix: str) -> None:
         write_array(folder, f"{prefix}/shape", np.array([self.n_nodes, self.limit_m], np.float64))

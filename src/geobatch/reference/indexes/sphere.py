@@ -36,6 +36,9 @@ _MAX_CELLS = 4_096
 KNOWN_NEIGHBOURS = 6
 """By default each grid cell records how far its queries must search to find this many
 points; searches for more take the widening search."""
+REACH_BATCH = 1 << 18
+"""Grid cells measured with the k-d tree at a time (their distances and neighbours are
+temporary arrays six columns wide)."""
 
 
 def sphere_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -154,9 +157,7 @@ class SpherePoints:
         expected."""
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
-        cells = [cell_m]
-        while cells[-1] * _GROWTH <= (reach_m or cell_m):
-            cells.append(cells[-1] * _GROWTH)
+        cells = _cell_sizes(cell_m, reach_m)
         by_lat = np.argsort(lat, kind="stable")
         xyz = sphere_xyz(lat, lon).reshape(len(lat), 3)
         grids = tuple(
@@ -373,27 +374,75 @@ class SpherePoints:
 
 
 def _cell_reaches(grids: tuple[GridIndex, ...], xyz: np.ndarray, neighbours: int) -> dict[str, Any]:
-    """``reach_keys`` and ``reaches`` for the grids: ``(cells, neighbours)`` distances from
-    each recorded cell's centre to its nearest points (inf where there are fewer points in
-    all), as float32 rounded up. Measured once at import with a k-d tree; the workers only
-    read them."""
+    """``reach_keys`` and ``reaches`` of every grid (see ``_grid_reach``)."""
     tree = cKDTree(xyz) if len(xyz) else None
-    all_keys, all_reaches = [], []
-    for number, grid in enumerate(grids):
-        keys = grid.keys
+    pairs = [
+        _grid_reach(grid, tree, neighbours, number == len(grids) - 1)
+        for number, grid in enumerate(grids)
+    ]
+    return {"reach_keys": tuple(p[0] for p in pairs), "reaches": tuple(p[1] for p in pairs)}
+
+
+def _grid_reach(
+    grid: GridIndex, tree: cKDTree | None, neighbours: int, coarsest: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """One grid's recorded cells and ``(cells, neighbours)`` distances from each cell's centre
+    to its nearest points (inf where there are fewer points in all), as float32 rounded up.
+    Measured once at import with a k-d tree; the workers only read them."""
+    keys = grid.keys
+    ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
+    if coarsest and len(keys):
+        step = np.arange(-1, 2)
+        ix = (ix[:, None, None] + step[None, :, None] + 0 * step[None, None, :]).ravel()
+        iy = (iy[:, None, None] + 0 * step[None, :, None] + step[None, None, :]).ravel()
+        keys = np.unique(_keys(ix, iy))
         ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
-        if number == len(grids) - 1 and len(keys):
-            step = np.arange(-1, 2)
-            ix = (ix[:, None, None] + step[None, :, None] + 0 * step[None, None, :]).ravel()
-            iy = (iy[:, None, None] + 0 * step[None, :, None] + step[None, None, :]).ravel()
-            keys = np.unique(_keys(ix, iy))
-            ix, iy = keys // (1 << 31) - _BIAS, keys % (1 << 31) - _BIAS
-        reach = np.full((len(keys), neighbours), np.inf, dtype=np.float32)
-        if tree is not None and len(keys):
-            centre = sphere_xyz((iy + 0.5) * grid.cell, (ix + 0.5) * grid.cell)
-            nearest, _ = tree.query(centre, k=neighbours)
-            rounded = np.asarray(nearest, dtype=np.float32).reshape(len(keys), neighbours)
-            reach = np.nextafter(rounded, np.float32(np.inf))
-        all_keys.append(np.asarray(keys, dtype=np.int64))
-        all_reaches.append(reach)
-    return {"reach_keys": tuple(all_keys), "reaches": tuple(all_reaches)}
+    reach = np.full((len(keys), neighbours), np.inf, dtype=np.float32)
+    if tree is not None:
+        for start in range(0, len(keys), REACH_BATCH):
+            part = slice(start, start + REACH_BATCH)
+            centre = sphere_xyz((iy[part] + 0.5) * grid.cell, (ix[part] + 0.5) * grid.cell)
+            nearest, _ = tree.query(centre, k=neighbours, workers=-1)  # every core: import only
+            rounded = np.asarray(nearest, dtype=np.float32).reshape(len(centre), neighbours)
+            reach[part] = np.nextafter(rounded, np.float32(np.inf))
+    return np.asarray(keys, dtype=np.int64), reach
+
+
+def write_sphere_points(
+    folder: Path,
+    prefix: str,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    cell_m: float,
+    reach_m: float | None = None,
+    neighbours: int = KNOWN_NEIGHBOURS,
+) -> None:
+    """``SpherePoints.build(...).save(folder, prefix)``, the same files, with one grid in
+    memory at a time: what a country's street edges need at import is their positions, one
+    k-d tree and the grid being filed."""
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    cells = _cell_sizes(cell_m, reach_m)
+    by_lat = np.argsort(lat, kind="stable")
+    write_array(folder, f"{prefix}/by_lat", by_lat)
+    write_array(folder, f"{prefix}/sorted_lat", lat[by_lat])
+    del by_lat
+    write_array(folder, f"{prefix}/cells", np.array([cell / _METRES_PER_DEGREE for cell in cells]))
+    xyz = sphere_xyz(lat, lon).reshape(len(lat), 3)
+    write_array(folder, f"{prefix}/xyz", xyz)
+    tree = cKDTree(xyz) if len(xyz) else None
+    for number, cell in enumerate(cells):
+        grid = GridIndex.build(cell / _METRES_PER_DEGREE, lon, lat, lon, lat)
+        grid.save(folder, f"{prefix}/grid{number}")
+        keys, reach = _grid_reach(grid, tree, neighbours, number == len(cells) - 1)
+        del grid
+        write_array(folder, f"{prefix}/grid{number}/reach_keys", keys)
+        write_array(folder, f"{prefix}/grid{number}/reach", reach)
+
+
+def _cell_sizes(cell_m: float, reach_m: float | None) -> list[float]:
+    """The grids' cell widths in metres: ``cell_m``, doubling up to ``reach_m``."""
+    cells = [cell_m]
+    while cells[-1] * _GROWTH <= (reach_m or cell_m):
+        cells.append(cells[-1] * _GROWTH)
+    return cells
