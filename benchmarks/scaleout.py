@@ -11,9 +11,9 @@ cluster gets). The same generated CSV (the default release's own addresses as fr
 points inside it, so every job type has real work to do) is uploaded as one job and timed
 from create to succeeded, after a warm-up job of small chunks has had every worker open the
 release and build its indexes. The table gives records/s, the time until the input was split
-(one task, while chunks already run), and the speed-up against the first (fewest-workers)
-run of the same script: on a machine with as many free cores as workers, the speed-up is
-what to look at, and the last line compares it with 0.8 x linear.
+(the serial part), and the speed-up against the first (fewest-workers) run of the same
+script: on a machine with as many free cores as workers, the speed-up is what to look at, and
+the last line compares it with 0.8 x linear.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Run:
     workers: int
     seconds: float
     split_seconds: float
-    """Until the input was split into chunks (one task; chunks run while it does)."""
+    """Until the input was split into chunks (one task: the serial part of a job)."""
     records: int
 
     @property
