@@ -409,31 +409,6 @@ def test_a_chunk_failing_after_a_cancel_leaves_no_part(manual: Manual) -> None:
     assert platform.storage.exists(layout.input_key(job.id))
 
 
-def test_chunks_run_while_the_input_is_still_split(manual: Manual) -> None:
-    """A large input's first chunks are worked on before its split ends; malformed rows,
-    written beside their chunk, still reach the error report exactly once."""
-    platform = manual.platform
-    rows = make_rows(100 * MANUAL_CHUNK)
-    bad = {seq * MANUAL_CHUNK + 3: f"bad-{seq},1,2,3" for seq in range(0, 100, 8)}
-    job = create_job(platform, csv_bytes(rows, bad))
-    seen_while_split: list[int] = []
-
-    def done() -> bool:
-        found = platform.store.get(job.id)
-        if not found.split_done:
-            states = chunk_states(platform, job.id)
-            seen_while_split.append(states[ChunkStatus.LEASED] + states[ChunkStatus.DONE])
-        return found.status is S.SUCCEEDED
-
-    manual.tick_until(done, "the job to succeed")
-    assert max(seen_while_split) > 0, "no chunk ran before the split ended"
-    finished = platform.store.get(job.id)
-    check_statistics(finished, rows, total=len(rows) + len(bad), failed=len(bad))
-    check_results(results(platform, job.id), rows)
-    errors = results(platform, job.id, errors=True)
-    assert [e["recId"] for e in errors] == [line.split(",")[0] for line in bad.values()]
-
-
 def test_two_jobs_share_the_workers(manual: Manual) -> None:
     """Both jobs are started before the scheduler looks: the second one's chunks do not wait
     for the first job to finish (fair leasing by chunks in flight)."""

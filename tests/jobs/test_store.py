@@ -443,11 +443,11 @@ def test_add_chunks_records_the_split(store: JobStore) -> None:
     ]
     assert all(c.lease_owner is None and c.lease_expires_at is None for c in found)
     assert store.chunk_progress(job.id) == (0, 3)
-    # a split done again keeps the chunks both have and drops the rest
-    store.add_chunks(job.id, [1000, 1000])
+    # a split done again replaces the first one
+    store.add_chunks(job.id, [5, 5])
     job = store.get(job.id)
     assert job.chunk_count == 2
-    assert job.statistics.total_records == 2000
+    assert job.statistics.total_records == 10
     assert [c.seq for c in store.chunks_of(job.id)] == [0, 1]
     # an input without records splits into no chunks
     empty = make_job(store)
@@ -458,39 +458,6 @@ def test_add_chunks_records_the_split(store: JobStore) -> None:
     assert empty.chunk_count == 0
     assert empty.statistics.total_records == 0
     assert store.chunk_progress(empty.id) == (0, 0)
-
-
-def test_chunks_are_leased_while_the_input_is_still_split(store: JobStore) -> None:
-    job = make_job(store)
-    store.transition(job.id, S.RUNNING)
-    assert store.add_chunks_so_far(job.id, 0, [10, 10])
-    job = store.get(job.id)
-    assert not job.split_done
-    assert job.statistics.total_records is None
-    leased = store.lease_chunks("owner-1", 10, LONG_LEASE)
-    assert [(c.job_id, c.seq) for c in leased] == [(job.id, 0), (job.id, 1)]
-    assert store.commit_chunk(job.id, 0, "owner-1", counts(10))
-    # a split started over records the same chunks again: nothing changes
-    assert store.add_chunks_so_far(job.id, 0, [10, 10, 10])
-    assert [(c.seq, c.status) for c in store.chunks_of(job.id)] == [
-        (0, ChunkStatus.DONE),
-        (1, ChunkStatus.LEASED),
-        (2, ChunkStatus.PENDING),
-    ]
-    assert store.chunk_progress(job.id) == (1, 3)
-    assert store.add_chunks(job.id, [10, 10, 10, 4])
-    job = store.get(job.id)
-    assert job.split_done
-    assert job.statistics.total_records == 34
-    assert [(c.seq, c.status) for c in store.chunks_of(job.id)][::3] == [
-        (0, ChunkStatus.DONE),
-        (3, ChunkStatus.PENDING),
-    ]
-    # once the split is done, or the job is over, nothing more is recorded
-    assert not store.add_chunks_so_far(job.id, 4, [10])
-    store.transition(job.id, S.CANCELLED)
-    assert not store.add_chunks_so_far(job.id, 4, [10])
-    assert store.chunk_progress(job.id) == (1, 4)
 
 
 @pytest.mark.parametrize("status", [S.CANCELLED, None])

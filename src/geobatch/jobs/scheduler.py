@@ -37,7 +37,6 @@ from geobatch.jobs.tasks import (
     input_limits,
     process_chunk,
     split_input,
-    written_chunks,
 )
 from geobatch.jobs.types import job_type
 
@@ -45,10 +44,6 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.5
 MAX_SPLIT_ATTEMPTS = 3
-SPLIT_POLL_SECONDS = 0.25
-"""How often the chunks that running splits have written are looked for."""
-SPLIT_POLL_CHUNKS = 64
-"""At most this many new chunks of one split are recorded per look."""
 
 
 CHUNK_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -83,9 +78,6 @@ class Scheduler:
         self._chunks: dict[Future[ChunkCounts], LeasedChunk] = {}
         self._splits: dict[Future[SplitOutcome], str] = {}
         self._split_attempts: dict[str, int] = {}
-        self._next_chunk_seq: dict[str, int | None] = {}
-        """Per job being split: the first chunk not yet recorded (``None`` once refused)."""
-        self._next_split_poll = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,9 +140,6 @@ class Scheduler:
             self._housekeeping()
             self._next_housekeeping = now + min(1.0, self.settings.lease_seconds / 3)
         self._collect()
-        if now >= self._next_split_poll:
-            self._record_written_chunks()
-            self._next_split_poll = now + SPLIT_POLL_SECONDS
         self._start_queued()
         self._dispatch()
 
@@ -213,21 +202,6 @@ class Scheduler:
             input_limits=input_limits(self.settings),
         )
         self._splits[self.executor.submit(split_input, task)] = job.id
-        self._next_chunk_seq.setdefault(job.id, 0)
-
-    def _record_written_chunks(self) -> None:
-        """Hand out the chunks that running splits have written so far."""
-        for job_id in set(self._splits.values()):
-            first = self._next_chunk_seq.get(job_id)
-            if first is None:
-                continue
-            sizes = written_chunks(self.storage, job_id, first, SPLIT_POLL_CHUNKS)
-            if not sizes:
-                continue
-            if self.store.add_chunks_so_far(job_id, first, sizes):
-                self._next_chunk_seq[job_id] = first + len(sizes)
-            else:  # cancelled or failed meanwhile: its split's outcome will be refused too
-                self._next_chunk_seq[job_id] = None
 
     # -- dispatching chunks -----------------------------------------------------------------
 
@@ -323,11 +297,8 @@ class Scheduler:
 
     def _split_done(self, job_id: str, outcome: SplitOutcome) -> None:
         self._split_attempts.pop(job_id, None)
-        self._next_chunk_seq.pop(job_id, None)
         if outcome.error_code is not None:
-            # Chunks written before the input turned out bad may have run: drop what they wrote.
             self._fail(job_id, outcome.error_code, outcome.error_message or outcome.error_code)
-            self._discard_work(job_id)
             return
         try:
             added = self.store.add_chunks(job_id, outcome.sizes)
@@ -365,8 +336,7 @@ class Scheduler:
             pass
 
     def _discard_work(self, job_id: str) -> None:
-        """Delete what workers wrote for a job that was cancelled or failed (work files: neither
-        has results) or deleted (all).
+        """Delete what workers wrote for a job that was cancelled (work files) or deleted (all).
 
         The API deletes these too, but a worker still running may have written after it did.
         """
@@ -375,7 +345,7 @@ class Scheduler:
         except NotFound:
             self.storage.delete_prefix(layout.job_prefix(job_id))
             return
-        if job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        if job.status is JobStatus.CANCELLED:
             for prefix in layout.work_prefixes(job_id):
                 self.storage.delete_prefix(prefix)
 

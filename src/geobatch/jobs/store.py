@@ -292,31 +292,8 @@ class JobStore:
 
     # -- chunks -----------------------------------------------------------------------------
 
-    def add_chunks_so_far(self, job_id: str, first_seq: int, sizes: Sequence[int]) -> bool:
-        """Record chunks ``first_seq``, ``first_seq + 1``, ... of a job's input as it is split.
-
-        Chunks are leased as soon as they are recorded, so a large input is worked on while the
-        rest of it is still being split. Recording a chunk again (a split that was interrupted
-        and started over writes the same chunks) changes nothing. Refused (returns False) when
-        the job was cancelled, failed or deleted meanwhile, or its split is already done.
-        """
-        live = [JobStatus.RUNNING.value, JobStatus.PAUSED.value]
-        with self._write() as connection:
-            hit = connection.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status.in_(live), jobs.c.split_done.is_(False))
-                .values(updated_at=utcnow())
-            ).rowcount
-            if hit != 1:
-                connection.rollback()
-                return False
-            self._insert_missing_chunks(connection, job_id, first_seq, sizes)
-        self._on_change(job_id)
-        return True
-
     def add_chunks(self, job_id: str, sizes: Sequence[int]) -> bool:
-        """Record every chunk of a split input and its record count, in one transaction, and
-        mark the split done (chunks recorded so far are kept as they are).
+        """Record the chunks of a freshly split input and its record count, in one transaction.
 
         Refused (returns False) when the job was cancelled or deleted while it was split.
         """
@@ -335,32 +312,22 @@ class JobStore:
             if hit != 1:
                 connection.rollback()
                 return False
-            connection.execute(
-                chunks.delete().where(chunks.c.job_id == job_id, chunks.c.seq >= len(sizes))
-            )
-            self._insert_missing_chunks(connection, job_id, 0, sizes)
+            connection.execute(chunks.delete().where(chunks.c.job_id == job_id))
+            if sizes:
+                connection.execute(
+                    chunks.insert(),
+                    [
+                        {
+                            "job_id": job_id,
+                            "seq": seq,
+                            "status": ChunkStatus.PENDING.value,
+                            "records": n,
+                        }
+                        for seq, n in enumerate(sizes)
+                    ],
+                )
         self._on_change(job_id)
         return True
-
-    @staticmethod
-    def _insert_missing_chunks(
-        connection: sa.Connection, job_id: str, first_seq: int, sizes: Sequence[int]
-    ) -> None:
-        last_seq = first_seq + len(sizes) - 1
-        present = set(
-            connection.execute(
-                sa.select(chunks.c.seq).where(
-                    chunks.c.job_id == job_id, chunks.c.seq.between(first_seq, last_seq)
-                )
-            ).scalars()
-        )
-        rows = [
-            {"job_id": job_id, "seq": seq, "status": ChunkStatus.PENDING.value, "records": n}
-            for seq, n in enumerate(sizes, start=first_seq)
-            if seq not in present
-        ]
-        if rows:
-            connection.execute(chunks.insert(), rows)
 
     def chunks_of(self, job_id: str) -> list[Chunk]:
         with self._read() as connection:
@@ -400,7 +367,7 @@ class JobStore:
         with self._read() as connection:
             running = connection.execute(
                 sa.select(jobs.c.id, jobs.c.tenant, jobs.c.priority, jobs.c.pk).where(
-                    jobs.c.status == JobStatus.RUNNING.value
+                    jobs.c.status == JobStatus.RUNNING.value, jobs.c.split_done.is_(True)
                 )
             ).all()
             if not running:

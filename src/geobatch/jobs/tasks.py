@@ -142,11 +142,7 @@ def check_header(job_type_name: str, options: dict[str, Any], columns: tuple[str
 
 
 def split_input(task: SplitTask) -> SplitOutcome:
-    """Read the whole input once and write it as chunk parts of ``chunk_size`` records.
-
-    Parts appear in order while the split runs (see ``written_chunks``), so chunks are worked
-    on before the whole input is split.
-    """
+    """Read the whole input once and write it as chunk parts of ``chunk_size`` records."""
     storage = _storage(task.storage_url)
     key = task.input.get("key") or layout.input_key(task.job_id)
     spec = input_spec(task.input)
@@ -163,13 +159,11 @@ def split_input(task: SplitTask) -> SplitOutcome:
         sizes: list[int] = []
         with storage.open_read(key) as source:
             for seq, batch in enumerate(iter_batches(source, spec, task.chunk_size)):
-                # The scheduler hands out a chunk as soon as its records part exists, so the
-                # part with its malformed rows is written first.
+                with storage.open_write(layout.chunk_key(task.job_id, seq)) as sink:
+                    pq.write_table(batch.records, sink)
                 if batch.errors.num_rows:
                     with storage.open_write(layout.chunk_errors_key(task.job_id, seq)) as sink:
                         pq.write_table(batch.errors, sink)
-                with storage.open_write(layout.chunk_key(task.job_id, seq)) as sink:
-                    pq.write_table(batch.records, sink)
                 sizes.append(batch.records.num_rows + batch.errors.num_rows)
     except InputError as exc:
         if fetched:  # a refused download keeps nothing of what it fetched
@@ -178,26 +172,6 @@ def split_input(task: SplitTask) -> SplitOutcome:
     except ForbiddenUrl as exc:
         return SplitOutcome(error_code="download_failed", error_message=str(exc))
     return SplitOutcome(sizes=sizes)
-
-
-def written_chunks(storage: BlobStorage, job_id: str, first_seq: int, most: int) -> list[int]:
-    """The sizes of the chunks a running split has written so far, from ``first_seq`` on."""
-    sizes: list[int] = []
-    for seq in range(first_seq, first_seq + most):
-        key = layout.chunk_key(job_id, seq)
-        if not storage.exists(key):
-            break
-        size = _rows(storage, key)
-        errors_key = layout.chunk_errors_key(job_id, seq)
-        if storage.exists(errors_key):
-            size += _rows(storage, errors_key)
-        sizes.append(size)
-    return sizes
-
-
-def _rows(storage: BlobStorage, key: str) -> int:
-    with storage.open_read(key) as source:
-        return int(pq.read_metadata(source).num_rows)
 
 
 @dataclass(frozen=True, kw_only=True)
