@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -70,8 +71,13 @@ def wait_until_still(client: httpx.Client, job_id: str, quiet: float = 0.8) -> d
 
 
 def stored_files(server: ServerProcess, job_id: str) -> list[str]:
+    """The job's files now; os.walk skips folders removed while it reads (a delete in flight)."""
     folder = server.data_dir / "storage" / "jobs" / job_id
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    return sorted(
+        os.path.relpath(os.path.join(root, name), folder)
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
 
 
 def storage_still(server: ServerProcess, job_id: str, quiet: float = 0.7) -> None:
