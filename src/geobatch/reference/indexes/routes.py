@@ -11,6 +11,7 @@ than the limit are treated as unreachable, which is what the transition model wo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +73,7 @@ class RouteTable:
         table is the same whatever the batch size.
         """
         graph = _Graph.of(n_nodes, from_node, to_node, length_m, oneway)
-        parts = [
-            graph.search(np.arange(a, min(a + batch_origins, n_nodes), dtype=np.int64), limit_m)
-            for a in range(0, n_nodes, max(1, batch_origins))
-        ]
+        parts = [found for _, found in graph.search_batches(limit_m, batch_origins)]
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return cls.of(n_nodes, limit_m, empty, np.zeros(0), empty)
@@ -111,9 +109,7 @@ class RouteTable:
             ArrayWriter(folder, f"{prefix}/dist", np.float64) as dist,
             ArrayWriter(folder, f"{prefix}/last_segment", np.int64) as last,
         ):
-            for a in range(0, n_nodes, max(1, batch_origins)):
-                origins = np.arange(a, min(a + batch_origins, n_nodes), dtype=np.int64)
-                found = graph.search(origins, limit_m)
+            for origins, found in graph.search_batches(limit_m, batch_origins):
                 row_start[origins] = written + np.searchsorted(found[0], origins * n_nodes)
                 keys.append(found[0])
                 dist.append(found[1])
@@ -240,6 +236,14 @@ class _Graph:
             first=first,
             degree=np.diff(first),
         )
+
+    def search_batches(
+        self, limit_m: float, batch_origins: int
+    ) -> Iterator[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Every node's routes, ``batch_origins`` origins at a time, in origin order."""
+        for a in range(0, self.n_nodes, max(1, batch_origins)):
+            origins = np.arange(a, min(a + batch_origins, self.n_nodes), dtype=np.int64)
+            yield origins, self.search(origins, limit_m)
 
     def search(
         self, nodes: np.ndarray, limit_m: float
