@@ -52,6 +52,22 @@ class Levels:
         return out + layer_share * ((given != UNKNOWN) & (given != network.layer[segment]))
 
 
+    def agreement(
+        self, line: np.ndarray, segment: np.ndarray, network: RoadNetwork, layer_share: float
+    ) -> np.ndarray:
+        """Per (line, segment) pair, 1 - mismatch (0..1) where either side is off the ground
+        (in a tunnel, on a bridge, at a layer other than 0) and the line says where it runs;
+        nan elsewhere: two roads at ground level agreeing says little."""
+        road_off = (self.tunnel[line] == 1) | (self.bridge[line] == 1)
+        road_off |= (self.layer[line] != UNKNOWN) & (self.layer[line] != 0)
+        segment_off = network.tunnel[segment] | network.bridge[segment]
+        segment_off = segment_off | (network.layer[segment] != 0)
+        said = (self.layer[line] != UNKNOWN) | (self.tunnel[line] != UNKNOWN)
+        said |= self.bridge[line] != UNKNOWN
+        score = 1.0 - np.minimum(self.mismatch(line, segment, network, layer_share), 1.0)
+        return np.where(said & (road_off | segment_off), score, np.nan)
+
+
 def _known(size: int, values: Sequence[int | bool | None] | None) -> np.ndarray:
     out = np.full(size, UNKNOWN, dtype=np.int16)
     if values is not None:

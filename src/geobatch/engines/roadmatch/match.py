@@ -71,7 +71,7 @@ class MatchParams:
     unnamed_penalty: float = 0.25  # share of it for a named segment when the road has no name
     # emission cost of a segment in a tunnel or on a bridge when the road says it is not (or
     # the reverse), where the input says; a segment at another layer costs ``layer_share`` of it
-    level_penalty: float = 1.0
+    level_penalty: float = 0.5
     layer_share: float = 0.5
     either_direction: bool = True  # input digitisation direction says nothing about traffic
     break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
@@ -306,4 +306,6 @@ def _match_batch(
     pieces: PathPieces = trace_paths(
         samples, candidates, layers, chosen, restart, network, routes, params
     )
-    return score_roads(samples, candidates, layers, chosen, pieces, name_scores, network, params)
+    return score_roads(
+        samples, candidates, layers, chosen, pieces, name_scores, network, params, levels
+    )
