@@ -43,7 +43,8 @@ def match_records(
     records: pa.Table, network: RoadNetwork, params: MatchParams, *, traces: bool = False
 ) -> BatchMatch:
     """Match every usable record of ``records`` (``_ordinal``, ``recId``, geometry, and the
-    optional ``name``, ``oneway``, ``layer``, ``tunnel`` and ``bridge``); GPS traces are matched in their direction of travel."""
+    optional ``name``, ``oneway``, ``layer``, ``tunnel`` and ``bridge``); GPS traces are
+    matched in their direction of travel."""
     started = time.perf_counter()
     if traces:
         params = MatchParams.for_traces(

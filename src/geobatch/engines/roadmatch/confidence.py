@@ -119,7 +119,9 @@ def score_roads(
             / w
         )
     road_name = np.where(w > 0, road_name, np.nan)
-    road_conf = combine(mean_dist, shape, mean_turn, road_name, _mean(pieces.line, p_level, covered, n_lines))
+    road_conf = combine(
+        mean_dist, shape, mean_turn, road_name, _mean(pieces.line, p_level, covered, n_lines)
+    )
     road_conf = np.where(n_ok > 0, road_conf, 0.0)
     # A stretch below the threshold is not a match: it is dropped, and the status comes from
     # the share of the input that the remaining stretches cover. A short weak stretch between

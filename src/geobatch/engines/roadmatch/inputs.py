@@ -410,7 +410,9 @@ def _layer(values: pa.ChunkedArray | None, size: int) -> list[int | None]:
     if values is None:
         return [None] * size
     text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
-    numbers = pc.cast(pc.if_else(pc.match_substring_regex(text, r"^[+-]?\d+$"), text, None), pa.int64())
+    numbers = pc.cast(
+        pc.if_else(pc.match_substring_regex(text, r"^[+-]?\d+$"), text, None), pa.int64()
+    )
     low = pc.min_element_wise(numbers, 5, skip_nulls=False)
     return pc.max_element_wise(low, -5, skip_nulls=False).to_pylist()  # type: ignore[no-any-return]
 

@@ -36,7 +36,9 @@ class Levels:
         tunnel: Sequence[bool | None] | None,
         bridge: Sequence[bool | None] | None,
     ) -> Levels:
-        return cls(layer=_known(size, layer), tunnel=_known(size, tunnel), bridge=_known(size, bridge))
+        return cls(
+            layer=_known(size, layer), tunnel=_known(size, tunnel), bridge=_known(size, bridge)
+        )
 
     def mismatch(
         self, line: np.ndarray, segment: np.ndarray, network: RoadNetwork, layer_share: float
@@ -50,7 +52,6 @@ class Levels:
             out = np.maximum(out, (given != UNKNOWN) & (given != actual[segment]))
         given = self.layer[line]
         return out + layer_share * ((given != UNKNOWN) & (given != network.layer[segment]))
-
 
     def agreement(
         self, line: np.ndarray, segment: np.ndarray, network: RoadNetwork, layer_share: float
