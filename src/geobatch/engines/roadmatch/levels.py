@@ -51,7 +51,8 @@ class Levels:
             given = said[line]
             out = np.maximum(out, (given != UNKNOWN) & (given != actual[segment]))
         given = self.layer[line]
-        return out + layer_share * ((given != UNKNOWN) & (given != network.layer[segment]))
+        out += layer_share * ((given != UNKNOWN) & (given != network.layer[segment]))
+        return out
 
     def agreement(
         self, line: np.ndarray, segment: np.ndarray, network: RoadNetwork, layer_share: float

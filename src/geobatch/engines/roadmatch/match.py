@@ -181,7 +181,9 @@ def match_columns(
             declared = np.array([v is not None for v in oneway[begin:end]], dtype=bool)
         levels = Levels.of(
             len(batch),
-            *(None if v is None else v[begin:end] for v in (layer, tunnel, bridge)),
+            None if layer is None else layer[begin:end],
+            None if tunnel is None else tunnel[begin:end],
+            None if bridge is None else bridge[begin:end],
         )
         out.append(_match_batch(batch, batch_names, known, declared, levels, network, params))
     return Matches.concat(out)
