@@ -1,7 +1,7 @@
 """Cross-version evaluation of road matching: an old OSM snapshot's roads onto a newer release.
 
 Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --new F]
-[--without oneway] [--without name]``.
+[--without oneway] [--without name] [--without layer]``.
 
 The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
 as ``road_match`` records (the job's default options) onto a release built from
@@ -17,7 +17,8 @@ as ``road_match`` records (the job's default options) onto a release built from
   an edge that a new way covers only in part lies on it only there;
 - what no new way runs along within 10 m lies on no reference road (removed, or moved further).
 
-Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed
+Test roads carry their old way's name, oneway flag, layer, tunnel and bridge tags
+(``--without layer`` leaves out the last three). Perturbations, drawn with a fixed
 seed: a sideways offset of 1-6 m (not applied where it would fold a road up), 1 m Gaussian
 jitter on vertices every 10 m, Douglas-Peucker simplification (2 m), splits of a way at a
 random point (often mid-edge, so roads end mid-segment) and merges of two ways that meet end
