@@ -1,9 +1,9 @@
 """Where a road runs (in a tunnel, on a bridge, at an OSM ``layer``) as a matching cue.
 
-A tunnel and the street above it, a bridge and the road beneath, or a slip road beside a
-carriageway lie a few metres apart, closer than a digitised road's offset: geometry alone
-cannot tell them apart. Where the input says where a road runs, a candidate on a segment
-that runs elsewhere is less likely; where it does not say, nothing changes.
+A tunnel and the street above it, or a bridge and the road beneath, lie a few metres apart,
+closer than a digitised road's offset: geometry alone cannot tell them apart. Where the
+input says where a road runs, a candidate on a segment that runs elsewhere is less likely;
+where it does not say, nothing changes.
 """
 
 from __future__ import annotations
