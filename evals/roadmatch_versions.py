@@ -1,7 +1,7 @@
 """Cross-version evaluation of road matching: an old OSM snapshot's roads onto a newer release.
 
 Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --new F]
-[--without oneway] [--without name]``.
+[--without oneway] [--without name] [--without layer]``.
 
 The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
 as ``road_match`` records (the job's default options) onto a release built from
@@ -17,7 +17,8 @@ as ``road_match`` records (the job's default options) onto a release built from
   an edge that a new way covers only in part lies on it only there;
 - what no new way runs along within 10 m lies on no reference road (removed, or moved further).
 
-Test roads carry their old way's name and oneway flag. Perturbations, drawn with a fixed
+Test roads carry their old way's name, oneway flag, layer, tunnel and bridge tags
+(``--without layer`` leaves out the last three). Perturbations, drawn with a fixed
 seed: a sideways offset of 1-6 m (not applied where it would fold a road up), 1 m Gaussian
 jitter on vertices every 10 m, Douglas-Peucker simplification (2 m), splits of a way at a
 random point (often mid-edge, so roads end mid-segment) and merges of two ways that meet end
@@ -61,7 +62,7 @@ from geobatch.engines.roadmatch.chunk import match_records
 from geobatch.engines.roadmatch.output import RoadAnswer
 from geobatch.jobs.types.road_match import RoadMatchOptions, params_of
 from geobatch.reference import Release
-from geobatch.reference.osm_tags import oneway, road_class
+from geobatch.reference.osm_tags import is_bridge, is_tunnel, layer, oneway, road_class
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from roadmatch_data import SHARED_DATA, data_or_exit, temporary_release
@@ -70,6 +71,8 @@ from roadmatch_synthetic import Way, ways_of
 REDRAWN_M = 10.0
 END_TOLERANCE_M = 3.0
 FULL_SHARE = 0.9
+WITHOUT = {"name": ("name",), "oneway": ("oneway",), "layer": ("layer", "tunnel", "bridge")}
+"""The record columns ``--without`` leaves out, by cue."""
 
 
 @dataclass
@@ -81,6 +84,10 @@ class OsmWay:
     lonlat: np.ndarray
     name: str | None
     oneway: int  # 1 along, -1 against, 0 both ways
+    highway: str
+    layer: int
+    tunnel: bool
+    bridge: bool
 
 
 def read_ways(path: Path) -> dict[int, OsmWay]:
@@ -109,7 +116,15 @@ def read_ways(path: Path) -> dict[int, OsmWay]:
             coords.append(here)
         if len(refs) >= 2:
             ways[way.id] = OsmWay(
-                way.id, refs, np.asarray(coords), tags.get("name"), oneway(tags, highway)
+                way.id,
+                refs,
+                np.asarray(coords),
+                tags.get("name"),
+                oneway(tags, highway),
+                highway,
+                layer(tags),
+                is_tunnel(tags),
+                is_bridge(tags),
             )
     return ways
 
@@ -231,6 +246,10 @@ class Road:
     name: str | None
     oneway: int
     pieces: list[tuple[OldEdge, float, float]]
+    layer: int = 0
+    tunnel: bool = False
+    bridge: bool = False
+    highway: str = ""
     truth: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
     length_m: float = 0.0
     on_reference_m: float = 0.0
@@ -287,7 +306,6 @@ def perturbed_roads(
             coords = old[way_id].lonlat
             refs.extend(map(tuple, coords if not refs else coords[1:]))
             pieces.extend((edge, 0.0, 1.0) for edge in truth[way_id])
-        name, direction = old[chain[0]].name, old[chain[0]].oneway
         xy = np.column_stack(network.projection.forward(*np.asarray(refs).T))
         if rng.random() < 0.2 and len(pieces) >= 1:
             # Split at a random point along the road, usually inside an edge.
@@ -309,8 +327,16 @@ def perturbed_roads(
             if line is None:
                 continue
             lon, lat = network.projection.inverse(*shapely.get_coordinates(line).T)
+            first = old[chain[0]]
             road = Road(
-                shapely.LineString(np.column_stack([lon, lat])), name, direction, part_pieces
+                shapely.LineString(np.column_stack([lon, lat])),
+                first.name,
+                first.oneway,
+                part_pieces,
+                first.layer,
+                first.tunnel,
+                first.bridge,
+                first.highway,
             )
             road.settle()
             if road.length_m >= 1.0:
@@ -490,7 +516,7 @@ def main() -> None:
     parser.add_argument(
         "--without",
         action="append",
-        choices=("name", "oneway"),
+        choices=sorted(WITHOUT),
         default=[],
         help="leave a column out of the records, as a customer without it would",
     )
@@ -511,10 +537,14 @@ def main() -> None:
                 "recId": pa.array([str(i) for i in range(len(roads))], pa.string()),
                 "name": pa.array([r.name for r in roads], pa.string()),
                 "oneway": pa.array([r.oneway for r in roads], pa.int8()),
+                "layer": pa.array([r.layer for r in roads], pa.int8()),
+                "tunnel": pa.array([r.tunnel for r in roads], pa.bool_()),
+                "bridge": pa.array([r.bridge for r in roads], pa.bool_()),
                 "geometry": pa.array(shapely.to_wkb(np.asarray([r.line for r in roads]))),
             }
         )
-        records = records.drop_columns(sorted(set(args.without)))
+        left_out = {column for name in args.without for column in WITHOUT[name]}
+        records = records.drop_columns(sorted(left_out))
         started = time.perf_counter()
         batch = match_records(records, network, params_of(RoadMatchOptions()))
         seconds = time.perf_counter() - started

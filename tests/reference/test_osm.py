@@ -17,7 +17,7 @@ import shapely
 
 from geobatch.reference import TABLES, ReleaseError, ReleaseStore, gazetteer_table, import_osm
 from geobatch.reference.osm import DEFAULT_MEMORY_BUDGET, plan_import, source_timestamp
-from geobatch.reference.osm_tags import normalise, oneway
+from geobatch.reference.osm_tags import is_bridge, is_tunnel, layer, normalise, oneway
 from geobatch.reference.release import Release
 
 ROAD_CLASSES = {
@@ -258,6 +258,41 @@ def test_oneway_follows_the_tags(release: Release) -> None:
         seen[value] += 1
     assert seen[1] > 0
     assert seen[0] > 0
+
+
+def test_layer_tunnel_and_bridge_follow_the_tags(release: Release) -> None:
+    ref = reference(source_of(release))
+    segments = release.table("segments")
+    seen = Counter()
+    for source, level, tunnel, bridge in zip(
+        segments["source_id"].to_pylist(),
+        segments["layer"].to_pylist(),
+        segments["tunnel"].to_pylist(),
+        segments["bridge"].to_pylist(),
+        strict=True,
+    ):
+        tags = ref.tags[int(source.removeprefix("osm:way/"))]
+        assert (level, tunnel, bridge) == (layer(tags), is_tunnel(tags), is_bridge(tags))
+        seen["tunnel"] += tunnel
+        seen["bridge"] += bridge
+        seen["layer"] += level != 0
+    assert min(seen.values()) > 0
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({}, (0, False, False)),
+        ({"tunnel": "yes", "layer": "-1"}, (-1, True, False)),
+        ({"tunnel": "building_passage"}, (0, True, False)),
+        ({"bridge": "viaduct", "layer": "2"}, (2, False, True)),
+        ({"bridge": "no", "tunnel": "no", "layer": "0"}, (0, False, False)),
+        ({"layer": "-9"}, (-5, False, False)),
+        ({"layer": "1;2"}, (0, False, False)),
+    ],
+)
+def test_layer_and_structure_rules(tags: dict[str, str], expected: tuple[int, bool, bool]) -> None:
+    assert (layer(tags), is_tunnel(tags), is_bridge(tags)) == expected
 
 
 @pytest.mark.parametrize(

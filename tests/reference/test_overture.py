@@ -27,6 +27,7 @@ from tests.reference.overture_samples import (
     CONNECTORS,
     EXPECTED_ONEWAY,
     PLACES,
+    ROAD_FLAGS,
     ROADS,
     SEGMENT_CONNECTORS,
     SEGMENTS,
@@ -288,6 +289,28 @@ def test_oneway_rules_apply_to_the_pieces_they_cover(tmp_path: Path, store: Rele
     path = write_segments(tmp_path / "segments.parquet", [segment])
     release = store.load(import_overture([path], store, kind=None).id)
     assert [p["oneway"] for p in pieces_of(release, segment)] == [1, 0]
+
+
+def test_level_rules_and_road_flags_apply_to_the_pieces_they_cover(tmp_path: Path) -> None:
+    split_at = SEGMENTS[0].connector_refs[1][1]
+    table = pq.read_table(write_segments(tmp_path / "segments.parquet", [SEGMENTS[0]]))
+    flags = [
+        {"values": ["is_tunnel"], "between": [0.0, split_at]},
+        {"values": ["is_bridge", "is_link"], "between": None},
+    ]
+    table = table.set_column(
+        table.schema.get_field_index("road_flags"), "road_flags", pa.array([flags], ROAD_FLAGS)
+    )
+    levels = pa.list_(pa.struct([("value", pa.int32()), ("between", pa.list_(pa.float64()))]))
+    rules = [{"value": -1, "between": [0.0, split_at]}, {"value": 9, "between": [split_at, 1.0]}]
+    table = table.append_column("level_rules", pa.array([rules], levels))
+    pieces = road_pieces(table).table
+    assert pieces["tunnel"].to_pylist() == [True, False]
+    assert pieces["bridge"].to_pylist() == [True, True]
+    assert pieces["layer"].to_pylist() == [-1, 5]
+    plain = road_pieces(pq.read_table(tmp_path / "segments.parquet")).table
+    assert plain["layer"].to_pylist() == [0, 0]
+    assert not any(plain["tunnel"].to_pylist() + plain["bridge"].to_pylist())
 
 
 def test_small_batches_give_the_same_release(

@@ -22,6 +22,7 @@ from geobatch.reference import (
     ReleaseNotFound,
     ReleaseStore,
 )
+from geobatch.reference.indexes import INDEX_VERSION
 from geobatch.reference.release import Release, conform
 
 PLACE = {"id": ["osm:node/1"], "name": ["Kamppi"], "lon": [24.93], "lat": [60.17]}
@@ -219,6 +220,16 @@ def test_other_schema_versions_are_refused(store: ReleaseStore) -> None:
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "schema_version": SCHEMA_VERSION + 1}))
     with pytest.raises(ReleaseError, match="rebuild it"):
+        store.load("test-2024-01-01")
+
+
+def test_releases_of_the_previous_index_version_are_refused(store: ReleaseStore) -> None:
+    build(store, "test-2024-01-01")
+    path = store.path("test-2024-01-01") / "manifest.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "index_version": INDEX_VERSION - 1}))
+    message = f"index version {INDEX_VERSION - 1} but this geobatch reads version {INDEX_VERSION}"
+    with pytest.raises(ReleaseError, match=f"{message}: rebuild it"):
         store.load("test-2024-01-01")
 
 

@@ -41,6 +41,8 @@ IMPLIED_ONEWAY = frozenset({"motorway", "motorway_link"})
 ONEWAY_ALONG = frozenset({"yes", "1", "true"})
 ONEWAY_AGAINST = frozenset({"-1", "reverse"})
 ONEWAY_BOTH = frozenset({"no", "0", "false", "reversible", "alternating"})
+NOT_A_STRUCTURE = frozenset({"no", "0", "false", ""})
+"""``tunnel`` and ``bridge`` values that say the way is on neither."""
 
 NAME_KEYS = {
     "name": "default",
@@ -104,6 +106,25 @@ def oneway(tags: Mapping[str, str], highway: str) -> int:
     if tags.get("junction") in ("roundabout", "circular") or highway in IMPLIED_ONEWAY:
         return 1
     return 0
+
+
+def layer(tags: Mapping[str, str]) -> int:
+    """The way's ``layer`` (-5..5), 0 where absent or unreadable."""
+    try:
+        value = round(float(tags.get("layer", "0").strip().replace(",", ".")))
+    except ValueError:
+        return 0
+    return max(-5, min(5, value))
+
+
+def is_tunnel(tags: Mapping[str, str]) -> bool:
+    """The way runs in a tunnel, a covered passage or a building passage."""
+    return tags.get("tunnel", "no").strip().lower() not in NOT_A_STRUCTURE
+
+
+def is_bridge(tags: Mapping[str, str]) -> bool:
+    """The way runs on a bridge or a viaduct."""
+    return tags.get("bridge", "no").strip().lower() not in NOT_A_STRUCTURE
 
 
 def names(tags: Mapping[str, str], *, with_ref: bool = False) -> list[tuple[str, str]]:

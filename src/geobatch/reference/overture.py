@@ -79,7 +79,7 @@ KINDS: dict[str, Kind] = {
         "transportation/segment",
         ("id", "geometry", "subtype", "class"),
         ("connectors", "connector_ids"),
-        ("names.primary", "names.common", "access_restrictions"),
+        ("names.primary", "names.common", "access_restrictions", "road_flags", "level_rules"),
     ),
     CONNECTORS: Kind("transportation/connector", ("id", "geometry")),
     ADDRESSES: Kind(

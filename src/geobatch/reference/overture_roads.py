@@ -55,6 +55,9 @@ PIECES = pa.schema(
         ("name", pa.string()),
         ("names", schema.NAMES),
         ("oneway", pa.int8()),
+        ("layer", pa.int8()),
+        ("tunnel", pa.bool_()),
+        ("bridge", pa.bool_()),
     ]
 )
 
@@ -198,6 +201,7 @@ def road_pieces(batch: Batch, known: pa.Table | None = None) -> Pieces:
         "name": field(names, "primary").cast(pa.string()),
         "names": names_map(names),
         "oneway": _oneway(table, p_line, a, b, geo.length[p_line]),
+        **_structure(table, p_line, a, b, geo.length[p_line]),
     }
     return Pieces(pa.table(attributes, schema=PIECES), coords, counts)
 
@@ -298,7 +302,6 @@ def _oneway(table: pa.Table, line: Ints, a: Floats, b: Floats, length: Floats) -
     if not pa.types.is_list(rules.type) or not len(line):
         return pa.array(oneway)
     items = pc.list_flatten(rules)
-    owner = pc.list_parent_indices(rules).to_numpy(zero_copy_only=False).astype(np.int64)
     when = field(items, "when")
     heading = field(when, "heading").cast(pa.string())
     ok = mask(pc.equal(field(items, "access_type").cast(pa.string()), "denied"))
@@ -308,6 +311,51 @@ def _oneway(table: pa.Table, line: Ints, a: Floats, b: Floats, length: Floats) -
         ok &= mask(pc.is_null(value)) | (mask(empty) if empty is not None else False)
     backward = ok & mask(pc.equal(heading, "backward"))
     forward = ok & mask(pc.equal(heading, "forward"))
+    rule, piece, covers = _covering(rules, line, a, b, length)
+    denied_back = np.zeros(len(line), bool)
+    denied_fwd = np.zeros(len(line), bool)
+    denied_back[piece[covers & backward[rule]]] = True
+    denied_fwd[piece[covers & forward[rule]]] = True
+    oneway[denied_back & ~denied_fwd] = 1
+    oneway[denied_fwd & ~denied_back] = -1
+    return pa.array(oneway)
+
+
+def _structure(
+    table: pa.Table, line: Ints, a: Floats, b: Floats, length: Floats
+) -> dict[str, pa.Array]:
+    """``layer`` from the ``level_rules`` and ``tunnel``/``bridge`` from the ``road_flags``
+    (``is_tunnel``, ``is_bridge``) whose ``between`` range covers the piece."""
+    layer = np.zeros(len(line), np.int8)
+    tunnel = np.zeros(len(line), bool)
+    bridge = np.zeros(len(line), bool)
+    levels = column(table, "level_rules")
+    if pa.types.is_list(levels.type) and len(line):
+        rule, piece, covers = _covering(levels, line, a, b, length)
+        value = pc.fill_null(field(pc.list_flatten(levels), "value"), 0)
+        value = np.clip(value.to_numpy(zero_copy_only=False).astype(np.int64), -5, 5)
+        layer[piece[covers]] = value[rule[covers]]
+    flags = column(table, "road_flags")
+    if pa.types.is_list(flags.type) and len(line):
+        rule, piece, covers = _covering(flags, line, a, b, length)
+        values = field(pc.list_flatten(flags), "values")
+        if pa.types.is_list(values.type):
+            owner = pc.list_parent_indices(values).to_numpy(zero_copy_only=False)
+            flag = pc.list_flatten(values).cast(pa.string())
+            for name, out in (("is_tunnel", tunnel), ("is_bridge", bridge)):
+                has = np.zeros(len(values), bool)
+                has[owner[mask(pc.equal(flag, name))]] = True
+                out[piece[covers & has[rule]]] = True
+    return {"layer": pa.array(layer), "tunnel": pa.array(tunnel), "bridge": pa.array(bridge)}
+
+
+def _covering(
+    rules: pa.Array, line: Ints, a: Floats, b: Floats, length: Floats
+) -> tuple[Ints, Ints, NDArray[np.bool_]]:
+    """Every (rule, piece) pair of the same segment, as flat rule and piece indices, and
+    whether the rule's ``between`` range (none: the whole segment) covers the piece."""
+    items = pc.list_flatten(rules)
+    owner = pc.list_parent_indices(rules).to_numpy(zero_copy_only=False).astype(np.int64)
     lo, hi = _between(field(items, "between"))
     first = np.searchsorted(line, owner, side="left")
     count = np.searchsorted(line, owner, side="right") - first
@@ -319,13 +367,7 @@ def _oneway(table: pa.Table, line: Ints, a: Floats, b: Floats, length: Floats) -
     )
     slack = _tolerance(length[piece])
     covers = (a[piece] >= lo[rule] - slack) & (b[piece] <= hi[rule] + slack)
-    denied_back = np.zeros(len(line), bool)
-    denied_fwd = np.zeros(len(line), bool)
-    denied_back[piece[covers & backward[rule]]] = True
-    denied_fwd[piece[covers & forward[rule]]] = True
-    oneway[denied_back & ~denied_fwd] = 1
-    oneway[denied_fwd & ~denied_back] = -1
-    return pa.array(oneway)
+    return rule, piece, covers
 
 
 def _between(ranges: pa.Array) -> tuple[Floats, Floats]:
@@ -410,6 +452,9 @@ def number_nodes(pieces: Pieces, connectors: pa.Table) -> tuple[pa.Table, pa.Tab
             "name": t.column("name"),
             "names": t.column("names"),
             "oneway": t.column("oneway"),
+            "layer": t.column("layer"),
+            "tunnel": t.column("tunnel"),
+            "bridge": t.column("bridge"),
             "length_m": length,
             "geometry": pa.array(shapely.to_wkb(lines), pa.binary()),
         },

@@ -26,6 +26,11 @@ SEGMENTS = pa.schema(
         pa.field("name", pa.string()),
         pa.field("names", NAMES),
         pa.field("oneway", pa.int8(), nullable=False),  # 0 both ways, 1 along, -1 against
+        # Where the road runs: OSM ``layer`` (-5..5, 0 at ground level), in a tunnel, on a
+        # bridge; what tells stacked or side-by-side carriageways apart
+        pa.field("layer", pa.int8(), nullable=False),
+        pa.field("tunnel", pa.bool_(), nullable=False),
+        pa.field("bridge", pa.bool_(), nullable=False),
         pa.field("length_m", pa.float64(), nullable=False),
         pa.field("geometry", pa.binary(), nullable=False),  # LineString WKB
     ]

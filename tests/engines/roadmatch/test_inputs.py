@@ -229,3 +229,18 @@ def test_oneway_spellings_give_each_part_its_direction() -> None:
     records = _records([line, multi, line, line, line], oneway=["yes", "TF", "", "B", "maybe"])
     lines = decode_roads(records)
     assert lines.oneway == [1, -1, -1, None, 0, None]
+
+
+def test_layer_tunnel_and_bridge_are_read_where_given() -> None:
+    records = _records(
+        [GOOD] * 5,
+        layer=["-1", "2", None, "x", "9"],
+        tunnel=["yes", "no", None, "culvert", ""],
+        bridge=[False, True, None, False, None],
+    )
+    lines = decode_roads(records)
+    assert lines.layer == [-1, 2, None, None, 5]
+    assert lines.tunnel == [True, False, None, True, None]
+    assert lines.bridge == [False, True, None, False, None]
+    bare = decode_roads(_records([GOOD]))
+    assert (bare.layer, bare.tunnel, bare.bridge) == ([None], [None], [None])

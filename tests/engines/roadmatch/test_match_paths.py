@@ -172,3 +172,31 @@ def test_a_road_of_unknown_direction_midway_takes_the_carriageway_it_is_digitise
         east, west = match_lines([eastwards, westwards], None, net, PARAMS)
         assert _ids(east) == ["eb1", "eb2", "eb3"]
         assert _ids(west) == ["wb3", "wb2", "wb1"]
+
+
+def test_a_road_said_to_run_in_a_tunnel_takes_the_tunnel_beneath_the_street() -> None:
+    # A street at y=0 and a tunnel under the same ground 7 m to the side; the road is drawn
+    # nearer the street.
+    net = network(
+        {"street": [(-150, 0), (150, 0)], "tunnel": [(-150, 7), (150, 7)]},
+        tunnels=["tunnel"],
+        layers={"tunnel": -1},
+    )
+    road = line([(-140, 3), (140, 3)])
+    inside, outside, unknown = match_lines(
+        [road, road, road], None, net, PARAMS, tunnel=[True, False, None], layer=[-1, 0, None]
+    )
+    assert _ids(inside) == ["tunnel"]
+    assert _ids(outside) == ["street"]
+    assert _ids(unknown) == ["street"]
+    (anywhere,) = match_lines([road], None, net, MatchParams(level_penalty=0.0), tunnel=[True])
+    assert _ids(anywhere) == ["street"]
+
+
+def test_agreeing_on_a_tunnel_raises_the_confidence_and_disagreeing_lowers_it() -> None:
+    net = network({"tunnel": [(-150, 0), (150, 0)]}, tunnels=["tunnel"])
+    road = line([(-140, 6), (140, 6)])
+    inside, outside, unknown = match_lines(
+        [road, road, road], None, net, PARAMS, tunnel=[True, False, None]
+    )
+    assert inside.confidence > unknown.confidence > outside.confidence

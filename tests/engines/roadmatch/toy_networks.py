@@ -34,6 +34,8 @@ def network(
     roads: dict[str, Sequence[tuple[float, float]]],
     oneway: dict[str, int] | None = None,
     names: dict[str, str] | None = None,
+    tunnels: Sequence[str] = (),
+    layers: dict[str, int] | None = None,
 ) -> RoadNetwork:
     """Segments named by id, joined where their end points meet."""
     ids = list(roads)
@@ -42,6 +44,8 @@ def network(
         ids=ids,
         oneway=[(oneway or {}).get(i, 0) for i in ids],
         names=[(names or {}).get(i) for i in ids],
+        tunnel=[i in tunnels for i in ids],
+        layer=[(layers or {}).get(i, 0) for i in ids],
     )
 
 

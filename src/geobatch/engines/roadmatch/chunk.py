@@ -43,7 +43,8 @@ def match_records(
     records: pa.Table, network: RoadNetwork, params: MatchParams, *, traces: bool = False
 ) -> BatchMatch:
     """Match every usable record of ``records`` (``_ordinal``, ``recId``, geometry, and the
-    optional ``name`` and ``oneway``); GPS traces are matched in their direction of travel."""
+    optional ``name``, ``oneway``, ``layer``, ``tunnel`` and ``bridge``); GPS traces are
+    matched in their direction of travel."""
     started = time.perf_counter()
     if traces:
         params = MatchParams.for_traces(
@@ -59,6 +60,9 @@ def match_records(
             network,
             params,
             oneway=None if traces else lines.oneway,
+            layer=None if traces else lines.layer,
+            tunnel=None if traces else lines.tunnel,
+            bridge=None if traces else lines.bridge,
         )
         if lines.parts
         else Matches.from_roads([])

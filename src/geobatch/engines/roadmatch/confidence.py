@@ -22,6 +22,7 @@ import shapely
 from geobatch.engines.roadmatch.candidates import Candidates
 from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.hmm import Layers
+from geobatch.engines.roadmatch.levels import Levels
 from geobatch.engines.roadmatch.linear import PathPieces
 from geobatch.engines.roadmatch.matches import FULL, PARTIAL, UNMATCHED, Matches
 from geobatch.engines.roadmatch.names import NameScores
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 DISTANCE_SCALE_M = 12.0
 SHAPE_SCALE_M = 20.0
 HEADING_SCALE = math.radians(25.0)
-WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.15}
+WEIGHTS = {"distance": 0.35, "shape": 0.35, "heading": 0.15, "name": 0.15, "level": 0.15}
 
 
 def combine(
@@ -42,9 +43,11 @@ def combine(
     shape_m: np.ndarray,
     heading: np.ndarray,
     name: np.ndarray,
+    level: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Confidence 0-100 from mean distance, shape deviation (metres), heading (radians) and
-    name similarity (0-100, nan where either side has no name)."""
+    """Confidence 0-100 from mean distance, shape deviation (metres), heading (radians),
+    name similarity (0-100, nan where either side has no name) and level agreement (0-1, nan
+    where the input does not say or both run at ground level: ``Levels.agreement``)."""
     parts = {
         "distance": np.exp(-0.5 * (distance_m / DISTANCE_SCALE_M) ** 2),
         "shape": np.exp(-0.5 * (shape_m / SHAPE_SCALE_M) ** 2),
@@ -56,6 +59,10 @@ def combine(
     has_name = ~np.isnan(name)
     total = total + np.where(has_name, WEIGHTS["name"] * np.nan_to_num(name) / 100.0, 0.0)
     weight = weight + np.where(has_name, WEIGHTS["name"], 0.0)
+    if level is not None:
+        has_level = ~np.isnan(level)
+        total = total + np.where(has_level, WEIGHTS["level"] * np.nan_to_num(level), 0.0)
+        weight = weight + np.where(has_level, WEIGHTS["level"], 0.0)
     return 100.0 * total / weight  # type: ignore[no-any-return]
 
 
@@ -68,6 +75,7 @@ def score_roads(
     names: NameScores | None,
     network: RoadNetwork,
     params: MatchParams,
+    levels: Levels | None = None,
 ) -> Matches:
     """Each line's status, ratio and confidence, and its kept stretches, from its merged
     pieces and the samples on its path."""
@@ -97,7 +105,10 @@ def score_roads(
     p_name = np.full(len(pieces.line), np.nan)
     if names is not None:
         p_name = names.similarities(pieces.line, pieces.segment)
-    p_conf = combine(p_dist, shape[pieces.line], p_turn, p_name)
+    p_level = np.full(len(pieces.line), np.nan)
+    if levels is not None:
+        p_level = levels.agreement(pieces.line, pieces.segment, network, params.layer_share)
+    p_conf = combine(p_dist, shape[pieces.line], p_turn, p_name, p_level)
 
     covered = pieces.hi - pieces.lo
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -108,7 +119,9 @@ def score_roads(
             / w
         )
     road_name = np.where(w > 0, road_name, np.nan)
-    road_conf = combine(mean_dist, shape, mean_turn, road_name)
+    road_conf = combine(
+        mean_dist, shape, mean_turn, road_name, _mean(pieces.line, p_level, covered, n_lines)
+    )
     road_conf = np.where(n_ok > 0, road_conf, 0.0)
     # A stretch below the threshold is not a match: it is dropped, and the status comes from
     # the share of the input that the remaining stretches cover. A short weak stretch between
@@ -170,6 +183,15 @@ def score_roads(
         segment_confidence=np.round(p_conf[kept], 1),
         geometry=shapes,
     )
+
+
+def _mean(line: np.ndarray, values: np.ndarray, weights: np.ndarray, n_lines: int) -> np.ndarray:
+    """Per line, the ``weights``-weighted mean of its non-nan ``values``; nan where none."""
+    known = ~np.isnan(values)
+    w = np.bincount(line[known], weights=weights[known], minlength=n_lines)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(line[known], weights=(values * weights)[known], minlength=n_lines) / w
+    return np.where(w > 0, mean, np.nan)
 
 
 def _objects(values: list[str]) -> np.ndarray:

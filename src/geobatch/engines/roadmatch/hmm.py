@@ -75,6 +75,7 @@ def emission_costs(
     name_mismatch: np.ndarray | None = None,
     kind_differs: np.ndarray | None = None,
     reversed_cost: np.ndarray | None = None,
+    level_cost: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(directions), n_layers, S): one variant per assumed traffic direction of the input.
 
@@ -83,7 +84,8 @@ def emission_costs(
     a segment whose name differs from the road's up to ``name_penalty`` (``name_mismatch``
     is 0 for the same name, 1 for an unrelated one); a candidate where ``kind_differs`` (a
     road known to be oneway on a two-way segment, or the reverse) costs ``oneway_kind_penalty``,
-    and ``reversed_cost`` is added where the input is assumed to run against its traffic.
+    ``reversed_cost`` is added where the input is assumed to run against its traffic, and
+    ``level_cost`` per candidate (a segment at another level than the road says).
     """
     c = candidates
     base = 0.5 * (c.distance / params.sigma_m) ** 2
@@ -93,6 +95,8 @@ def emission_costs(
         base = base + params.name_penalty * name_mismatch
     if kind_differs is not None:
         base = base + np.where(kind_differs, params.oneway_kind_penalty, 0.0)
+    if level_cost is not None:
+        base = base + level_cost
     oneway = network.oneway[c.segment]
     out = np.full((len(directions), *layers.state.shape), np.inf)
     valid = layers.state >= 0

@@ -86,6 +86,12 @@ class RoadLines:
     """Per part: its record's name, or None."""
     oneway: list[int | None]
     """Per part: its record's ``oneway`` (1 along, -1 against, 0 both ways), or None."""
+    layer: list[int | None]
+    """Per part: its record's ``layer`` (OSM: -5..5, 0 at ground level), or None."""
+    tunnel: list[bool | None]
+    """Per part: whether its record says it runs in a tunnel, or None."""
+    bridge: list[bool | None]
+    """Per part: whether its record says it runs on a bridge, or None."""
     rows: np.ndarray
     """The chunk rows that have lines, ascending."""
     errors: pa.Table
@@ -360,11 +366,17 @@ def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = T
     rows = np.flatnonzero(good)
     names = _texts(_column(records, "name"), size) if use_names else np.full(size, None)
     oneway = _oneway(_column(records, "oneway"), size)
+    layer = _layer(_column(records, "layer"), size)
+    tunnel = _structure(_column(records, "tunnel"), size)
+    bridge = _structure(_column(records, "bridge"), size)
     return RoadLines(
         parts=list(parts),
         owner=owner,
         names=[names[row] for row in owner],
         oneway=[oneway[row] for row in owner],
+        layer=[layer[row] for row in owner],
+        tunnel=[tunnel[row] for row in owner],
+        bridge=[bridge[row] for row in owner],
         rows=rows,
         errors=_error_rows(records, raw, geoms, reasons, ~good),
     )
@@ -387,6 +399,34 @@ def _oneway(values: pa.ChunkedArray | None, size: int) -> list[int | None]:
     found = pc.index_in(words, value_set=known)
     directions = pa.array(list(_ONEWAY_WORDS.values()), pa.int8())
     return pc.take(directions, found).to_pylist()  # type: ignore[no-any-return]
+
+
+_NOT_A_STRUCTURE: Final = ("no", "false", "f", "0", "n")
+"""``tunnel``/``bridge`` words for neither; any other word (yes, viaduct, culvert) says it is."""
+
+
+def _layer(values: pa.ChunkedArray | None, size: int) -> list[int | None]:
+    """Each record's ``layer`` as an integer (-5..5); None when absent or not a number."""
+    if values is None:
+        return [None] * size
+    text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+    numbers = pc.cast(
+        pc.if_else(pc.match_substring_regex(text, r"^[+-]?\d+$"), text, None), pa.int64()
+    )
+    low = pc.min_element_wise(numbers, 5, skip_nulls=False)
+    return pc.max_element_wise(low, -5, skip_nulls=False).to_pylist()  # type: ignore[no-any-return]
+
+
+def _structure(values: pa.ChunkedArray | None, size: int) -> list[bool | None]:
+    """Whether each record says it runs on the structure (tunnel, bridge); None when blank."""
+    if values is None:
+        return [None] * size
+    if pa.types.is_boolean(values.type):
+        return values.to_pylist()  # type: ignore[no-any-return]
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(pc.cast(values, pa.string())))
+    blank = pc.equal(words, "")
+    neither = pc.is_in(words, value_set=pa.array(_NOT_A_STRUCTURE, pa.string()))
+    return pc.if_else(blank, None, pc.invert(neither)).to_pylist()  # type: ignore[no-any-return]
 
 
 def _times(values: Sequence[str | None]) -> list[dt.datetime] | None:

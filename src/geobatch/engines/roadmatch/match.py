@@ -27,6 +27,7 @@ from geobatch.engines.roadmatch.hmm import (
     emission_costs,
     transition_costs,
 )
+from geobatch.engines.roadmatch.levels import Levels
 from geobatch.engines.roadmatch.linear import PathPieces, trace_paths
 from geobatch.engines.roadmatch.matches import Matches
 from geobatch.engines.roadmatch.names import NameScores
@@ -68,6 +69,10 @@ class MatchParams:
     reversed_penalty: float = 0.1
     name_penalty: float = 1.0  # emission cost of a segment named unlike the road
     unnamed_penalty: float = 0.25  # share of it for a named segment when the road has no name
+    # emission cost of a segment in a tunnel or on a bridge when the road says it is not (or
+    # the reverse), where the input says; a segment at another layer costs ``layer_share`` of it
+    level_penalty: float = 0.5
+    layer_share: float = 0.5
     either_direction: bool = True  # input digitisation direction says nothing about traffic
     break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
@@ -136,15 +141,21 @@ def match_lines(
     params: MatchParams,
     *,
     oneway: Sequence[int | None] | None = None,
+    layer: Sequence[int | None] | None = None,
+    tunnel: Sequence[bool | None] | None = None,
+    bridge: Sequence[bool | None] | None = None,
 ) -> list[RoadMatch]:
     """One RoadMatch per input line (lon/lat, EPSG:4326, >= 2 points), same order.
 
     ``oneway`` optionally gives each road's traffic direction relative to its digitisation
     (1 along, -1 against, 0 both ways, None unknown); a known direction is enforced on
     oneway reference segments instead of trying both, and a road said to be oneway (or
-    two-way) prefers segments that are too.
+    two-way) prefers segments that are too. ``layer``, ``tunnel`` and ``bridge`` optionally
+    say where each road runs (None unknown): it prefers segments that run there too.
     """
-    return match_columns(lines, names, network, params, oneway=oneway).roads()
+    return match_columns(
+        lines, names, network, params, oneway=oneway, layer=layer, tunnel=tunnel, bridge=bridge
+    ).roads()
 
 
 def match_columns(
@@ -154,6 +165,9 @@ def match_columns(
     params: MatchParams,
     *,
     oneway: Sequence[int | None] | None = None,
+    layer: Sequence[int | None] | None = None,
+    tunnel: Sequence[bool | None] | None = None,
+    bridge: Sequence[bool | None] | None = None,
 ) -> Matches:
     """The answer of ``match_lines`` in columns, without an object per road or stretch."""
     out: list[Matches] = []
@@ -165,7 +179,13 @@ def match_columns(
         if oneway is not None:
             known = np.array([int(np.sign(v)) if v else 0 for v in oneway[begin:end]], np.int8)
             declared = np.array([v is not None for v in oneway[begin:end]], dtype=bool)
-        out.append(_match_batch(batch, batch_names, known, declared, network, params))
+        levels = Levels.of(
+            len(batch),
+            None if layer is None else layer[begin:end],
+            None if tunnel is None else tunnel[begin:end],
+            None if bridge is None else bridge[begin:end],
+        )
+        out.append(_match_batch(batch, batch_names, known, declared, levels, network, params))
     return Matches.concat(out)
 
 
@@ -192,6 +212,7 @@ def _match_batch(
     names: list[str | None] | None,
     oneway: np.ndarray,
     declared: np.ndarray,
+    levels: Levels,
     network: RoadNetwork,
     params: MatchParams,
 ) -> Matches:
@@ -233,6 +254,10 @@ def _match_batch(
     # the input does not say, assuming it runs against its own digitisation costs a little.
     on_oneway = network.oneway[candidates.segment] != 0
     reversed_cost = np.where(~declared[point_line] & on_oneway, params.reversed_penalty, 0.0)
+    # Where the input says where a road runs, a tunnel, bridge or layer elsewhere is less likely.
+    level_cost = params.level_penalty * levels.mismatch(
+        point_line, candidates.segment, network, params.layer_share
+    )
     emission = emission_costs(
         samples,
         candidates,
@@ -243,6 +268,7 @@ def _match_batch(
         mismatch,
         kind_differs,
         reversed_cost,
+        level_cost,
     )
     # Traces travel the way they were recorded, so routes between samples follow oneways too.
     routes = network.routes if len(directions) > 1 else network.directed_routes
@@ -282,4 +308,6 @@ def _match_batch(
     pieces: PathPieces = trace_paths(
         samples, candidates, layers, chosen, restart, network, routes, params
     )
-    return score_roads(samples, candidates, layers, chosen, pieces, name_scores, network, params)
+    return score_roads(
+        samples, candidates, layers, chosen, pieces, name_scores, network, params, levels
+    )

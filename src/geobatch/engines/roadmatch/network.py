@@ -92,7 +92,8 @@ class SegmentNames(Sequence[tuple[str, ...]]):
 
 
 class RoadNetwork:
-    """Segments (with ids, names, oneway), their junction graph, pieces and their index."""
+    """Segments (with ids, names, oneway, layer, tunnel, bridge), their junction graph, pieces
+    and their index."""
 
     def __init__(
         self,
@@ -112,6 +113,7 @@ class RoadNetwork:
         self.from_node = arrays.from_node
         self.to_node = arrays.to_node
         self.oneway = arrays.oneway
+        self.layer, self.tunnel, self.bridge = arrays.layer, arrays.tunnel, arrays.bridge
         self.length_m = arrays.length_m
         self.node_x, self.node_y = arrays.node_x, arrays.node_y
         self.piece_segment = arrays.piece_segment
@@ -206,6 +208,9 @@ class RoadNetwork:
         ids: Sequence[str] | None = None,
         oneway: Sequence[int] | None = None,
         names: Sequence[str | None] | None = None,
+        layer: Sequence[int] | None = None,
+        tunnel: Sequence[bool] | None = None,
+        bridge: Sequence[bool] | None = None,
         precision: int = 7,
     ) -> RoadNetwork:
         """From lon/lat LineStrings, joined where their end points coincide (to ``precision``)."""
@@ -224,6 +229,9 @@ class RoadNetwork:
             node_lon=unique[:, 0],
             node_lat=unique[:, 1],
             oneway=None if oneway is None else np.asarray(oneway),
+            layer=None if layer is None else np.asarray(layer),
+            tunnel=None if tunnel is None else np.asarray(tunnel),
+            bridge=None if bridge is None else np.asarray(bridge),
         )
         return cls(
             arrays,

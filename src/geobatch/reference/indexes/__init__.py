@@ -36,7 +36,7 @@ from geobatch.reference.indexes.routes import RouteTable
 from geobatch.reference.indexes.subdivisions import build_subdivisions_index
 from geobatch.reference.memory import release_memory
 
-INDEX_VERSION = 7
+INDEX_VERSION = 8
 """Bumped whenever an index's layout changes: releases of another version must be rebuilt."""
 
 TableReader = Callable[[str], pa.Table]

@@ -33,7 +33,7 @@ pieces in too many cells, larger ones answer too many far pieces)."""
 BATCH_SEGMENTS = 100_000
 """Segments parsed from WKB at a time while building."""
 
-_SEGMENT_ARRAYS = ("from_node", "to_node", "oneway", "length_m")
+_SEGMENT_ARRAYS = ("from_node", "to_node", "oneway", "length_m", "layer", "tunnel", "bridge")
 _NODE_ARRAYS = ("node_x", "node_y")
 _PIECE_ARRAYS = (
     "piece_segment",
@@ -54,6 +54,9 @@ class RoadArrays:
     from_node: np.ndarray  # int64 per segment
     to_node: np.ndarray
     oneway: np.ndarray  # int8: 0 both ways, 1 along, -1 against
+    layer: np.ndarray  # int8: -5..5, 0 at ground level
+    tunnel: np.ndarray  # bool
+    bridge: np.ndarray  # bool
     length_m: np.ndarray  # float64
     node_x: np.ndarray  # float64 per node, local metres
     node_y: np.ndarray
@@ -135,6 +138,9 @@ def road_parts(
     node_lon: np.ndarray,
     node_lat: np.ndarray,
     oneway: np.ndarray | None = None,
+    layer: np.ndarray | None = None,
+    tunnel: np.ndarray | None = None,
+    bridge: np.ndarray | None = None,
     route_limit_m: float = ROUTE_LIMIT_M,
     routes: bool = True,
 ) -> Iterator[tuple[str, Any]]:
@@ -159,6 +165,9 @@ def road_parts(
     yield "from_node", from_node
     yield "to_node", to_node
     yield "oneway", oneway
+    yield "layer", np.zeros(n, np.int8) if layer is None else np.asarray(layer, np.int8)
+    yield "tunnel", np.zeros(n, bool) if tunnel is None else np.asarray(tunnel, bool)
+    yield "bridge", np.zeros(n, bool) if bridge is None else np.asarray(bridge, bool)
     lengths: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {name: [] for name in _PIECE_ARRAYS}
     done = 0
@@ -228,6 +237,9 @@ def table_parts(
         node_lon=connectors.column("lon").to_numpy(),
         node_lat=connectors.column("lat").to_numpy(),
         oneway=segments.column("oneway").to_numpy(),
+        layer=segments.column("layer").to_numpy(),
+        tunnel=segments.column("tunnel").to_numpy(zero_copy_only=False),
+        bridge=segments.column("bridge").to_numpy(zero_copy_only=False),
         routes=routes,
     )
 
