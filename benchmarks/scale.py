@@ -8,8 +8,8 @@ itself; kept in ``--cache`` and reused). The default extract, Andorra from
 ``../shared/data/osm``, has 70 k nodes, so 100 copies hold 7 M; Monaco's 180 k nodes make
 36 M in 200 copies (``--source .../monaco.osm.pbf --sizes 1,10,200``). Each region is
 imported with ``geobatch releases import`` as a user would, gazetteer included (its cache is
-built beforehand, as any import after a store's first finds it; wall time and the peak RSS
-of the importing process tree, sampled every 50 ms), and then worked on:
+built beforehand, as any import after a store's first finds it; wall time, CPU time and the
+peak RSS of the importing process tree, sampled every 50 ms), and then worked on:
 
 1. **first job**: per job type (``geocode``, ``reverse_geocode``, ``road_match``), a fresh
    ``geobatch serve`` with one worker runs one small job, timed from the upload to the long
@@ -23,6 +23,8 @@ the tile's centre, points near its roads, its segments moved sideways as road re
 large jobs' results are compared line by line with those of the 1x release: ``copy-0
 answers`` says whether they are identical, else how many rows differ per job type. The 1x
 release always runs, as the baseline.
+Other work on the machine slows every timing: the one-minute load average is recorded when
+the import starts, when it ends and when the jobs are done.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import argparse
 import contextlib
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -86,15 +89,20 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def import_region(pbf: Path, releases: Path, name: str) -> tuple[str, float, int]:
-    """``geobatch releases import``: (release id, seconds, peak RSS).
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def import_region(pbf: Path, releases: Path, name: str) -> tuple[str, float, float, int]:
+    """``geobatch releases import``: (release id, seconds, CPU seconds, peak RSS).
 
     An earlier release of that name is removed first; the store's ``.cache`` (the gazetteer,
     built by the first import into a store) is kept, as on a server that imports again.
     """
     for old in releases.glob(f"{name}-*"):
         shutil.rmtree(old)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     process = subprocess.Popen(
         [sys.executable, "-m", "geobatch", "releases", "import", str(pbf), "--name", name],
         env=_env(GEOBATCH_RELEASES_DIR=str(releases)),
@@ -105,11 +113,11 @@ def import_region(pbf: Path, releases: Path, name: str) -> tuple[str, float, int
     sampler = PeakRss(process.pid)
     sampler.start()
     out, err = process.communicate()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
     sampler.stopped.set()
     if process.returncode:
         raise RuntimeError(f"import of {pbf} failed: {err}")
-    return out.strip(), seconds, sampler.peak
+    return out.strip(), seconds, cpu, sampler.peak
 
 
 def warm_gazetteer(source: Path, releases: Path) -> None:
@@ -217,12 +225,15 @@ class SizeResult:
     nodes: int
     segments: int
     import_seconds: float
+    import_cpu_seconds: float
     import_peak_rss: int
     release_bytes: int
     first_job: dict[str, float] = field(default_factory=dict)
     throughput: dict[str, float] = field(default_factory=dict)
     worker_uss: list[int] = field(default_factory=list)
     answers: dict[str, bytes] = field(default_factory=dict)
+    load: list[float] = field(default_factory=list)
+    """The one-minute load average at the start of the import, of the jobs and at the end."""
 
 
 def options_for(job_type: str, release_id: str, inputs: Inputs) -> dict[str, Any]:
@@ -236,7 +247,9 @@ def measure(
     copies: int, pbf: Path, nodes: int, cache: Path, inputs: Inputs | None
 ) -> tuple[SizeResult, Inputs]:
     releases = cache / "releases"
-    release_id, seconds, peak = import_region(pbf, releases, f"scale-x{copies}")
+    load = [os.getloadavg()[0]]
+    release_id, seconds, cpu, peak = import_region(pbf, releases, f"scale-x{copies}")
+    load.append(os.getloadavg()[0])
     release = ReleaseStore(releases).load(release_id)
     if inputs is None:
         folder = cache / "inputs"
@@ -247,6 +260,7 @@ def measure(
         nodes=nodes,
         segments=release.manifest.counts["segments"],
         import_seconds=seconds,
+        import_cpu_seconds=cpu,
         import_peak_rss=peak,
         release_bytes=folder_bytes(releases / release_id),
     )
@@ -264,6 +278,7 @@ def measure(
             result.throughput[job_type] = LARGE[job_type] / seconds
             result.answers[job_type] = client.get(f"/v1/jobs/{job_id}/results").content
         result.worker_uss = worker_uss(pid)
+    result.load = [*load, os.getloadavg()[0]]
     return result, inputs
 
 
@@ -275,6 +290,7 @@ def render(results: list[SizeResult], console: Console) -> None:
         "nodes",
         "segments",
         "import s",
+        "import CPU s",
         "import peak RSS MB",
         "release MB",
         "first job s (geo / rev / road)",
@@ -282,6 +298,7 @@ def render(results: list[SizeResult], console: Console) -> None:
         "vs 1x",
         "worker USS MB",
         "copy-0 answers",
+        "load avg (start / imported / end)",
     ):
         table.add_column(column, justify="right")
     for result in results:
@@ -291,6 +308,7 @@ def render(results: list[SizeResult], console: Console) -> None:
             f"{result.nodes / 1e6:.2f} M",
             f"{result.segments:,}",
             f"{result.import_seconds:.1f}",
+            f"{result.import_cpu_seconds:.1f}",
             f"{result.import_peak_rss / MB:,.0f}",
             f"{result.release_bytes / MB:,.0f}",
             " / ".join(f"{result.first_job[t]:.1f}" for t in JOB_TYPES),
@@ -300,6 +318,7 @@ def render(results: list[SizeResult], console: Console) -> None:
             "identical"
             if not any(differ.values())
             else "differ: " + ", ".join(f"{t} {n} rows" for t, n in differ.items() if n),
+            " / ".join(f"{load:.1f}" for load in result.load),
         )
     console.print(table)
 
