@@ -72,7 +72,12 @@ def test_keys_sharing_a_hash_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> 
     assert index.rows[index.starts[groups[1]] : index.starts[groups[1] + 1]].tolist() == [1, 3]
 
 
-def test_one_key_hashes_and_is_found_as_among_many(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("small", [1 << 16, 0])
+def test_one_key_hashes_and_is_found_as_among_many(
+    monkeypatch: pytest.MonkeyPatch, small: int
+) -> None:
+    """Both ways of finding one key (a small index's dictionary, a large one's hashes)."""
+    monkeypatch.setattr(keys, "SMALL", small)
     many = ["a", "osm:node/267901435", "x" * 300, "ä" * 20, "", "bosnia herzegovina"]
     assert [keys.key_hash(key) for key in many] == keys.key_hashes(many).tolist()
     index = KeyIndex.build(pa.array(["b", "a", "c", "a"]), np.arange(4))

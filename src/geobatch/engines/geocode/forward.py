@@ -61,6 +61,12 @@ FEW = 3
 """Of this many streets or localities or fewer, all are scored: bounds would cost more."""
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
+STREET_FALLBACK = 0.62
+"""The share of its score a locality, postcode, region or country keeps when the reading
+also names a street that was not found."""
+STREET_FALLBACK_CEILING = 0.93 * STREET_FALLBACK
+"""Above what such a fallback can score (a locality or city at most 0.92 of its share; the
+country 0.55), with room for rounding."""
 _DIGIT = re.compile(r"\d")
 NEAR_TOWN_KM = 30.0
 """A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
@@ -214,8 +220,10 @@ class ForwardGeocoder:
             needed = floor / (PLACE_CEILING * factor)
             for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
                 out.append(self._place(row, similarity * factor))
+        if reading.street and floor >= STREET_FALLBACK_CEILING:
+            return out  # what the fallbacks below could find cannot beat the answer in hand
         best = max((c.score for c in out), default=0.0)
-        fallback = 1.0 if not reading.street else 0.62
+        fallback = 1.0 if not reading.street else STREET_FALLBACK
         if best < 0.75 and reading.locality:
             pool = self._localities(reading, judge.at, fallback)
             offered = offered or bool(pool.candidates)
@@ -305,11 +313,14 @@ class ForwardGeocoder:
         (``street_bounds``) may still win (``_best_first``)."""
         streets = self.local.streets
         if len(found.index) <= FEW:
+            # a candidate scores at most its similarity: one no better than the answer in
+            # hand is not made (nor would it change which fallbacks run, see ``_candidates``)
             return [
                 self._on_street(streets[index], similarity, reading)
                 for index, similarity in zip(
                     found.index.tolist(), found.similarity.tolist(), strict=True
                 )
+                if similarity > floor
             ]
 
         def make(position: int) -> Candidate:

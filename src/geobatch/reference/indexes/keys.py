@@ -71,7 +71,8 @@ def _hash_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 _MASK = (1 << 64) - 1
 SMALL = 1 << 16
-"""Indexes with at most this many keys answer ``may_hold`` from a set of their hashes."""
+"""Indexes with at most this many keys answer ``may_hold`` from a set of their hashes and
+``group`` from a dictionary of their keys."""
 _GOLDEN_INT, _MIX_1_INT, _MIX_2_INT = int(_GOLDEN), int(_MIX_1), int(_MIX_2)
 
 
@@ -212,8 +213,15 @@ class KeyIndex:
         """A small index's hashes as a set: one lookup instead of a search in the array."""
         return frozenset(self.hashes.tolist())
 
+    @cached_property
+    def _group_of(self) -> dict[str, int]:
+        """A small index's groups by key: one lookup, no hash to compute in Python."""
+        return {key: group for group, key in enumerate(self.keys.to_pylist())}
+
     def group(self, key: str) -> int:
         """The group of one key, -1 where it is unknown."""
+        if len(self.hashes) <= SMALL:
+            return self._group_of.get(key, -1)
         wanted = key_hash(key)
         group = int(self.hashes.searchsorted(np.uint64(wanted)))
         while group < len(self.hashes) and int(self.hashes[group]) == wanted:
