@@ -6,9 +6,10 @@ all chains one layer per step (longest first, so the active chains are always a 
 Python loops over the longest chain's length, not over roads or states. The layers are laid out
 step by step first (all chains' first layers, then all second layers ...), so that each step
 reads and writes one contiguous block and does a dozen array operations, whatever its width:
-on long roads, where a few chains run for hundreds of steps, that per-step cost is the cost. A chain may restart
-at any layer for ``break_cost``, which is how gaps and off-network stretches are survived
-(Newson & Krumm split the trace there; this keeps one decoding per road).
+on long roads, where a few chains run for hundreds of steps, that per-step cost is the cost.
+A chain may restart at any layer for ``break_cost``, which is how gaps and off-network
+stretches are survived (Newson & Krumm split the trace there; this keeps one decoding per
+road).
 """
 
 from __future__ import annotations
