@@ -74,3 +74,18 @@ def test_turns_are_judged_against_the_chord_or_the_inputs_own_piece() -> None:
     assert samples.turn(np.array([corner]), north)[0] == pytest.approx(
         angle_diff(north, samples.heading[[corner]])[0]
     )
+
+
+def test_a_lines_samples_do_not_depend_on_the_lines_before_it() -> None:
+    rng = np.random.default_rng(5)
+    lines = [
+        shapely.LineString(np.cumsum(rng.uniform(-37.3, 41.9, (n, 2)), axis=0))
+        for n in (40, 3, 250, 17)
+    ]
+    together = resample(np.array(lines, dtype=object), 15.0)
+    for k, geom in enumerate(lines):
+        alone = resample(np.array([geom], dtype=object), 15.0)
+        mine = slice(together.starts[k], together.starts[k + 1])
+        for field in ("chainage", "x", "y", "heading", "tangent"):
+            assert getattr(together, field)[mine].tolist() == getattr(alone, field).tolist()
+        assert together.lengths[k] == alone.lengths[0]

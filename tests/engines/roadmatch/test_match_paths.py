@@ -92,6 +92,19 @@ def test_batches_give_the_same_answers_as_one_call() -> None:
             assert a.input_to_m == pytest.approx(b.input_to_m)
 
 
+def test_a_roads_answer_does_not_depend_on_the_roads_around_it() -> None:
+    # Long and short roads, in an order that length-sorted batching reverses.
+    net = roundabout()
+    lines = [
+        line([(-300 + 7 * k, 3.3), (-40 + 3 * k, 2.1), (-35 + 2 * k, 40.7)]) for k in range(4)
+    ] + [line([(-150 + 10 * k, -2.9), (-20 + 10 * k, -3.1)]) for k in range(4)]
+    together = match_lines(lines, None, net, PARAMS)
+    for k, road in enumerate(lines):
+        neighbours = [lines[(k + 3) % len(lines)], road, lines[(k + 5) % len(lines)]]
+        assert match_lines(neighbours, None, net, PARAMS)[1] == together[k]
+        assert match_lines([road], None, net, PARAMS)[0] == together[k]
+
+
 def test_a_trace_keeps_to_the_carriageway_of_its_travel_direction() -> None:
     net = carriageways()
     # Driven westwards but recorded nearer the eastbound carriageway.

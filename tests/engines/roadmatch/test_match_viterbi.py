@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geobatch.engines.roadmatch.viterbi import decode
+from geobatch.engines.roadmatch.viterbi import WIDE, decode
 
 INF = np.inf
 
@@ -53,3 +53,26 @@ def test_chains_of_different_lengths_and_emission_variants() -> None:
     assert out.start.tolist() == [0, 3, 4, 7, 8]
     assert out.state.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert out.cost.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_wide_steps_decode_each_chain_as_it_would_be_alone() -> None:
+    # Enough chains for the wide steps, integer costs for ties, inf padding and dead ends.
+    rng = np.random.default_rng(3)
+    n_chains, layers, states = 3 * WIDE, 6, 5
+    count = rng.integers(1, states + 1, (n_chains, layers))
+    valid = np.arange(states) < count[..., None]
+    emission = np.where(valid, rng.integers(0, 3, valid.shape), INF).reshape(1, -1, states)
+    transition = rng.integers(0, 4, (n_chains, layers, states, states)).astype(float)
+    transition[rng.uniform(size=transition.shape) < 0.3] = INF
+    transition = transition.reshape(-1, states, states)
+    lengths = rng.integers(1, layers + 1, n_chains)
+    firsts = np.arange(n_chains) * layers
+    together = decode(emission, transition, firsts, lengths, np.zeros(n_chains, int), 4.0)
+    for c in range(n_chains):
+        alone = decode(
+            emission, transition, firsts[c : c + 1], lengths[c : c + 1], np.zeros(1, int), 4.0
+        )
+        span = slice(together.start[c], together.start[c + 1])
+        assert together.state[span].tolist() == alone.state.tolist()
+        assert together.restart[span].tolist() == alone.restart.tolist()
+        assert together.cost[c] == alone.cost[0]

@@ -60,6 +60,9 @@ def test_columns_give_back_the_roads_they_were_made_of() -> None:
     joined = Matches.concat([Matches.from_roads(roads[:2]), Matches.from_roads(roads[2:])])
     assert joined.roads() == roads
     assert joined.counts.tolist() == [2, 0, 1]
+    order = [2, 0, 1]
+    assert joined.take(np.array(order)).roads() == [roads[k] for k in order]
+    assert joined.take(np.array([1, 1])).roads() == [roads[1], roads[1]]
 
 
 def test_a_single_part_road_is_passed_through() -> None:

@@ -82,10 +82,12 @@ def find_candidates(
     at_min = np.flatnonzero(dist == nearest[run])
     pick = at_min[np.r_[True, run[at_min][1:] != run[at_min][:-1]]] if len(at_min) else at_min
     # A distance is at most r, so "point * span + distance" with span > r orders by point,
-    # then distance, in one float sort (much cheaper than a lexsort) ...
+    # then distance, in one float sort (much cheaper than a lexsort; stable, so segments at
+    # the same distance, as at a junction, keep their order whatever else is in the batch,
+    # and it runs faster on keys already in runs) ...
     span = 2.0 * r + 1.0
     # ... then the nearest segments per point.
-    pick = pick[np.argsort(point[pick] * span + dist[pick])]
+    pick = pick[np.argsort(point[pick] * span + dist[pick], kind="stable")]
     run_start = np.searchsorted(point[pick], point[pick], side="left")
     pick = pick[np.arange(len(pick)) - run_start < max_candidates]
     point, piece, t, qx, qy, dist, segment = (

@@ -201,16 +201,24 @@ def _objects(values: list[str]) -> np.ndarray:
 
 
 def _covered(line: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_lines: int) -> np.ndarray:
-    """Per line, metres of the union of its [lo, hi] ranges (sorted by line, then lo)."""
+    """Per line, metres of the union of its [lo, hi] ranges (sorted by line, then lo).
+
+    Each range's reach (the furthest end of the ranges before it on its line) is carried rank
+    by rank over all lines at once, in the line's own figures, so a road's share does not
+    depend on the roads batched with it."""
     if len(line) == 0:
         return np.zeros(n_lines)
-    # Lines are far apart on this shifted axis, so one running maximum serves all of them.
-    shift = line * (float(max(hi.max(), 0.0)) + 1.0)
-    start, end = lo + shift, hi + shift
-    reach = np.maximum.accumulate(end)
-    before = np.concatenate([[-np.inf], reach[:-1]])
-    before = np.where(np.r_[True, line[1:] != line[:-1]], -np.inf, before)
-    gained = np.maximum(end - np.maximum(start, before), 0.0)
+    head = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])
+    rank = np.arange(len(line)) - np.repeat(head, np.diff(np.r_[head, len(line)]))
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2)).tolist()
+    before = np.full(len(line), -np.inf)
+    reach = hi.copy()
+    for r in range(1, len(bounds) - 1):
+        at = by_rank[bounds[r] : bounds[r + 1]]
+        before[at] = reach[at - 1]
+        reach[at] = np.maximum(reach[at - 1], hi[at])
+    gained = np.maximum(hi - np.maximum(lo, before), 0.0)
     return np.bincount(line, weights=gained, minlength=n_lines)
 
 

@@ -49,11 +49,9 @@ def resample(lines: Sequence[shapely.LineString] | np.ndarray, spacing_m: float)
     geoms = np.asarray(lines, dtype=object)
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     step = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
-    step[owner[1:] != owner[:-1]] = 0.0  # no length between one line's end and the next start
-    along = np.concatenate([[0.0], np.cumsum(step)])  # non-decreasing over all vertices
     first_vertex = np.searchsorted(owner, np.arange(len(geoms) + 1))
-    base = along[np.minimum(first_vertex[:-1], len(along) - 1)] if len(along) else along
-    lengths = along[first_vertex[1:] - 1] - base if len(along) else np.zeros(len(geoms))
+    along = _along(step, first_vertex)
+    lengths = along[first_vertex[1:] - 1] if len(along) else np.zeros(len(geoms))
     steps = np.maximum(np.ceil(lengths / spacing_m).astype(np.int64), 2)
     counts = steps + 1
     starts = np.zeros(len(geoms) + 1, dtype=np.int64)
@@ -62,11 +60,18 @@ def resample(lines: Sequence[shapely.LineString] | np.ndarray, spacing_m: float)
     rank = np.arange(starts[-1], dtype=np.int64) - starts[line]
     chainage = lengths[line] * rank / steps[line]
     # Interpolate on the concatenated vertices: find each sample's piece of its own line.
-    position = base[line] + chainage
-    vertex = np.searchsorted(along, position, side="right") - 1
-    vertex = np.clip(vertex, first_vertex[line], first_vertex[line + 1] - 2)
+    # Each line's chainages restart at 0: search them shifted apart, line by line.
+    shift = np.concatenate([[0.0], np.cumsum(lengths + 1.0)])
+    position = shift[line] + chainage
+    vertex = np.searchsorted(along + shift[owner], position, side="right") - 1
+    low, high = first_vertex[line], first_vertex[line + 1] - 2
+    vertex = np.clip(vertex, low, high)
+    # The shift rounds: settle a sample within a rounding error of a vertex by its own line's
+    # figures, so that where it falls does not depend on the lines before it.
+    vertex -= (along[vertex] > chainage) & (vertex > low)
+    vertex += (along[vertex + 1] <= chainage) & (vertex < high)
     piece = along[vertex + 1] - along[vertex]
-    t = np.divide(position - along[vertex], piece, out=np.zeros_like(position), where=piece > 0)
+    t = np.divide(chainage - along[vertex], piece, out=np.zeros_like(position), where=piece > 0)
     t = np.clip(t, 0.0, 1.0)
     x = coords[vertex, 0] + t * (coords[vertex + 1, 0] - coords[vertex, 0])
     y = coords[vertex, 1] + t * (coords[vertex + 1, 1] - coords[vertex, 1])
@@ -87,6 +92,23 @@ def resample(lines: Sequence[shapely.LineString] | np.ndarray, spacing_m: float)
         starts=starts,
         lengths=lengths,
     )
+
+
+def _along(step: np.ndarray, first_vertex: np.ndarray) -> np.ndarray:
+    """Metres from its line's first vertex to every vertex, summed vertex by vertex from 0 for
+    each line (as if it were alone), so a road's figures never depend on the roads batched
+    with it; ``step[i]`` runs from vertex i to i + 1. Summed rank by rank over all lines."""
+    along = np.zeros(len(step) + 1)
+    count = np.diff(first_vertex)
+    if not len(count):
+        return along
+    order = np.argsort(-count, kind="stable")
+    begin, alive = first_vertex[:-1][order], count[order]
+    cut = np.searchsorted(-alive, -np.arange(int(alive[0])), side="left").tolist()
+    for rank in range(1, int(alive[0])):
+        at = begin[: cut[rank]] + rank
+        along[at] = along[at - 1] + step[at - 1]
+    return along
 
 
 def angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:

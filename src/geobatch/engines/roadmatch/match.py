@@ -169,32 +169,43 @@ def match_columns(
     tunnel: Sequence[bool | None] | None = None,
     bridge: Sequence[bool | None] | None = None,
 ) -> Matches:
-    """The answer of ``match_lines`` in columns, without an object per road or stretch."""
+    """The answer of ``match_lines`` in columns, without an object per road or stretch.
+
+    Roads are decoded shortest first, in batches of similar length: the Viterbi recursion
+    steps once per layer of a batch's longest road, so one long road among short ones would
+    make every batch pay for its length. Answers come back in input order.
+    """
+    approx_km = shapely.length(np.asarray(lines, dtype=object)) * 111.32  # degrees, upper bound
+    order = np.argsort(approx_km, kind="stable")
     out: list[Matches] = []
-    for begin, end in _batches(lines, params):
-        batch = list(lines[begin:end])
-        batch_names = None if names is None else list(names[begin:end])
+    for begin, end in _batches(approx_km[order], params):
+        rows = order[begin:end].tolist()
+        batch = [lines[k] for k in rows]
+        batch_names = None if names is None else [names[k] for k in rows]
         known = np.zeros(len(batch), dtype=np.int8)
         declared = np.zeros(len(batch), dtype=bool)
         if oneway is not None:
-            known = np.array([int(np.sign(v)) if v else 0 for v in oneway[begin:end]], np.int8)
-            declared = np.array([v is not None for v in oneway[begin:end]], dtype=bool)
+            given = [oneway[k] for k in rows]
+            known = np.array([int(np.sign(v)) if v else 0 for v in given], np.int8)
+            declared = np.array([v is not None for v in given], dtype=bool)
         levels = Levels.of(
             len(batch),
-            None if layer is None else layer[begin:end],
-            None if tunnel is None else tunnel[begin:end],
-            None if bridge is None else bridge[begin:end],
+            None if layer is None else [layer[k] for k in rows],
+            None if tunnel is None else [tunnel[k] for k in rows],
+            None if bridge is None else [bridge[k] for k in rows],
         )
         out.append(_match_batch(batch, batch_names, known, declared, levels, network, params))
-    return Matches.concat(out)
+    matches = Matches.concat(out)
+    if len(order) and (order[1:] < order[:-1]).any():
+        matches = matches.take(np.argsort(order))
+    return matches
 
 
-def _batches(lines: Sequence[shapely.LineString], params: MatchParams) -> list[tuple[int, int]]:
+def _batches(approx_km: np.ndarray, params: MatchParams) -> list[tuple[int, int]]:
     """Consecutive ranges of at most ``batch_size`` lines and about ``batch_km`` of length.
 
     Memory grows with the number of samples in a batch, so long roads make smaller batches.
     """
-    approx_km = shapely.length(np.asarray(lines, dtype=object)) * 111.32  # degrees, upper bound
     out: list[tuple[int, int]] = []
     begin, total = 0, 0.0
     for end, km in enumerate(approx_km.tolist()):
@@ -202,8 +213,8 @@ def _batches(lines: Sequence[shapely.LineString], params: MatchParams) -> list[t
             out.append((begin, end))
             begin, total = end, 0.0
         total += km
-    if begin < len(lines):
-        out.append((begin, len(lines)))
+    if begin < len(approx_km):
+        out.append((begin, len(approx_km)))
     return out
 
 

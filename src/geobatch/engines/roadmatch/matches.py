@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 STATUSES: Final = ("full", "partial", "unmatched")
 FULL, PARTIAL, UNMATCHED = 0, 1, 2
+_ROAD_FIELDS: Final = frozenset({"status", "confidence", "matched_ratio", "length_m"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +109,20 @@ class Matches:
                 strict=True,
             )
         ]
+
+    def take(self, roads: np.ndarray) -> Matches:
+        """The answers of ``roads`` (indices), in that order, with their stretches."""
+        roads = np.asarray(roads, dtype=np.int64)
+        counts = self.counts[roads]
+        offsets = np.zeros(len(roads) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        stretch = np.repeat(self.offsets[roads] - offsets[:-1], counts) + np.arange(offsets[-1])
+        columns = {
+            name: getattr(self, name)[roads if name in _ROAD_FIELDS else stretch]
+            for name in self.__dataclass_fields__
+            if name != "offsets"
+        }
+        return Matches(offsets=offsets, **columns)
 
     @classmethod
     def from_roads(cls, roads: Sequence[RoadMatch]) -> Matches:
