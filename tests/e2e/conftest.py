@@ -18,6 +18,10 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
+READY_TIMEOUT = 180
+"""Seconds a server may take to answer /readyz: a start loads indexes, slow on a busy machine
+(a server that is ready sooner is used at once)."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -45,7 +49,7 @@ class ServerProcess:
         self.orphans: list[psutil.Process] = []
         """Descendants of a killed server process, remembered so that teardown can reap them."""
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = READY_TIMEOUT) -> None:
         self.launch()
         self.wait_ready(timeout)
 
@@ -60,7 +64,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
             )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

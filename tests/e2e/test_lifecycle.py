@@ -239,8 +239,8 @@ def test_delete_running_jobs(shared_server: ServerProcess) -> None:
     assert deleted or refused, "every job ended before it could be deleted"
     if deleted:
         storage_still(shared_server, deleted[-1])
-    for job_id in deleted:
-        assert stored_files(shared_server, job_id) == []
+    for job_id in deleted:  # an earlier job's last chunks may still be finishing under load
+        files_become(shared_server, job_id, [])
     assert not refused, (
         f"deleting a running job failed after {len(deleted)} successful deletes: {refused[0]}"
     )
