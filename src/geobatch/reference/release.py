@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -417,6 +417,17 @@ def check_readable(manifest: Manifest) -> Manifest:
     return manifest
 
 
+def find_release(newest_first: Sequence[Manifest], name_or_id: str) -> Manifest:
+    """The release of that id in a newest-first listing, else the newest of that name."""
+    for manifest in newest_first:
+        if manifest.id == name_or_id:
+            return manifest
+    for manifest in newest_first:
+        if manifest.name == name_or_id:
+            return manifest
+    raise ReleaseNotFound(f"reference release {name_or_id!r} does not exist")
+
+
 class ReleaseStore:
     """All releases under one folder (``Settings.releases_dir``)."""
 
@@ -456,10 +467,7 @@ class ReleaseStore:
         """A release by its id, else the newest release imported under that name."""
         if _ID.fullmatch(name_or_id) and (self.root / name_or_id / MANIFEST).is_file():
             return self.get(name_or_id)
-        for manifest in self.list():
-            if manifest.name == name_or_id:
-                return manifest
-        raise ReleaseNotFound(f"reference release {name_or_id!r} does not exist")
+        return find_release(self.list(), name_or_id)
 
     def newest(self) -> Manifest | None:
         releases = self.list()
