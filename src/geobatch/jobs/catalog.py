@@ -10,12 +10,14 @@ published under the same id is listed once, from the local manifest (the origina
 The published manifests are read with one listing and one concurrent fetch, and reused for
 ``PUBLISHED_MAX_AGE`` seconds, so a page of the console or a burst of job submissions costs
 the store a request now and then rather than one per call. A publish from this process is
-seen at once; one from elsewhere within that age.
+seen at once; one from elsewhere within that age. While the store cannot be read, the last
+listing read from it stands.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import threading
 import time
@@ -26,7 +28,9 @@ import fsspec
 from geobatch.config import Settings
 from geobatch.io.mirror import LISTING
 from geobatch.reference import Manifest, ReleaseError, ReleaseNotFound, ReleaseStore
-from geobatch.reference.release import MANIFEST
+from geobatch.reference.release import MANIFEST, find_release
+
+log = logging.getLogger(__name__)
 
 PUBLISHED_MAX_AGE = 10.0
 """Seconds a listing of the published manifests is reused."""
@@ -69,7 +73,15 @@ def published_manifests(url: str, max_age: float = PUBLISHED_MAX_AGE) -> list[Ma
     if cached is not None and time.monotonic() - cached[0] < max_age:
         return list(cached[1])
     read_at = time.monotonic()
-    manifests = read_published(key)
+    try:
+        manifests = read_published(key)
+    except Exception:
+        # Any failure of the store (unreachable, refusing, timing out): the releases did not
+        # change because it is out, so the last good listing stands, asked again after max_age.
+        if cached is None:
+            raise
+        log.warning("published releases at %s unreadable; listing the last read", key)
+        manifests = cached[1]
     with _listings_lock:
         _listings[key] = (read_at, manifests)
     return list(manifests)
@@ -121,14 +133,7 @@ class ReleaseCatalog:
 
     def resolve(self, name_or_id: str) -> Manifest:
         """A release by its id, else the newest release of that name."""
-        releases = self.list()
-        for manifest in releases:
-            if manifest.id == name_or_id:
-                return manifest
-        for manifest in releases:
-            if manifest.name == name_or_id:
-                return manifest
-        raise ReleaseNotFound(f"reference release {name_or_id!r} does not exist")
+        return find_release(self.list(), name_or_id)
 
     def newest(self) -> Manifest | None:
         releases = self.list()
