@@ -14,8 +14,6 @@ import sqlalchemy as sa
 from geobatch.config import Settings
 from geobatch.reference import Release, ReleaseStore, ensure_default_release, import_osm
 
-pytest_plugins = ["tests.scheduling"]
-
 POSTGRES_ENV = "GEOBATCH_TEST_POSTGRES_URL"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OSM_DATA = SHARED_DATA / "osm"
