@@ -413,6 +413,61 @@ def test_text_without_quotes_reads_as_csv_reader_reads_it(
     assert_read_like_csv_reader(text, batch_size)
 
 
+quoted_cells = st.text(
+    alphabet=st.one_of(st.sampled_from(list(',;"x ')), st.characters(codec="utf-8")).filter(
+        lambda c: c not in "\r\n\x00"
+    ),
+    max_size=6,
+).map(lambda text: '"' + text.replace('"', '""') + '"')
+stray_quote_cells = st.sampled_from(
+    ['x"a,b"', '"a"b,c"d"', 'x"y', '"a"b', 'a"', '"a" ', ' "a"', '"', '"""', '"a']
+)
+
+
+def quoted_rows(cells: st.SearchStrategy[str]) -> st.SearchStrategy[list[tuple[list[str], str]]]:
+    line = st.tuples(st.lists(cells, max_size=5), st.sampled_from(["\n", "\r\n", "\r"]))
+    return st.lists(line, max_size=30)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    width=st.integers(min_value=1, max_value=4),
+    rows=st.one_of(
+        quoted_rows(st.one_of(plain_cells, quoted_cells)),
+        quoted_rows(st.one_of(plain_cells, quoted_cells, stray_quote_cells)),
+    ),
+    batch_size=st.integers(min_value=1, max_value=12),
+)
+def test_quoted_text_reads_as_csv_reader_reads_it(
+    width: int, rows: list[tuple[list[str], str]], batch_size: int
+) -> None:
+    """Quotes around whole one-line fields are split by Arrow; any other quote by csv.reader."""
+    header = ",".join(f"c{i}" for i in range(width)) + "\r\n"
+    text = header + "".join(",".join(cells) + end for cells, end in rows)
+    assert_read_like_csv_reader(text, batch_size)
+
+
+@pytest.mark.parametrize(
+    "line", ['x"a,b"', '"a"b,c"d"', '"a,b" ,c', '"a"",b",c', '"a,b""",c', '"",""', '"a\tb",c']
+)
+def test_quotes_that_straddle_a_delimiter_read_as_csv_reader_reads_them(line: str) -> None:
+    text = f"c0,c1\r\n{line}\r\n1,2\r\n"
+    assert_read_like_csv_reader(text, batch_size=10)
+
+
+def test_addresses_in_quotes_are_split_by_arrow_and_read_exactly() -> None:
+    """The usual geocoding input: CRLF lines, addresses quoted for their commas, a bad row."""
+    lines = ["recId,lat,lon,searchText"]
+    for i in range(1, 30_001):
+        lines.append(f'r{i},60.{i:06d},24.9,"Street {i}, {i % 90:05d} Helsinki"')
+    lines[12_345] = 'r12345,60.1,"one, too many",24.9,"x"'
+    text = "\r\n".join(lines) + "\r\n"
+    assert_read_like_csv_reader(text, batch_size=5_000)
+    records, errors = read(text.encode(), batch_size=5_000)
+    assert records[0]["searchText"] == "Street 1, 00001 Helsinki"
+    assert [e["_ordinal"] for e in errors] == [12_345]
+
+
 def test_quotes_after_the_first_megabyte_switch_to_csv_reader() -> None:
     lines = ["id,name"]
     for i in range(1, 150_001):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from geobatch.io.inputs.common import (
     _CHUNK_ROWS,
@@ -64,6 +67,102 @@ class _CsvLayout:
 _BadRow = tuple[int, list[str] | None, str]  # ordinal, fields (None: unparsable), message
 
 
+@dataclass(frozen=True)
+class _SplitLines:
+    """A piece of text split into lines and, for the lines with the header's width, fields."""
+
+    present: np.ndarray  # per line: not blank, so a record, good or malformed
+    good: np.ndarray  # per line: a record with as many fields as the header
+    columns: list[pa.Array]  # the good lines' fields, one array per column
+    malformed: list[list[str]]  # the fields of each malformed line, in order
+
+
+def _lines_of(piece: str) -> pa.Array:
+    """The piece's lines without their endings, split by Arrow."""
+    text = pa.array([piece])
+    if "\r" not in piece:  # the common cases, where a literal split is several times faster
+        lines = pc.split_pattern(text, "\n")[0].values
+    elif piece.count("\r") == piece.count("\n") == piece.count("\r\n"):
+        lines = pc.split_pattern(text, "\r\n")[0].values
+    else:
+        lines = pc.split_pattern_regex(text, r"\r\n|\r|\n")[0].values
+    if piece.endswith(("\n", "\r")):
+        lines = lines.slice(0, len(lines) - 1)  # the empty text after the last line end
+    return lines
+
+
+def _field_counts(lines: pa.Array, delimiter: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+    present = np.asarray(pc.binary_length(lines)) > 0  # blank lines are not records
+    fields = np.asarray(pc.count_substring(lines, delimiter)) + 1
+    return present, present & (fields == width)
+
+
+def _split_plain(piece: str, delimiter: str, width: int) -> _SplitLines:
+    """Text without quotes: every delimiter separates two fields."""
+    lines = _lines_of(piece)
+    present, good = _field_counts(lines, delimiter, width)
+    good_lines = lines.filter(pa.array(good))
+    if width == 1:
+        columns = [good_lines]
+    else:
+        split = pc.split_pattern(good_lines, delimiter)
+        columns = [pc.list_element(split, i) for i in range(width)]
+    malformed = lines.filter(pa.array(present & ~good)).to_pylist()
+    return _SplitLines(present, good, columns, [line.split(delimiter) for line in malformed])
+
+
+@functools.cache
+def _quoted_field(delimiter: str) -> re.Pattern[str]:
+    """A whole field in quotes on one line: after a line start or a delimiter, before a
+    delimiter or a line end, its quotes doubled inside. It starts with a literal quote, which
+    makes the search several times faster than a pattern that starts with the line start."""
+    d = re.escape(delimiter)
+    return re.compile(rf'"(?<![^{d}\n]")[^"\r\n]*"(?:"[^"\r\n]*")*(?![^{d}\r\n])')
+
+
+def _split_quoted(piece: str, delimiter: str, width: int) -> _SplitLines | None:
+    """Text whose quotes all enclose whole one-line fields, split by Arrow's CSV parser.
+
+    Such text reads exactly as csv.reader reads it. Any other use of quotes (a field over
+    several lines, a quote inside an unquoted field) gives None: csv.reader must read it.
+    """
+    bare = _quoted_field(delimiter).sub("q", piece)  # each quoted field as one plain letter
+    if '"' in bare or piece.startswith("\ufeff"):
+        return None  # (Arrow would drop a leading U+FEFF as a byte-order mark)
+    present, good = _field_counts(_lines_of(bare), delimiter, width)
+    names = [f"c{i}" for i in range(width)]
+    data = piece.encode()
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=max(len(data) + 1, 1 << 20)
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=False, invalid_row_handler=lambda _: "skip"
+        ),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+    )
+    if table.num_rows != int(good.sum()):
+        return None
+    columns = [table.column(i).combine_chunks() for i in range(width)]
+    bad_lines = (
+        _lines_of(piece).filter(pa.array(present & ~good)).to_pylist()
+        if (present & ~good).any()
+        else []
+    )
+    malformed = [next(csv.reader([line], delimiter=delimiter, strict=False)) for line in bad_lines]
+    return _SplitLines(present, good, columns, malformed)
+
+
+def _split_piece(piece: str, delimiter: str, width: int) -> _SplitLines | None:
+    """The piece split by Arrow, or None where only csv.reader's grammar will do."""
+    if "\x00" in piece or len(piece) > csv.field_size_limit():
+        return None
+    if '"' not in piece:
+        return _split_plain(piece, delimiter, width)
+    return _split_quoted(piece, delimiter, width)
+
+
 class _CsvBatcher:
     """Gathers CSV rows into batches of ``batch_size`` records (good and malformed).
 
@@ -102,29 +201,13 @@ class _CsvBatcher:
             self.chunks.append(self._columns(good))
             self.count += len(good)
 
-    def add_plain(self, piece: str, lines_before: int) -> Iterator[RecordBatch]:
-        """Add the records of text without quotes, split by Arrow kernels; yield full batches."""
-        width, delimiter = len(self.layout.columns), self.layout.delimiter
-        text = pa.array([piece])
-        if "\r" in piece:
-            lines = pc.split_pattern_regex(text, r"\r\n|\r|\n")[0].values
-        else:  # the common case, and a literal split is several times faster
-            lines = pc.split_pattern(text, "\n")[0].values
-        if piece.endswith(("\n", "\r")):
-            lines = lines.slice(0, len(lines) - 1)  # the empty text after the last line end
-        present = np.asarray(pc.binary_length(lines)) > 0  # blank lines are not records
-        fields = np.asarray(pc.count_substring(lines, delimiter)) + 1
-        good = present & (fields == width)
-        good_lines = lines.filter(pa.array(good))
-        if width == 1:
-            columns = [good_lines]
-        else:
-            split = pc.split_pattern(good_lines, delimiter)
-            columns = [pc.list_element(split, i) for i in range(width)]
+    def add_lines(self, split: _SplitLines, lines_before: int) -> Iterator[RecordBatch]:
+        """Add the records of a piece split by Arrow; yield full batches."""
+        width = len(self.layout.columns)
+        present, good, columns = split.present, split.good, split.columns
         bad_at = np.flatnonzero(present & ~good)
         bad: list[tuple[list[str], str]] = []
-        for at, text in zip(bad_at.tolist(), lines.take(pa.array(bad_at)).to_pylist(), strict=True):
-            row = text.split(delimiter)
+        for at, row in zip(bad_at.tolist(), split.malformed, strict=True):
             line = lines_before + at + 1
             bad.append((row, f"expected {width} fields, found {len(row)} (line {line})"))
         is_good = good[present]
@@ -223,31 +306,29 @@ def _line_ends(text: str) -> int:
     return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
-def _needs_csv_grammar(piece: str) -> bool:
-    """Quotes (and NULs, and fields over csv's size limit) need csv.reader's full grammar."""
-    return '"' in piece or "\x00" in piece or len(piece) > csv.field_size_limit()
-
-
 def _iter_csv(stream: BinaryIO, spec: InputSpec, batch_size: int) -> Iterator[RecordBatch]:
-    """Rows in batches: text without quotes is split column-wise, the rest by csv.reader.
+    """Rows in batches: text is split column-wise by Arrow where it can be, else by csv.reader.
 
-    Most large inputs (coordinates, ids, codes) hold no quote character at all. Their text is
-    split into lines and fields by Arrow kernels a megabyte at a time, which gives exactly
-    what csv.reader gives for such text at a fraction of the cost. From the first piece that
-    holds a quote on, csv.reader reads the rest: the switch happens at a line end, where no
-    quoted field can be open.
+    Most large inputs hold no quote at all (coordinates, ids, codes), or quotes only around
+    whole fields on one line (addresses with commas). Their text is split into lines and
+    fields by Arrow a megabyte at a time, which gives exactly what csv.reader gives for such
+    text at a fraction of the cost. From the first piece that uses quotes otherwise (a field
+    over several lines, a stray quote), csv.reader reads the rest: the switch happens at a
+    line end, where no quoted field can be open.
     """
     lines = _Lines(_Utf8Blocks(stream))
     layout, reader, pending = _open_csv(lines, spec)
     batcher = _CsvBatcher(layout, batch_size)
     lines_read = reader.line_num + layout.skipped
+    width = len(layout.columns)
     for piece in itertools.chain(pending, lines.pieces()):
-        if _needs_csv_grammar(piece):
+        split = _split_piece(piece, layout.delimiter, width)
+        if split is None:
             rest = itertools.chain(io.StringIO(piece, newline=""), lines)
             rows = csv.reader(rest, delimiter=layout.delimiter, strict=False)
             yield from _iter_rows(rows, batcher, lines_read)
             break
-        yield from batcher.add_plain(piece, lines_read)
+        yield from batcher.add_lines(split, lines_read)
         lines_read += _line_ends(piece)
     last = batcher.finish()
     if last is not None:
