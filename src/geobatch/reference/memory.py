@@ -3,13 +3,16 @@
 Arrow's pool (mimalloc or jemalloc) and glibc's heap keep freed pages for reuse; an import
 moves from one large step to the next (reading, the network, each index), and without this
 every step's leftovers add to the next one's peak.
+
+No garbage collection is forced: the steps leave almost no reference cycles (a full
+collection lowered Monaco's import peak by 0.4 %), and in a process holding many objects each
+collection takes a good part of a second.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 from collections.abc import Callable
 from functools import cache
 from typing import cast
@@ -29,8 +32,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_memory() -> None:
-    """Collect garbage, then return free pages of Arrow's pool and of the C heap (glibc)."""
-    gc.collect()
+    """Return free pages of Arrow's pool and of the C heap (glibc) to the system."""
     pa.default_memory_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:
