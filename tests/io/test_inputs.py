@@ -429,7 +429,7 @@ def quoted_rows(cells: st.SearchStrategy[str]) -> st.SearchStrategy[list[tuple[l
     return st.lists(line, max_size=30)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     width=st.integers(min_value=1, max_value=4),
     rows=st.one_of(
