@@ -104,7 +104,7 @@ class Vocabulary:
 
     def _look_up(self, key: str) -> _Word:
         wanted = key_hash(key)
-        if not any(index.may_hold(wanted) for index in self._indexes):
+        if not any(index.may_hold(key, wanted) for index in self._indexes):
             return _NOTHING
         gazetteer = self.gazetteer
         return _Word(

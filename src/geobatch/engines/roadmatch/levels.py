@@ -46,13 +46,7 @@ class Levels:
         """Per (line, segment) pair, 1 where the segment is in a tunnel or on a bridge and the
         line says it is not (or the reverse), plus ``layer_share`` where the layers differ
         (a tunnel drawn at another depth since is still that tunnel); 0 where unknown."""
-        out = np.zeros(len(line))
-        for said, actual in ((self.tunnel, network.tunnel), (self.bridge, network.bridge)):
-            given = said[line]
-            out = np.maximum(out, (given != UNKNOWN) & (given != actual[segment]))
-        given = self.layer[line]
-        out += layer_share * ((given != UNKNOWN) & (given != network.layer[segment]))
-        return out
+        return _Pairs.of(self, line, segment, network).mismatch(layer_share)
 
     def agreement(
         self, line: np.ndarray, segment: np.ndarray, network: RoadNetwork, layer_share: float
@@ -60,14 +54,46 @@ class Levels:
         """Per (line, segment) pair, 1 - mismatch (0..1) where either side is off the ground
         (in a tunnel, on a bridge, at a layer other than 0) and the line says where it runs;
         nan elsewhere: two roads at ground level agreeing says little."""
-        road_off = (self.tunnel[line] == 1) | (self.bridge[line] == 1)
-        road_off |= (self.layer[line] != UNKNOWN) & (self.layer[line] != 0)
-        segment_off = network.tunnel[segment] | network.bridge[segment]
-        segment_off = segment_off | (network.layer[segment] != 0)
-        said = (self.layer[line] != UNKNOWN) | (self.tunnel[line] != UNKNOWN)
-        said |= self.bridge[line] != UNKNOWN
-        score = 1.0 - np.minimum(self.mismatch(line, segment, network, layer_share), 1.0)
+        pairs = _Pairs.of(self, line, segment, network)
+        road_off = (pairs.road_tunnel == 1) | (pairs.road_bridge == 1)
+        road_off |= (pairs.road_layer != UNKNOWN) & (pairs.road_layer != 0)
+        segment_off = pairs.tunnel | pairs.bridge | (pairs.layer != 0)
+        said = (pairs.road_layer != UNKNOWN) | (pairs.road_tunnel != UNKNOWN)
+        said |= pairs.road_bridge != UNKNOWN
+        score = 1.0 - np.minimum(pairs.mismatch(layer_share), 1.0)
         return np.where(said & (road_off | segment_off), score, np.nan)
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """The levels of both sides of each (line, segment) pair, gathered once."""
+
+    road_tunnel: np.ndarray
+    road_bridge: np.ndarray
+    road_layer: np.ndarray
+    tunnel: np.ndarray
+    bridge: np.ndarray
+    layer: np.ndarray
+
+    @classmethod
+    def of(
+        cls, levels: Levels, line: np.ndarray, segment: np.ndarray, network: RoadNetwork
+    ) -> _Pairs:
+        return cls(
+            levels.tunnel[line],
+            levels.bridge[line],
+            levels.layer[line],
+            network.tunnel[segment],
+            network.bridge[segment],
+            network.layer[segment],
+        )
+
+    def mismatch(self, layer_share: float) -> np.ndarray:
+        out = np.zeros(len(self.layer))
+        for said, actual in ((self.road_tunnel, self.tunnel), (self.road_bridge, self.bridge)):
+            out = np.maximum(out, (said != UNKNOWN) & (said != actual))
+        layer_differs = (self.road_layer != UNKNOWN) & (self.road_layer != self.layer)
+        return np.asarray(out + layer_share * layer_differs)
 
 
 def _known(size: int, values: Sequence[int | bool | None] | None) -> np.ndarray:

@@ -71,8 +71,8 @@ def _hash_bytes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 _MASK = (1 << 64) - 1
 SMALL = 1 << 16
-"""Indexes with at most this many keys answer ``may_hold`` from a set of their hashes and
-``group`` from a dictionary of their keys."""
+"""Indexes with at most this many keys answer ``may_hold`` and ``group`` from a dictionary
+of their keys."""
 _GOLDEN_INT, _MIX_1_INT, _MIX_2_INT = int(_GOLDEN), int(_MIX_1), int(_MIX_2)
 
 
@@ -201,17 +201,13 @@ class KeyIndex:
                 group += 1
         return found
 
-    def may_hold(self, wanted: int) -> bool:
-        """Whether some key has the ``key_hash`` ``wanted`` (False: the key is certainly absent)."""
+    def may_hold(self, key: str, wanted: int) -> bool:
+        """Whether the index may hold ``key``, whose ``key_hash`` is ``wanted`` (False: it
+        certainly does not). One hash serves a query's look in several indexes."""
         if len(self.hashes) <= SMALL:
-            return wanted in self._hash_set
+            return key in self._group_of
         at = int(self.hashes.searchsorted(np.uint64(wanted)))
         return at < len(self.hashes) and int(self.hashes[at]) == wanted
-
-    @cached_property
-    def _hash_set(self) -> frozenset[int]:
-        """A small index's hashes as a set: one lookup instead of a search in the array."""
-        return frozenset(self.hashes.tolist())
 
     @cached_property
     def _group_of(self) -> dict[str, int]:
