@@ -13,6 +13,7 @@ import math
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +50,7 @@ REGION_KINDS = (CONTINENT, REGION, COUNTY)
 LOCALITY_KINDS = (LOCALITY, BOROUGH)
 MAX_MATCHES = 256
 _CACHE_SIZE = 100_000
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,11 +182,7 @@ class GazetteerIndex:
             rows, how = joined >> 2, joined & 3
             kinds = np.bitwise_or.reduce(np.left_shift(1, self.kind[rows].astype(np.int64)))
             found = _Entry(rows=rows, how=how, kinds=int(kinds), country=self._country(rows, how))
-        with self._lock:
-            if len(self._entries) > _CACHE_SIZE:
-                self._entries.clear()
-            self._entries[key] = found
-        return found
+        return self._remember(self._entries, key, found)
 
     def _country(self, rows: np.ndarray, how: np.ndarray) -> str | None:
         countries = np.flatnonzero((self.kind[rows] == COUNTRY) & np.isfinite(self.lon[rows]))
@@ -243,10 +241,7 @@ class GazetteerIndex:
             rows, _ = self.matches(key)
             rows = rows[np.isin(self.kind[rows], REGION_KINDS)]
             found = frozenset(c for c in self.labels("country", rows) if c)
-            with self._lock:
-                if len(self._region_countries) > _CACHE_SIZE:
-                    self._region_countries.clear()
-                self._region_countries[key] = found
+            self._remember(self._region_countries, key, found)
         return found
 
     def regions(self, key: str) -> tuple[tuple[Area, float], ...]:
@@ -254,12 +249,16 @@ class GazetteerIndex:
         (remembered, like ``region_countries``)."""
         found = self._regions.get(key)
         if found is None:
-            found = self._find_regions(key)
-            with self._lock:
-                if len(self._regions) > _CACHE_SIZE:
-                    self._regions.clear()
-                self._regions[key] = found
+            found = self._remember(self._regions, key, self._find_regions(key))
         return found
+
+    def _remember(self, memo: dict[str, _T], key: str, value: _T) -> _T:
+        """Keep ``value`` under ``key`` in one of the memos (emptied when it grows too big)."""
+        with self._lock:
+            if len(memo) > _CACHE_SIZE:
+                memo.clear()
+            memo[key] = value
+        return value
 
     def _find_regions(self, key: str) -> tuple[tuple[Area, float], ...]:
         rows, how = self.matches(key)
