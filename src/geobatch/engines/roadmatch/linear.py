@@ -80,59 +80,38 @@ def trace_paths(
     layer_ok[later - 1] = True
     matched_m = np.bincount(line[later], weights=gap, minlength=n_lines)
 
-    c_a, c_b = chain[later - 1], chain[later]
     seg_a, seg_b = c.segment[a], c.segment[b]
-    dir_a, dir_b = c.direction[a], c.direction[b]
     off_a, off_b = c.offset[a], c.offset[b]
     len_a, len_b = network.length_m[seg_a], network.length_m[seg_b]
-    same = seg_a == seg_b
-
-    parts: list[tuple[np.ndarray, ...]] = []
-    # Steps within one segment.
-    s = same
-    parts.append(
+    forward_a, forward_b = c.direction[a] > 0, c.direction[b] > 0
+    exit_m = np.where(forward_a, len_a - off_a, off_a)
+    entry_m = np.where(forward_b, off_b, len_b - off_b)
+    s, d = np.flatnonzero(seg_a == seg_b), np.flatnonzero(seg_a != seg_b)
+    # Every stretch of a step as (step, segment, its offsets where the route enters and leaves
+    # it, and those places in metres along the route): within one segment; across junctions,
+    # the end of a, whole segments between and the start of b.
+    parts = [
+        (s, seg_a[s], off_a[s], off_b[s], np.zeros(len(s)), route[s]),
+        (d, seg_a[d], off_a[d], np.where(forward_a[d], len_a[d], 0.0), np.zeros(len(d)), exit_m[d]),
         (
-            line[later[s]],
-            seg_a[s],
-            np.minimum(off_a[s], off_b[s]),
-            np.maximum(off_a[s], off_b[s]),
-            c_a[s],
-            c_b[s],
-        )
-    )
-    # Steps across junctions: leave a, whole segments between, enter b.
-    d = ~same
-    total = np.maximum(route[d], 1e-9)
-    scale = gap[d] / total
-    exit_m = np.where(dir_a[d] > 0, len_a[d] - off_a[d], off_a[d])
-    entry_m = np.where(dir_b[d] > 0, off_b[d], len_b[d] - off_b[d])
-    parts.append(
-        (
-            line[later[d]],
-            seg_a[d],
-            np.where(dir_a[d] > 0, off_a[d], 0.0),
-            np.where(dir_a[d] > 0, len_a[d], off_a[d]),
-            c_a[d],
-            c_a[d] + exit_m * scale,
-        )
-    )
-    parts.append(
-        (
-            line[later[d]],
+            d,
             seg_b[d],
-            np.where(dir_b[d] > 0, 0.0, off_b[d]),
-            np.where(dir_b[d] > 0, off_b[d], len_b[d]),
-            c_b[d] - entry_m * scale,
-            c_b[d],
-        )
-    )
-    parts.append(_between(network, routes, c, a[d], b[d], line[later[d]], c_a[d], exit_m, scale))
-
-    line_, segment, lo, hi, input_lo, input_hi = (
-        np.concatenate(column) for column in zip(*parts, strict=True)
+            np.where(forward_b[d], 0.0, len_b[d]),
+            off_b[d],
+            route[d] - entry_m[d],
+            route[d],
+        ),
+        _between(network, routes, c, a[d], b[d], d, exit_m[d]),
+    ]
+    stretches = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+    between = np.arange(len(stretches[0])) >= len(s) + 2 * len(d)
+    loose_start, loose_end = _loose_ends(
+        line[later], seg_a != seg_b, turn[later - 1], turn[later], params
     )
     return _merge(
-        (line_, segment, lo, hi, input_lo, input_hi),
+        _claim(
+            stretches, between, chain[later - 1], line[later], route, gap, loose_start, loose_end
+        ),
         samples.lengths,
         matched_m,
         layer_ok,
@@ -148,12 +127,11 @@ def _between(
     c: Candidates,
     a: np.ndarray,
     b: np.ndarray,
-    line: np.ndarray,
-    start_chainage: np.ndarray,
+    step: np.ndarray,
     exit_m: np.ndarray,
-    scale: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Whole segments on the route from a's exit junction to b's entry junction."""
+    """Whole segments on the route from a's exit junction to b's entry junction, as stretches
+    of ``step``, each travelled from the junction it shares with the one before."""
     seg_a, seg_b = c.segment[a], c.segment[b]
     exit_node = np.where(c.direction[a] > 0, network.to_node[seg_a], network.from_node[seg_a])
     entry_node = np.where(c.direction[b] > 0, network.from_node[seg_b], network.to_node[seg_b])
@@ -165,14 +143,90 @@ def _between(
     run_first = np.searchsorted(pair, pair, side="left")
     cum = np.cumsum(length)
     before = cum - length - (cum[run_first] - length[run_first])
-    lo_in = start_chainage[pair] + (exit_m[pair] + before) * scale[pair]
+    # A shortest route never runs back over the two junctions of the hop before, so a hop
+    # leaves from its from-node exactly when that node is one of the previous hop's.
+    start = network.from_node[seg]
+    prev = np.maximum(np.arange(len(seg)) - 1, 0)
+    forward = np.where(
+        run_first == np.arange(len(seg)),
+        start == exit_node[pair],
+        (start == network.from_node[seg[prev]]) | (start == network.to_node[seg[prev]]),
+    )
+    r0 = exit_m[pair] + before
     return (
-        line[pair],
+        step[pair],
         seg,
-        np.zeros(len(seg)),
-        length,
-        lo_in,
-        lo_in + length * scale[pair],
+        np.where(forward, 0.0, length),
+        np.where(forward, length, 0.0),
+        r0,
+        r0 + length,
+    )
+
+
+def _loose_ends(
+    step_line: np.ndarray,
+    crosses: np.ndarray,
+    turn_before: np.ndarray,
+    turn_after: np.ndarray,
+    params: MatchParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per step, whether it is a road's first (last) step, crossing a junction from (to) an
+    end sample put on a segment heading more than ``end_turn_deg`` off the road."""
+    head = np.r_[True, step_line[1:] != step_line[:-1]]
+    tail = np.r_[step_line[1:] != step_line[:-1], True]
+    limit = np.radians(params.end_turn_deg)
+    return (
+        head & ~tail & crosses & (turn_before > limit),
+        tail & ~head & crosses & (turn_after > limit),
+    )
+
+
+def _claim(
+    stretches: tuple[np.ndarray, ...],
+    between: np.ndarray,
+    start_chainage: np.ndarray,
+    step_line: np.ndarray,
+    route: np.ndarray,
+    gap: np.ndarray,
+    loose_start: np.ndarray,
+    loose_end: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """(line, segment, lo, hi, input_lo, input_hi) of the stretches each step claims.
+
+    A step claims its whole route, paired with its stretch of the input in proportion to route
+    length, except at a loose end of a road: a sample at a road's end has one neighbour to
+    hold it, and one on a segment heading off the road is on the road it ends at (a
+    roundabout's ring, a crossing street), from where the route runs round onto the road.
+    Such a step claims no whole segment between its two samples' own, and of the rest only
+    the ``gap`` metres of route (the input's length) next to the sample inside the road.
+    """
+    step, segment, enter, leave, r0, r1 = stretches
+    spare = np.maximum(route - gap, 0.0)
+    w0 = np.where(loose_start, spare, 0.0)[step]
+    w1 = (route - np.where(loose_end, spare, 0.0))[step]
+    loose = (loose_start | loose_end)[step]
+    lo_r = np.where(loose, np.clip(r0, w0, w1), r0)
+    hi_r = np.where(loose, np.clip(r1, w0, w1), r1)
+    span = r1 - r0
+    t0 = np.divide(lo_r - r0, span, out=np.zeros_like(span), where=span > 0)
+    t1 = np.divide(hi_r - r0, span, out=np.ones_like(span), where=span > 0)
+    at0 = enter + t0 * (leave - enter)
+    at1 = enter + t1 * (leave - enter)
+    width = w1 - w0
+    u0 = np.divide(lo_r - w0, width, out=np.zeros_like(width), where=width > 0)
+    u1 = np.divide(hi_r - w0, width, out=np.ones_like(width), where=width > 0)
+    keep = ~loose | ((hi_r > lo_r) & ~between)
+    begin, metres = start_chainage[step], gap[step]
+    return tuple(
+        v[keep]
+        for v in (
+            step_line[step],
+            segment,
+            np.minimum(at0, at1),
+            np.maximum(at0, at1),
+            begin + u0 * metres,
+            begin + u1 * metres,
+        )
     )
 
 
