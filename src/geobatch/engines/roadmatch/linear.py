@@ -3,7 +3,9 @@
 Every step between consecutive samples of a path covers a stretch of the network: part of one
 segment, or the end of one, whole segments in between (rebuilt from the route table) and the
 start of the next. Each stretch is paired with the matching range along the input, split in
-proportion to route length, and the stretches are merged per (road, segment).
+proportion to route length, and the stretches are merged per (road, segment). At a road's
+ends, a route that comes round off the road it ends at (a roundabout's ring, a crossing
+street) is claimed only from where it turns onto the road.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geobatch.engines.roadmatch.candidates import Candidates
-from geobatch.engines.roadmatch.geometry import Samples
+from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.hmm import Layers, route_lengths
 from geobatch.engines.roadmatch.network import RoadNetwork
 from geobatch.engines.roadmatch.routes import RouteTable
@@ -103,14 +105,27 @@ def trace_paths(
         ),
         _between(network, routes, c, a[d], b[d], d, exit_m[d]),
     ]
-    stretches = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
-    between = np.arange(len(stretches[0])) >= len(s) + 2 * len(d)
-    loose_start, loose_end = _loose_ends(
-        line[later], seg_a != seg_b, turn[later - 1], turn[later], params
+    step, segment, enter, leave, r0, r1 = (
+        np.concatenate(column) for column in zip(*parts, strict=True)
     )
+    own = len(s) + 2 * len(d)
+    hops = (step[own:], segment[own:], enter[own:] == 0.0)
+    start_off, end_off = _ends_off_road(samples, layers, c, network, later, a, b, hops, params)
+    # At such an end, the road claims only its stretch of the inner sample's segment.
+    keep = ~(
+        (start_off[step] & (segment != seg_b[step])) | (end_off[step] & (segment != seg_a[step]))
+    )
+    step, segment, enter, leave, r0, r1 = (v[keep] for v in (step, segment, enter, leave, r0, r1))
+    scale = gap[step] / np.maximum(route[step], 1e-9)
+    begin = chain[later - 1][step]
     return _merge(
-        _claim(
-            stretches, between, chain[later - 1], line[later], route, gap, loose_start, loose_end
+        (
+            line[later][step],
+            segment,
+            np.minimum(enter, leave),
+            np.maximum(enter, leave),
+            begin + r0 * scale,
+            begin + r1 * scale,
         ),
         samples.lengths,
         matched_m,
@@ -119,6 +134,83 @@ def trace_paths(
         network,
         params,
     )
+
+
+def _ends_off_road(
+    samples: Samples,
+    layers: Layers,
+    c: Candidates,
+    network: RoadNetwork,
+    later: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    hops: tuple[np.ndarray, np.ndarray, np.ndarray],
+    params: MatchParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per step (``a`` to ``b`` into layer ``later``), whether it is a road's first (last)
+    step from (to) an end sample put on the road the input ends at, not on the road itself.
+
+    A sample at a road's end has one neighbour to hold it, and a roundabout's ring or a
+    crossing street passes within metres of it. It is taken as such where the input there
+    runs along the inner sample's segment, the end sample's heads off the input, and the
+    route turns onto (off) the inner sample's segment at a junction: the input goes straight
+    on where the route turns. ``hops`` are the whole segments between samples (step, segment,
+    travelled forward), in route order.
+    """
+    point_a, point_b = layers.point[later - 1], layers.point[later]
+    line = samples.line[point_b]
+    head = np.r_[True, line[1:] != line[:-1]]
+    tail = np.r_[line[1:] != line[:-1], True]
+    seg_a, seg_b = c.segment[a], c.segment[b]
+    forward_a, forward_b = c.direction[a] > 0, c.direction[b] > 0
+    # The segment the route comes onto b's from, and goes off a's into.
+    before_b, before_b_forward = seg_a.copy(), forward_a.copy()
+    after_a, after_a_forward = seg_b.copy(), forward_b.copy()
+    hop_step, hop_segment, hop_forward = hops
+    if len(hop_step):
+        last = np.r_[hop_step[1:] != hop_step[:-1], True]
+        first = np.r_[True, hop_step[1:] != hop_step[:-1]]
+        before_b[hop_step[last]] = hop_segment[last]
+        before_b_forward[hop_step[last]] = hop_forward[last]
+        after_a[hop_step[first]] = hop_segment[first]
+        after_a_forward[hop_step[first]] = hop_forward[first]
+    onto_b = angle_diff(
+        _heading(network, before_b, before_b_forward, leaving=True),
+        _heading(network, seg_b, forward_b, leaving=False),
+    )
+    off_a = angle_diff(
+        _heading(network, seg_a, forward_a, leaving=True),
+        _heading(network, after_a, after_a_forward, leaving=False),
+    )
+    limit = np.radians(params.end_turn_deg)
+    corner = np.radians(params.end_corner_deg)
+    crosses = (seg_a != seg_b) & ~(head & tail)
+    start = (
+        head
+        & crosses
+        & (samples.turn(point_a, c.heading[a]) > limit)
+        & (samples.turn(point_a, c.heading[b]) <= limit)
+        & (onto_b > corner)
+    )
+    end = (
+        tail
+        & crosses
+        & (samples.turn(point_b, c.heading[b]) > limit)
+        & (samples.turn(point_b, c.heading[a]) <= limit)
+        & (off_a > corner)
+    )
+    return start, end
+
+
+def _heading(
+    network: RoadNetwork, segment: np.ndarray, forward: np.ndarray, *, leaving: bool
+) -> np.ndarray:
+    """Travel heading where a route enters (or leaves) ``segment``, travelled ``forward``."""
+    first = np.searchsorted(network.piece_segment, segment, side="left")
+    last = np.searchsorted(network.piece_segment, segment, side="right") - 1
+    piece = np.where(forward == leaving, last, first)
+    heading = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])
+    return np.where(forward, heading, heading + np.pi)  # type: ignore[no-any-return]
 
 
 def _between(
@@ -160,73 +252,6 @@ def _between(
         np.where(forward, length, 0.0),
         r0,
         r0 + length,
-    )
-
-
-def _loose_ends(
-    step_line: np.ndarray,
-    crosses: np.ndarray,
-    turn_before: np.ndarray,
-    turn_after: np.ndarray,
-    params: MatchParams,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per step, whether it is a road's first (last) step, crossing a junction from (to) an
-    end sample put on a segment heading more than ``end_turn_deg`` off the road."""
-    head = np.r_[True, step_line[1:] != step_line[:-1]]
-    tail = np.r_[step_line[1:] != step_line[:-1], True]
-    limit = np.radians(params.end_turn_deg)
-    return (
-        head & ~tail & crosses & (turn_before > limit),
-        tail & ~head & crosses & (turn_after > limit),
-    )
-
-
-def _claim(
-    stretches: tuple[np.ndarray, ...],
-    between: np.ndarray,
-    start_chainage: np.ndarray,
-    step_line: np.ndarray,
-    route: np.ndarray,
-    gap: np.ndarray,
-    loose_start: np.ndarray,
-    loose_end: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """(line, segment, lo, hi, input_lo, input_hi) of the stretches each step claims.
-
-    A step claims its whole route, paired with its stretch of the input in proportion to route
-    length, except at a loose end of a road: a sample at a road's end has one neighbour to
-    hold it, and one on a segment heading off the road is on the road it ends at (a
-    roundabout's ring, a crossing street), from where the route runs round onto the road.
-    Such a step claims no whole segment between its two samples' own, and of the rest only
-    the ``gap`` metres of route (the input's length) next to the sample inside the road.
-    """
-    step, segment, enter, leave, r0, r1 = stretches
-    spare = np.maximum(route - gap, 0.0)
-    w0 = np.where(loose_start, spare, 0.0)[step]
-    w1 = (route - np.where(loose_end, spare, 0.0))[step]
-    loose = (loose_start | loose_end)[step]
-    lo_r = np.where(loose, np.clip(r0, w0, w1), r0)
-    hi_r = np.where(loose, np.clip(r1, w0, w1), r1)
-    span = r1 - r0
-    t0 = np.divide(lo_r - r0, span, out=np.zeros_like(span), where=span > 0)
-    t1 = np.divide(hi_r - r0, span, out=np.ones_like(span), where=span > 0)
-    at0 = enter + t0 * (leave - enter)
-    at1 = enter + t1 * (leave - enter)
-    width = w1 - w0
-    u0 = np.divide(lo_r - w0, width, out=np.zeros_like(width), where=width > 0)
-    u1 = np.divide(hi_r - w0, width, out=np.ones_like(width), where=width > 0)
-    keep = ~loose | ((hi_r > lo_r) & ~between)
-    begin, metres = start_chainage[step], gap[step]
-    return tuple(
-        v[keep]
-        for v in (
-            step_line[step],
-            segment,
-            np.minimum(at0, at1),
-            np.maximum(at0, at1),
-            begin + u0 * metres,
-            begin + u1 * metres,
-        )
     )
 
 
