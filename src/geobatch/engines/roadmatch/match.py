@@ -83,7 +83,7 @@ class MatchParams:
     # its neighbour's segment within it and the route turns by more than ``end_corner_deg``
     # onto that segment, is on the road it ends at (a ring, a crossing street): not claimed
     end_turn_deg: float = 12.0
-    end_corner_deg: float = 30.0
+    end_corner_deg: float = 45.0
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
     full_ratio: float = 0.9  # share of the input covered by matched stretches for "full"
     min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
