@@ -82,51 +82,75 @@ def trace_paths(
     layer_ok[later - 1] = True
     matched_m = np.bincount(line[later], weights=gap, minlength=n_lines)
 
+    c_a, c_b = chain[later - 1], chain[later]
     seg_a, seg_b = c.segment[a], c.segment[b]
+    dir_a, dir_b = c.direction[a], c.direction[b]
     off_a, off_b = c.offset[a], c.offset[b]
     len_a, len_b = network.length_m[seg_a], network.length_m[seg_b]
-    forward_a, forward_b = c.direction[a] > 0, c.direction[b] > 0
-    exit_m = np.where(forward_a, len_a - off_a, off_a)
-    entry_m = np.where(forward_b, off_b, len_b - off_b)
-    s, d = np.flatnonzero(seg_a == seg_b), np.flatnonzero(seg_a != seg_b)
-    # Every stretch of a step as (step, segment, its offsets where the route enters and leaves
-    # it, and those places in metres along the route): within one segment; across junctions,
-    # the end of a, whole segments between and the start of b.
-    parts = [
-        (s, seg_a[s], off_a[s], off_b[s], np.zeros(len(s)), route[s]),
-        (d, seg_a[d], off_a[d], np.where(forward_a[d], len_a[d], 0.0), np.zeros(len(d)), exit_m[d]),
+    same = seg_a == seg_b
+
+    parts: list[tuple[np.ndarray, ...]] = []
+    # Steps within one segment.
+    s = same
+    parts.append(
         (
-            d,
+            line[later[s]],
+            seg_a[s],
+            np.minimum(off_a[s], off_b[s]),
+            np.maximum(off_a[s], off_b[s]),
+            c_a[s],
+            c_b[s],
+        )
+    )
+    # Steps across junctions: leave a, whole segments between, enter b.
+    d = ~same
+    total = np.maximum(route[d], 1e-9)
+    scale = gap[d] / total
+    exit_m = np.where(dir_a[d] > 0, len_a[d] - off_a[d], off_a[d])
+    entry_m = np.where(dir_b[d] > 0, off_b[d], len_b[d] - off_b[d])
+    parts.append(
+        (
+            line[later[d]],
+            seg_a[d],
+            np.where(dir_a[d] > 0, off_a[d], 0.0),
+            np.where(dir_a[d] > 0, len_a[d], off_a[d]),
+            c_a[d],
+            c_a[d] + exit_m * scale,
+        )
+    )
+    parts.append(
+        (
+            line[later[d]],
             seg_b[d],
-            np.where(forward_b[d], 0.0, len_b[d]),
-            off_b[d],
-            route[d] - entry_m[d],
-            route[d],
-        ),
-        _between(network, routes, c, a[d], b[d], d, exit_m[d]),
-    ]
-    step, segment, enter, leave, r0, r1 = (
+            np.where(dir_b[d] > 0, 0.0, off_b[d]),
+            np.where(dir_b[d] > 0, off_b[d], len_b[d]),
+            c_b[d] - entry_m * scale,
+            c_b[d],
+        )
+    )
+    between, pair = _between(network, routes, c, a[d], b[d], line[later[d]], c_a[d], exit_m, scale)
+    parts.append(between)
+    # Where an end sample is on the road the input ends at, only the inner sample's stretch.
+    hop_step = np.flatnonzero(d)[pair]
+    off_start, off_end = _ends_off_road(
+        samples, layers, c, network, later, a, b, hop_step, between[1], params
+    )
+    if off_start.any() or off_end.any():
+        wanted = (
+            np.ones(int(s.sum()), dtype=bool),
+            ~off_start[d],
+            ~off_end[d],
+            ~(off_start | off_end)[hop_step],
+        )
+        parts = [
+            tuple(column[keep] for column in part) for part, keep in zip(parts, wanted, strict=True)
+        ]
+
+    line_, segment, lo, hi, input_lo, input_hi = (
         np.concatenate(column) for column in zip(*parts, strict=True)
     )
-    own = len(s) + 2 * len(d)
-    hops = (step[own:], segment[own:], enter[own:] == 0.0)
-    start_off, end_off = _ends_off_road(samples, layers, c, network, later, a, b, hops, params)
-    # At such an end, the road claims only its stretch of the inner sample's segment.
-    keep = ~(
-        (start_off[step] & (segment != seg_b[step])) | (end_off[step] & (segment != seg_a[step]))
-    )
-    step, segment, enter, leave, r0, r1 = (v[keep] for v in (step, segment, enter, leave, r0, r1))
-    scale = gap[step] / np.maximum(route[step], 1e-9)
-    begin = chain[later - 1][step]
     return _merge(
-        (
-            line[later][step],
-            segment,
-            np.minimum(enter, leave),
-            np.maximum(enter, leave),
-            begin + r0 * scale,
-            begin + r1 * scale,
-        ),
+        (line_, segment, lo, hi, input_lo, input_hi),
         samples.lengths,
         matched_m,
         layer_ok,
@@ -134,6 +158,35 @@ def trace_paths(
         network,
         params,
     )
+
+
+def _between(
+    network: RoadNetwork,
+    routes: RouteTable,
+    c: Candidates,
+    a: np.ndarray,
+    b: np.ndarray,
+    line: np.ndarray,
+    start_chainage: np.ndarray,
+    exit_m: np.ndarray,
+    scale: np.ndarray,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Whole segments on the route from a's exit junction to b's entry junction, and the
+    index (among ``a``) of the step each lies on, in route order."""
+    seg_a, seg_b = c.segment[a], c.segment[b]
+    exit_node = np.where(c.direction[a] > 0, network.to_node[seg_a], network.from_node[seg_a])
+    entry_node = np.where(c.direction[b] > 0, network.from_node[seg_b], network.to_node[seg_b])
+    pair, seg = routes.path_segments(exit_node, entry_node, network.from_node, network.to_node)
+    # path_segments lists each route from its end; order hops from the start instead.
+    order = np.lexsort((-np.arange(len(pair)), pair))
+    pair, seg = pair[order], seg[order]
+    length = network.length_m[seg]
+    run_first = np.searchsorted(pair, pair, side="left")
+    cum = np.cumsum(length)
+    before = cum - length - (cum[run_first] - length[run_first])
+    lo_in = start_chainage[pair] + (exit_m[pair] + before) * scale[pair]
+    columns = (line[pair], seg, np.zeros(len(seg)), length, lo_in, lo_in + length * scale[pair])
+    return columns, pair
 
 
 def _ends_off_road(
@@ -144,7 +197,8 @@ def _ends_off_road(
     later: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
-    hops: tuple[np.ndarray, np.ndarray, np.ndarray],
+    hop_step: np.ndarray,
+    hop_segment: np.ndarray,
     params: MatchParams,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per step (``a`` to ``b`` into layer ``later``), whether it is a road's first (last)
@@ -154,26 +208,38 @@ def _ends_off_road(
     crossing street passes within metres of it. It is taken as such where the input there
     runs along the inner sample's segment, the end sample's heads off the input, and the
     route turns onto (off) the inner sample's segment at a junction: the input goes straight
-    on where the route turns. ``hops`` are the whole segments between samples (step, segment,
-    travelled forward), in route order.
+    on where the route turns. ``hop_segment`` are the whole segments between samples, in
+    route order, on steps ``hop_step``.
     """
     point_a, point_b = layers.point[later - 1], layers.point[later]
     line = samples.line[point_b]
     head = np.r_[True, line[1:] != line[:-1]]
     tail = np.r_[line[1:] != line[:-1], True]
+    start = np.zeros(len(later), dtype=bool)
+    end = np.zeros(len(later), dtype=bool)
+    # Only a first or last step across a junction (not a road's only step) can be one.
+    k = np.flatnonzero((head ^ tail) & (c.segment[a] != c.segment[b]))
+    if not len(k):
+        return start, end
+    a, b, point_a, point_b = a[k], b[k], point_a[k], point_b[k]
     seg_a, seg_b = c.segment[a], c.segment[b]
     forward_a, forward_b = c.direction[a] > 0, c.direction[b] > 0
-    # The segment the route comes onto b's from, and goes off a's into.
-    before_b, before_b_forward = seg_a.copy(), forward_a.copy()
-    after_a, after_a_forward = seg_b.copy(), forward_b.copy()
-    hop_step, hop_segment, hop_forward = hops
+    exit_node = np.where(forward_a, network.to_node[seg_a], network.from_node[seg_a])
+    entry_node = np.where(forward_b, network.from_node[seg_b], network.to_node[seg_b])
+    # The segment the route comes onto b's from (the last whole segment between, else a's),
+    # and the one it goes off a's into (the first between, else b's).
+    before_b, before_b_forward = seg_a, forward_a
+    after_a, after_a_forward = seg_b, forward_b
     if len(hop_step):
-        last = np.r_[hop_step[1:] != hop_step[:-1], True]
-        first = np.r_[True, hop_step[1:] != hop_step[:-1]]
-        before_b[hop_step[last]] = hop_segment[last]
-        before_b_forward[hop_step[last]] = hop_forward[last]
-        after_a[hop_step[first]] = hop_segment[first]
-        after_a_forward[hop_step[first]] = hop_forward[first]
+        first = np.searchsorted(hop_step, k, side="left")
+        stop = np.searchsorted(hop_step, k, side="right")
+        has = stop > first
+        last_hop = hop_segment[np.maximum(stop - 1, 0)]
+        first_hop = hop_segment[np.minimum(first, len(hop_step) - 1)]
+        before_b = np.where(has, last_hop, seg_a)
+        before_b_forward = np.where(has, network.to_node[last_hop] == entry_node, forward_a)
+        after_a = np.where(has, first_hop, seg_b)
+        after_a_forward = np.where(has, network.from_node[first_hop] == exit_node, forward_b)
     onto_b = angle_diff(
         _heading(network, before_b, before_b_forward, leaving=True),
         _heading(network, seg_b, forward_b, leaving=False),
@@ -184,17 +250,14 @@ def _ends_off_road(
     )
     limit = np.radians(params.end_turn_deg)
     corner = np.radians(params.end_corner_deg)
-    crosses = (seg_a != seg_b) & ~(head & tail)
-    start = (
-        head
-        & crosses
+    start[k] = (
+        head[k]
         & (samples.turn(point_a, c.heading[a]) > limit)
         & (samples.turn(point_a, c.heading[b]) <= limit)
         & (onto_b > corner)
     )
-    end = (
-        tail
-        & crosses
+    end[k] = (
+        tail[k]
         & (samples.turn(point_b, c.heading[b]) > limit)
         & (samples.turn(point_b, c.heading[a]) <= limit)
         & (off_a > corner)
@@ -211,48 +274,6 @@ def _heading(
     piece = np.where(forward == leaving, last, first)
     heading = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])
     return np.where(forward, heading, heading + np.pi)  # type: ignore[no-any-return]
-
-
-def _between(
-    network: RoadNetwork,
-    routes: RouteTable,
-    c: Candidates,
-    a: np.ndarray,
-    b: np.ndarray,
-    step: np.ndarray,
-    exit_m: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """Whole segments on the route from a's exit junction to b's entry junction, as stretches
-    of ``step``, each travelled from the junction it shares with the one before."""
-    seg_a, seg_b = c.segment[a], c.segment[b]
-    exit_node = np.where(c.direction[a] > 0, network.to_node[seg_a], network.from_node[seg_a])
-    entry_node = np.where(c.direction[b] > 0, network.from_node[seg_b], network.to_node[seg_b])
-    pair, seg = routes.path_segments(exit_node, entry_node, network.from_node, network.to_node)
-    # path_segments lists each route from its end; order hops from the start instead.
-    order = np.lexsort((-np.arange(len(pair)), pair))
-    pair, seg = pair[order], seg[order]
-    length = network.length_m[seg]
-    run_first = np.searchsorted(pair, pair, side="left")
-    cum = np.cumsum(length)
-    before = cum - length - (cum[run_first] - length[run_first])
-    # A shortest route never runs back over the two junctions of the hop before, so a hop
-    # leaves from its from-node exactly when that node is one of the previous hop's.
-    start = network.from_node[seg]
-    prev = np.maximum(np.arange(len(seg)) - 1, 0)
-    forward = np.where(
-        run_first == np.arange(len(seg)),
-        start == exit_node[pair],
-        (start == network.from_node[seg[prev]]) | (start == network.to_node[seg[prev]]),
-    )
-    r0 = exit_m[pair] + before
-    return (
-        step[pair],
-        seg,
-        np.where(forward, 0.0, length),
-        np.where(forward, length, 0.0),
-        r0,
-        r0 + length,
-    )
 
 
 def _merge(
