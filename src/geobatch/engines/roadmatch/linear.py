@@ -136,14 +136,11 @@ def trace_paths(
         samples, layers, c, network, later, a, b, hop_step, between[1], params
     )
     if off_start.any() or off_end.any():
-        wanted = (
-            np.ones(int(s.sum()), dtype=bool),
-            ~off_start[d],
-            ~off_end[d],
-            ~(off_start | off_end)[hop_step],
-        )
-        parts = [
-            tuple(column[keep] for column in part) for part, keep in zip(parts, wanted, strict=True)
+        # Steps within one segment are never dropped: only the three junction parts are cut.
+        wanted = (~off_start[d], ~off_end[d], ~(off_start | off_end)[hop_step])
+        parts[1:] = [
+            tuple(column[keep] for column in part)
+            for part, keep in zip(parts[1:], wanted, strict=True)
         ]
 
     line_, segment, lo, hi, input_lo, input_hi = (
