@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from toy_networks import carriageways, line, network, roundabout, t_junction
+from toy_networks import arc, carriageways, line, network, roundabout, t_junction
 
 from geobatch.engines.roadmatch import MatchParams, RoadMatch, match_lines
 
@@ -213,3 +213,16 @@ def test_agreeing_on_a_tunnel_raises_the_confidence_and_disagreeing_lowers_it() 
         [road, road, road], None, net, PARAMS, tunnel=[True, False, None]
     )
     assert inside.confidence > unknown.confidence > outside.confidence
+
+
+def test_a_road_ending_at_a_roundabout_claims_nothing_of_the_ring() -> None:
+    """Its last point lies inside the small ring, nearer a segment beyond the one its arm
+    meets; the route there runs round the ring, which the road does not."""
+    ring = {f"ring{k}": arc(12, 45 * k, 45 * (k + 1), 4) for k in range(8)}
+    arms = {"arm_n": [(0, 12), (0, 200)], "arm_e": [(12, 0), (200, 0)]}
+    net = network(ring | arms)
+    inwards = [(0.0, 150.0), (10.0, 5.0)]
+    for points in (inwards, inwards[::-1]):
+        (match,) = match_lines([line(points)], None, net, PARAMS)
+        assert _ids(match) == ["arm_n"]
+        assert match.status == "full"

@@ -3,7 +3,9 @@
 Every step between consecutive samples of a path covers a stretch of the network: part of one
 segment, or the end of one, whole segments in between (rebuilt from the route table) and the
 start of the next. Each stretch is paired with the matching range along the input, split in
-proportion to route length, and the stretches are merged per (road, segment).
+proportion to route length, and the stretches are merged per (road, segment). At a road's
+ends, a route that comes round off the road it ends at (a roundabout's ring, a crossing
+street) is claimed only from where it turns onto the road.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geobatch.engines.roadmatch.candidates import Candidates
-from geobatch.engines.roadmatch.geometry import Samples
+from geobatch.engines.roadmatch.geometry import Samples, angle_diff
 from geobatch.engines.roadmatch.hmm import Layers, route_lengths
 from geobatch.engines.roadmatch.network import RoadNetwork
 from geobatch.engines.roadmatch.routes import RouteTable
@@ -126,7 +128,20 @@ def trace_paths(
             c_b[d],
         )
     )
-    parts.append(_between(network, routes, c, a[d], b[d], line[later[d]], c_a[d], exit_m, scale))
+    between, pair = _between(network, routes, c, a[d], b[d], line[later[d]], c_a[d], exit_m, scale)
+    parts.append(between)
+    # Where an end sample is on the road the input ends at, only the inner sample's stretch.
+    hop_step = np.flatnonzero(d)[pair]
+    off_start, off_end = _ends_off_road(
+        samples, layers, c, network, later, a, b, hop_step, between[1], params
+    )
+    if off_start.any() or off_end.any():
+        # Steps within one segment are never dropped: only the three junction parts are cut.
+        wanted = (~off_start[d], ~off_end[d], ~(off_start | off_end)[hop_step])
+        parts[1:] = [
+            tuple(column[keep] for column in part)
+            for part, keep in zip(parts[1:], wanted, strict=True)
+        ]
 
     line_, segment, lo, hi, input_lo, input_hi = (
         np.concatenate(column) for column in zip(*parts, strict=True)
@@ -152,8 +167,9 @@ def _between(
     start_chainage: np.ndarray,
     exit_m: np.ndarray,
     scale: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """Whole segments on the route from a's exit junction to b's entry junction."""
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Whole segments on the route from a's exit junction to b's entry junction, and the
+    index (among ``a``) of the step each lies on, in route order."""
     seg_a, seg_b = c.segment[a], c.segment[b]
     exit_node = np.where(c.direction[a] > 0, network.to_node[seg_a], network.from_node[seg_a])
     entry_node = np.where(c.direction[b] > 0, network.from_node[seg_b], network.to_node[seg_b])
@@ -166,14 +182,95 @@ def _between(
     cum = np.cumsum(length)
     before = cum - length - (cum[run_first] - length[run_first])
     lo_in = start_chainage[pair] + (exit_m[pair] + before) * scale[pair]
-    return (
-        line[pair],
-        seg,
-        np.zeros(len(seg)),
-        length,
-        lo_in,
-        lo_in + length * scale[pair],
+    columns = (line[pair], seg, np.zeros(len(seg)), length, lo_in, lo_in + length * scale[pair])
+    return columns, pair
+
+
+def _ends_off_road(
+    samples: Samples,
+    layers: Layers,
+    c: Candidates,
+    network: RoadNetwork,
+    later: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    hop_step: np.ndarray,
+    hop_segment: np.ndarray,
+    params: MatchParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per step (``a`` to ``b`` into layer ``later``), whether it is a road's first (last)
+    step from (to) an end sample put on the road the input ends at, not on the road itself.
+
+    A sample at a road's end has one neighbour to hold it, and a roundabout's ring or a
+    crossing street passes within metres of it. It is taken as such where the input there
+    runs along the inner sample's segment, the end sample's heads off the input, and the
+    route turns onto (off) the inner sample's segment at a junction: the input goes straight
+    on where the route turns. ``hop_segment`` are the whole segments between samples, in
+    route order, on steps ``hop_step``.
+    """
+    point_a, point_b = layers.point[later - 1], layers.point[later]
+    line = samples.line[point_b]
+    head = np.r_[True, line[1:] != line[:-1]]
+    tail = np.r_[line[1:] != line[:-1], True]
+    start = np.zeros(len(later), dtype=bool)
+    end = np.zeros(len(later), dtype=bool)
+    # Only a first or last step across a junction (not a road's only step) can be one.
+    k = np.flatnonzero((head ^ tail) & (c.segment[a] != c.segment[b]))
+    if not len(k):
+        return start, end
+    a, b, point_a, point_b = a[k], b[k], point_a[k], point_b[k]
+    seg_a, seg_b = c.segment[a], c.segment[b]
+    forward_a, forward_b = c.direction[a] > 0, c.direction[b] > 0
+    exit_node = np.where(forward_a, network.to_node[seg_a], network.from_node[seg_a])
+    entry_node = np.where(forward_b, network.from_node[seg_b], network.to_node[seg_b])
+    # The segment the route comes onto b's from (the last whole segment between, else a's),
+    # and the one it goes off a's into (the first between, else b's).
+    before_b, before_b_forward = seg_a, forward_a
+    after_a, after_a_forward = seg_b, forward_b
+    if len(hop_step):
+        first = np.searchsorted(hop_step, k, side="left")
+        stop = np.searchsorted(hop_step, k, side="right")
+        has = stop > first
+        last_hop = hop_segment[np.maximum(stop - 1, 0)]
+        first_hop = hop_segment[np.minimum(first, len(hop_step) - 1)]
+        before_b = np.where(has, last_hop, seg_a)
+        before_b_forward = np.where(has, network.to_node[last_hop] == entry_node, forward_a)
+        after_a = np.where(has, first_hop, seg_b)
+        after_a_forward = np.where(has, network.from_node[first_hop] == exit_node, forward_b)
+    onto_b = angle_diff(
+        _heading(network, before_b, before_b_forward, leaving=True),
+        _heading(network, seg_b, forward_b, leaving=False),
     )
+    off_a = angle_diff(
+        _heading(network, seg_a, forward_a, leaving=True),
+        _heading(network, after_a, after_a_forward, leaving=False),
+    )
+    limit = np.radians(params.end_turn_deg)
+    corner = np.radians(params.end_corner_deg)
+    start[k] = (
+        head[k]
+        & (samples.turn(point_a, c.heading[a]) > limit)
+        & (samples.turn(point_a, c.heading[b]) <= limit)
+        & (onto_b > corner)
+    )
+    end[k] = (
+        tail[k]
+        & (samples.turn(point_b, c.heading[b]) > limit)
+        & (samples.turn(point_b, c.heading[a]) <= limit)
+        & (off_a > corner)
+    )
+    return start, end
+
+
+def _heading(
+    network: RoadNetwork, segment: np.ndarray, forward: np.ndarray, *, leaving: bool
+) -> np.ndarray:
+    """Travel heading where a route enters (or leaves) ``segment``, travelled ``forward``."""
+    first = np.searchsorted(network.piece_segment, segment, side="left")
+    last = np.searchsorted(network.piece_segment, segment, side="right") - 1
+    piece = np.where(forward == leaving, last, first)
+    heading = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])
+    return np.where(forward, heading, heading + np.pi)  # type: ignore[no-any-return]
 
 
 def _merge(

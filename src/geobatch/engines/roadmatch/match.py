@@ -79,6 +79,11 @@ class MatchParams:
     max_state_turn_deg: float = 100.0  # states heading further off the road are not considered
     max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
     end_snap_m: float = 2.0  # ranges this close to a segment end reach the end
+    # a road's end sample heading further off the road than this, where the road runs along
+    # its neighbour's segment within it and the route turns by more than ``end_corner_deg``
+    # onto that segment, is on the road it ends at (a ring, a crossing street): not claimed
+    end_turn_deg: float = 12.0
+    end_corner_deg: float = 45.0
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
     full_ratio: float = 0.9  # share of the input covered by matched stretches for "full"
     min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
