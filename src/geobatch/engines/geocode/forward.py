@@ -42,6 +42,7 @@ from geobatch.engines.geocode.bounds import (
     pool_bounds,
     street_bound,
     street_bounds,
+    street_most,
     street_reach,
 )
 from geobatch.engines.geocode.cache import cached
@@ -710,6 +711,8 @@ def _nearest_first(
     named, in the country, nearest to ``at`` first), only until the streets left cannot
     change what is scored; None where that takes more than NEAREST_FIRST streets."""
     judge = winners.judge
+    if street_most(found, reading, judge) <= winners.floor:
+        return []  # no street's bound beats the answer in hand: none is scored
     order, reach = street_reach(found, reading, judge, NEAREST_FIRST + 1)
     waiting: list[tuple[float, int]] = []  # (-bound, position) worked out, not yet scored
     visited = 0
