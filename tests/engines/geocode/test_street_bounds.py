@@ -18,6 +18,7 @@ from geobatch.engines.geocode.bounds import (
     StreetSet,
     street_bound,
     street_bounds,
+    street_ceilings,
     street_reach,
 )
 from geobatch.engines.geocode.forward import Candidate
@@ -222,7 +223,9 @@ def test_one_street_s_bound_and_reach_agree_with_the_bounds_of_all(
         bounds = street_bounds(found, reading, judge)
         ones = [street_bound(found, position, reading, judge) for position in range(len(index))]
         assert ones == bounds.tolist(), (reading, only, at)  # bit for bit
-        order, reach = street_reach(found, reading, judge, len(index))
+        order, reach = street_reach(
+            found, street_ceilings(found, reading, judge), judge.at, len(index)
+        )
         assert sorted(order) == list(range(len(index)))
         assert all(reach[i] >= bounds[p] for i, p in enumerate(order)), (reading, only, at)
         assert order == sorted(order, key=lambda p: (-reach[order.index(p)], p))

@@ -240,41 +240,49 @@ class StreetSet:
 
 
 def street_reach(
-    found: StreetSet, reading: ParsedAddress, judge: Judge, count: int
+    found: StreetSet, ceilings: Ceilings, at: tuple[float, float] | None, count: int
 ) -> tuple[list[int], list[float]]:
     """Positions by the most a street can reach whatever its towns, postcodes and house
-    numbers (``street_bounds`` with the best town, level and country factor any of them can
-    have, and no postcode), highest first, ties by position, with those values. The same
-    products in the same order, each factor no lower than the one it stands for, so each is
-    at least its street's bound, bit for bit. Only the bias differs from street to street:
-    the order is remembered per ``at`` and the few ceilings. The ``count`` highest only (and
-    any equal to the last)."""
-    at = judge.at
-    town, ceiling, country = _ceilings(found, reading, judge)
+    numbers (``street_bounds`` with the ``ceilings`` of the reading, no postcode and the bias
+    towards ``at``), highest first, ties by position, with those values. The same products
+    in the same order, each factor no lower than the one it stands for, so each is at least
+    its street's bound, bit for bit. Only the bias differs from street to street: the order
+    is remembered per ``at`` and the few ceilings. The ``count`` highest only (and any equal
+    to the last)."""
 
     def reach(f: StreetSet) -> np.ndarray:
-        score = _times(f.similarity, town, ceiling, country)
+        score = _times(f.similarity, ceilings)
         if at is not None:
             score = score * f.factors(("at", at), lambda g: _biases(_nearest_km(g, at)))
         return np.asarray(score)
 
-    return found.ordered(("reach", town, ceiling, country, at), reach, count)
+    return found.ordered(("reach", *ceilings, at), reach, count)
 
 
-def street_most(found: StreetSet, reading: ParsedAddress, judge: Judge) -> float:
+def street_most(found: StreetSet, ceilings: Ceilings) -> float:
     """At least the highest of ``street_reach`` (the bias left out), read without a pass
     over the streets: a reading that cannot beat the answer in hand costs nothing more."""
-    return float(_times(found.most_alike(), *_ceilings(found, reading, judge)))
+    return float(_times(found.most_alike(), ceilings))
 
 
-def _ceilings(found: StreetSet, reading: ParsedAddress, judge: Judge) -> tuple[float, float, float]:
-    """The best town, house-number level and country factors any street found can have."""
+Ceilings = tuple[float, float, float]
+"""The best town, house-number level and country factors any of some streets can have."""
+
+
+def street_ceilings(found: StreetSet, reading: ParsedAddress, judge: Judge) -> Ceilings:
+    """``Ceilings`` of the streets found for ``reading`` as ``judge`` judges them."""
     town = _best_town(found, reading.locality) if reading.locality else 1.0
-    return town, NUMBER if reading.house_number else STREET, judge.best_country(found)
+    if judge.by_country:
+        rule = ("best country", judge.country, reading.country, reading.region)
+        country = float(found.factors(rule, judge.best_country))
+    else:
+        country = 1.0
+    return town, NUMBER if reading.house_number else STREET, country
 
 
-def _times(similarity: T, town: float, ceiling: float, country: float) -> T:
+def _times(similarity: T, ceilings: Ceilings) -> T:
     """``similarity`` times the factors, in the order ``street_bounds`` multiplies them."""
+    town, ceiling, country = ceilings
     score = similarity
     if town != 1.0:
         score = score * town

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 import shapely
@@ -42,6 +43,7 @@ from geobatch.engines.geocode.bounds import (
     pool_bounds,
     street_bound,
     street_bounds,
+    street_ceilings,
     street_most,
     street_reach,
 )
@@ -107,35 +109,43 @@ class Candidate:
 
 class _Pool:
     """The localities (or regions) of one name: scores and places as arrays, each candidate
-    made when first asked for, so that of a country's many same-named towns only those that
-    may win are made. ``items`` are candidates, or areas with their scores."""
+    made when first asked for (``make``), so that of a country's many same-named towns only
+    those that may win are made."""
 
-    def __init__(self, items: list[Candidate | tuple[Area, float]]) -> None:
-        self.items = items
-        places = [item if isinstance(item, Candidate) else item[0] for item in items]
-        self.score = np.array(
-            [item.score if isinstance(item, Candidate) else item[1] for item in items],
-            dtype=np.float64,
-        )
-        self.lon = np.array([place.lon for place in places], dtype=np.float64)
-        self.lat = np.array([place.lat for place in places], dtype=np.float64)
-        self.countries = Countries.of([place.country for place in places])
+    def __init__(
+        self,
+        score: np.ndarray,
+        lon: np.ndarray,
+        lat: np.ndarray,
+        countries: list[str | None],
+        make: Callable[[int], Candidate],
+    ) -> None:
+        self.score = score
+        self.lon = lon
+        self.lat = lat
+        self.countries = Countries.of(countries)
+        self._make = make
         self._made: dict[int, Candidate] = {}
 
+    @classmethod
+    def of(cls, candidates: list[Candidate]) -> _Pool:
+        def values(field: str) -> np.ndarray:
+            return np.array([getattr(c, field) for c in candidates], dtype=np.float64)
+
+        countries = [c.country for c in candidates]
+        return cls(values("score"), values("lon"), values("lat"), countries, candidates.__getitem__)
+
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.score)
 
     def __getitem__(self, position: int) -> Candidate:
-        item = self.items[position]
-        if isinstance(item, Candidate):
-            return item
         made = self._made.get(position)
         if made is None:
-            made = self._made[position] = _area(*item)
+            made = self._made[position] = self._make(position)
         return made
 
     def candidates(self) -> list[Candidate]:
-        return [self[position] for position in range(len(self.items))]
+        return [self[position] for position in range(len(self))]
 
 
 @dataclass(frozen=True)
@@ -474,23 +484,39 @@ class ForwardGeocoder:
         cache_key = (reading.locality, reading.region, reading.country, at, factor)
         found = self._locality_cache.get(cache_key)
         if found is None:
-            found = _Pool(self._locality_candidates(reading, at, factor))
+            found = self._locality_pool(reading, at, factor)
             if len(self._locality_cache) > 100_000:
                 self._locality_cache.clear()
             self._locality_cache[cache_key] = found
         return found
 
-    def _locality_candidates(
+    def _locality_pool(
         self, reading: ParsedAddress, at: tuple[float, float] | None, factor: float
-    ) -> list[Candidate | tuple[Area, float]]:
+    ) -> _Pool:
+        """The release's own towns of the reading's name (read as columns, each made into a
+        candidate only when scored), then the gazetteer's."""
         key = reading.locality or ""
-        out: list[Candidate | tuple[Area, float]] = [
-            (area, (0.9 if area.level == "locality" else 0.85) * factor)
-            for area in self.local.localities.get(key, ())
-        ]
-        if self.gazetteer is not None:
-            out.extend(self._cities(self.gazetteer, key, reading, at, factor))
-        return out
+        towns = self.local.localities
+        rows = towns.rows_of(key)
+        levels = towns.column("level", rows)
+        own = np.array([(0.9 if level == "locality" else 0.85) * factor for level in levels])
+        lon, lat = towns.places(rows)
+        countries = cast(list[str | None], towns.column("country", rows))
+        cities = self._cities(self.gazetteer, key, reading, at, factor) if self.gazetteer else []
+        size = len(rows)
+
+        def make(position: int) -> Candidate:
+            if position >= size:
+                return cities[position - size]
+            return _area(towns.area(int(rows[position])), float(own[position]))
+
+        return _Pool(
+            np.concatenate([own, np.array([c.score for c in cities], dtype=np.float64)]),
+            np.concatenate([lon, np.array([c.lon for c in cities], dtype=np.float64)]),
+            np.concatenate([lat, np.array([c.lat for c in cities], dtype=np.float64)]),
+            [*countries, *(c.country for c in cities)],
+            make,
+        )
 
     def _cities(
         self,
@@ -572,16 +598,17 @@ class ForwardGeocoder:
         found = self._locality_cache.get(cache_key)
         if found is not None:
             return found
-        areas = [a for a in self.local.localities.get(key, ()) if a.level == "region"]
-        out: list[Candidate | tuple[Area, float]] = [(area, 0.9 * factor) for area in areas]
+        towns = self.local.localities
+        rows = towns.rows_of(key)
+        out = [_area(towns.area(int(row)), 0.9 * factor) for row in rows[towns.is_region[rows]]]
         if self.gazetteer is not None:
             out.extend(
-                (area, 0.9 * factor * (0.9 + 0.1 * share))
+                _area(area, 0.9 * factor * (0.9 + 0.1 * share))
                 for area, share in self.gazetteer.regions(key)
             )
         if len(self._locality_cache) > 100_000:
             self._locality_cache.clear()
-        found = self._locality_cache[cache_key] = _Pool(out)
+        found = self._locality_cache[cache_key] = _Pool.of(out)
         return found
 
 
@@ -711,9 +738,10 @@ def _nearest_first(
     named, in the country, nearest to ``at`` first), only until the streets left cannot
     change what is scored; None where that takes more than NEAREST_FIRST streets."""
     judge = winners.judge
-    if street_most(found, reading, judge) <= winners.floor:
+    ceilings = street_ceilings(found, reading, judge)
+    if street_most(found, ceilings) <= winners.floor:
         return []  # no street's bound beats the answer in hand: none is scored
-    order, reach = street_reach(found, reading, judge, NEAREST_FIRST + 1)
+    order, reach = street_reach(found, ceilings, judge.at, NEAREST_FIRST + 1)
     waiting: list[tuple[float, int]] = []  # (-bound, position) worked out, not yet scored
     visited = 0
     while True:
