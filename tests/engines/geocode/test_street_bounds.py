@@ -13,6 +13,7 @@ import pytest
 import shapely
 
 from geobatch.engines.geocode import ForwardGeocoder, forward
+from geobatch.engines.geocode import index as index_module
 from geobatch.engines.geocode.bounds import (
     Judge,
     StreetSet,
@@ -293,3 +294,23 @@ def test_near_at_the_bounds_of_a_few_streets_and_towns_are_worked_out(
     geocoder.clear_caches()
     geocoder.geocode("Eastham", at=at)
     assert 1 <= len(areas) <= 3
+
+
+def test_a_name_s_many_towns_are_read_as_columns_not_made_one_by_one(
+    geocoder: ForwardGeocoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[int] = []
+    area = index_module._area
+
+    def counting(table: pa.Table, row: int) -> Area:
+        made.append(row)
+        return area(table, row)
+
+    monkeypatch.setattr(index_module, "_area", counting)
+    towns = geocoder.local.localities
+    assert len(towns.rows_of("westham")) > 5
+    geocoder.clear_caches()
+    assert not towns.has_region("westham")
+    [found] = geocoder.geocode("Westham", at=(60.0, 24.0 + 4 * SHIFT_DEG))
+    assert found.label == "Westham"
+    assert len(made) <= 3
