@@ -126,6 +126,7 @@ class _Pool:
         self.countries = Countries.of(countries)
         self._make = make
         self._made: dict[int, Candidate] = {}
+        self._all: list[Candidate] | None = None
 
     @classmethod
     def of(cls, candidates: list[Candidate]) -> _Pool:
@@ -145,7 +146,10 @@ class _Pool:
         return made
 
     def candidates(self) -> list[Candidate]:
-        return [self[position] for position in range(len(self))]
+        """Every candidate (remembered: a pool of few is asked for all of them again and again)."""
+        if self._all is None:
+            self._all = [self[position] for position in range(len(self))]
+        return self._all
 
 
 @dataclass(frozen=True)
