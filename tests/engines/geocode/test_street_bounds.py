@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -12,8 +13,17 @@ import pytest
 import shapely
 
 from geobatch.engines.geocode import ForwardGeocoder, forward
-from geobatch.engines.geocode.bounds import Judge, StreetSet, street_bounds
+from geobatch.engines.geocode import index as index_module
+from geobatch.engines.geocode.bounds import (
+    Judge,
+    StreetSet,
+    street_bound,
+    street_bounds,
+    street_ceilings,
+    street_reach,
+)
 from geobatch.engines.geocode.forward import Candidate
+from geobatch.engines.geocode.gazetteer import Area
 from geobatch.engines.geocode.index import Street
 from geobatch.engines.geocode.parse import ParsedAddress
 from geobatch.reference import ReleaseStore
@@ -180,3 +190,127 @@ def test_the_best_bounds_come_in_order_with_ties_by_position() -> None:
         expected = np.argsort(-bounds[:size], kind="stable")
         assert len(best) >= 13
         assert best.tolist() == expected[: len(best)].tolist()
+
+
+def _readings() -> list[ParsedAddress]:
+    return [
+        ParsedAddress(
+            street="main street",
+            house_number=number,
+            locality=town,
+            postcode=postcode,
+            country=country,
+            region=region,
+        )
+        for number, town, postcode, country, region in itertools.product(
+            (None, "1", "3", "4", "3b", "9"),
+            (None, "eastham", "nowhere"),
+            (None, "10002"),
+            (None, "SE"),
+            (None, "uusimaa"),
+        )
+    ]
+
+
+def test_one_street_s_bound_and_reach_agree_with_the_bounds_of_all(
+    geocoder: ForwardGeocoder,
+) -> None:
+    streets = geocoder.local.streets
+    index = geocoder.local.street_by_key.array("main street")
+    similarity = np.where(np.arange(len(index)) % 3 == 1, 0.98, 1.0)
+    for reading, only, at in itertools.product(_readings(), (None, "FI"), AT):
+        judge = Judge(geocoder.gazetteer, reading, only, at)
+        found = StreetSet(streets, index, similarity)
+        bounds = street_bounds(found, reading, judge)
+        ones = [street_bound(found, position, reading, judge) for position in range(len(index))]
+        assert ones == bounds.tolist(), (reading, only, at)  # bit for bit
+        order, reach = street_reach(
+            found, street_ceilings(found, reading, judge), judge.at, len(index)
+        )
+        assert sorted(order) == list(range(len(index)))
+        assert all(reach[i] >= bounds[p] for i, p in enumerate(order)), (reading, only, at)
+        assert order == sorted(order, key=lambda p: (-reach[order.index(p)], p))
+
+
+def test_nearest_first_scores_what_the_bounds_of_all_score(
+    geocoder: ForwardGeocoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[list[Candidate]] = []
+    on_streets = ForwardGeocoder._on_streets
+
+    def recording(self: ForwardGeocoder, *args: Any) -> list[Candidate]:
+        found = on_streets(self, *args)
+        scored.append(found)
+        return found
+
+    monkeypatch.setattr(ForwardGeocoder, "_on_streets", recording)
+    queries = [(text, at, limit) for text in _queries() for at in AT for limit in (1, 3)]
+
+    def run() -> tuple[list[list[Candidate]], list[list[Candidate]]]:
+        geocoder.clear_caches()
+        scored.clear()
+        answers = [geocoder.geocode(text, at=at, limit=limit) for text, at, limit in queries]
+        return answers, list(scored)
+
+    nearest = run()
+    monkeypatch.setattr(forward, "NEAREST_FIRST", 0)  # the bounds of every street at once
+    every = run()
+    assert nearest[0] == every[0]
+    assert nearest[1] == every[1]  # the same streets scored, reading by reading
+
+
+def test_near_at_the_bounds_of_a_few_streets_and_towns_are_worked_out(
+    geocoder: ForwardGeocoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_by_one: list[int] = []
+    all_at_once: list[int] = []
+    areas: list[str] = []
+    bound_of, bounds_of, area = forward.street_bound, forward.street_bounds, forward._area
+
+    def one(found: StreetSet, position: int, reading: ParsedAddress, judge: Judge) -> float:
+        one_by_one.append(position)
+        return bound_of(found, position, reading, judge)
+
+    def every(found: StreetSet, reading: ParsedAddress, judge: Judge) -> np.ndarray:
+        all_at_once.append(len(found))
+        return bounds_of(found, reading, judge)
+
+    def made(found: Area, score: float) -> Candidate:
+        areas.append(found.name)
+        return area(found, score)
+
+    monkeypatch.setattr(forward, "street_bound", one)
+    monkeypatch.setattr(forward, "street_bounds", every)
+    monkeypatch.setattr(forward, "_area", made)
+    at = (60.0, 24.0 + 12 * SHIFT_DEG)
+    for text in ("High Street 5, 10001 Westham", "Main Street 1", "High Street"):
+        one_by_one.clear()
+        geocoder.clear_caches()
+        geocoder.geocode(text, at=at)
+        assert 1 <= len(one_by_one) <= 4, text
+    assert not all_at_once
+    eastham = len(geocoder.local.localities.get("eastham"))
+    assert eastham > 5
+    geocoder.clear_caches()
+    geocoder.geocode("Eastham", at=at)
+    assert 1 <= len(areas) <= 3
+
+
+def test_a_name_s_many_towns_are_read_as_columns_not_made_one_by_one(
+    geocoder: ForwardGeocoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[int] = []
+    area = index_module._area
+
+    def counting(table: pa.Table, row: int) -> Area:
+        made.append(row)
+        return area(table, row)
+
+    monkeypatch.setattr(index_module, "_area", counting)
+    towns = geocoder.local.localities
+    assert len(towns.rows_of("westham")) > 5
+    geocoder.clear_caches()
+    assert not towns.has_region("westham")
+    [found] = geocoder.geocode("Westham", at=(60.0, 24.0 + 4 * SHIFT_DEG))
+    assert found.label == "Westham"
+    assert len(made) <= 3

@@ -8,26 +8,35 @@ scoring itself makes, in the same order (so equal streets get equal bounds, bit 
 similarity, times the agreement of the street's towns and postcodes with the query's
 (``context_factor``), times the best house-number level the street allows (its own number, the
 bare number, interpolation between two numbers around it, else the street), times the bias
-towards ``at`` at the nearest point of the street's bounding box.
+towards ``at`` at the nearest point of the street's bounding box. Where the reading leaves
+few factors to tell the streets apart, only the bias does: ``street_reach`` orders them by
+what each can reach at most, and ``street_bound`` works out the bound of one street, so that
+the nearest few are looked at and the rest are not.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
-from geobatch.engines.geocode.index import Countries, Streets
+from geobatch.engines.geocode.index import Countries, Street, Streets
 from geobatch.engines.geocode.normalize import house_number_value
 from geobatch.engines.geocode.parse import ParsedAddress
+
+T = TypeVar("T", float, np.ndarray)
 
 EARTH_KM_PER_DEGREE = 111.195
 BIAS_KM = 500.0
 """A candidate this far from ``at`` (or farther) loses the whole ``BIAS`` share of its score."""
 BIAS = 0.05
+
+PARTIAL_SORT = 1_000
+"""Of more values than this, the highest are found by a partial sort first (fewer are
+sorted whole faster)."""
 
 IN_TOWN, TOWN_UNKNOWN, OTHER_TOWN = 1.0, 0.93, 0.8
 """Street in the query's town, street known in no town, street of other towns only."""
@@ -115,6 +124,16 @@ class Judge:
             score = score * bias(distance_km(self.at[1], self.at[0], candidate.lon, candidate.lat))
         return score
 
+    def best_country(self, found: StreetSet) -> float:
+        """The highest ``country_factor`` of the streets found (0 where all are left out)."""
+        if not self.by_country:
+            return 1.0
+        names = found.streets.country_codes.names
+        return max(
+            (self.country_factor(names[code] if code >= 0 else None) or 0.0)
+            for code in found.countries()
+        )
+
     def street_countries(self, found: StreetSet) -> np.ndarray | float:
         """``country_factors`` of the streets found."""
         countries = found.streets.country_codes
@@ -161,6 +180,10 @@ class StreetSet:
         self.index = index
         self.similarity = similarity
         self._memo: dict[tuple[object, ...], np.ndarray | float] = {}
+        self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
+        self._countries: list[int] | None = None
+        self._all_known: bool | None = None
+        self._most_alike: float | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -175,6 +198,107 @@ class StreetSet:
                 self._memo.clear()
             found = self._memo[key] = make(self)
         return found
+
+    def most_alike(self) -> float:
+        """The highest similarity of the streets, read once."""
+        if self._most_alike is None:
+            self._most_alike = float(self.similarity.max(initial=0.0))
+        return self._most_alike
+
+    def all_known(self) -> bool:
+        """Whether every street is known in some town, read once."""
+        if self._all_known is None:
+            self._all_known = bool((self.streets.town_counts[self.index] > 0).all())
+        return self._all_known
+
+    def countries(self) -> list[int]:
+        """The distinct country codes of the streets (-1: none), read once."""
+        if self._countries is None:
+            codes = self.streets.country_codes.codes[self.index]
+            if not len(codes):
+                self._countries = [-1]
+            elif (codes == codes[0]).all():  # most names lie in one country
+                self._countries = [int(codes[0])]
+            else:
+                present = np.bincount(codes + 1, minlength=len(self.streets.country_codes.names))
+                self._countries = (np.flatnonzero(present) - 1).tolist()
+        return self._countries
+
+    def ordered(
+        self, key: tuple[object, ...], make: Callable[[StreetSet], np.ndarray], count: int
+    ) -> tuple[list[int], list[float]]:
+        """The positions of the ``count`` highest of ``make(self)`` (and any equal to the
+        last), highest first, ties by position, with those values; remembered under ``key``."""
+        found = self._ordered.get(key)
+        if found is None:
+            values = make(self)
+            order = highest(values, count)
+            if len(self._ordered) >= self.MEMO:
+                self._ordered.clear()
+            found = self._ordered[key] = (order.tolist(), values[order].tolist())
+        return found
+
+
+def street_reach(
+    found: StreetSet, ceilings: Ceilings, at: tuple[float, float] | None, count: int
+) -> tuple[list[int], list[float]]:
+    """Positions by the most a street can reach whatever its towns, postcodes and house
+    numbers (``street_bounds`` with the ``ceilings`` of the reading, no postcode and the bias
+    towards ``at``), highest first, ties by position, with those values. The same products
+    in the same order, each factor no lower than the one it stands for, so each is at least
+    its street's bound, bit for bit. Only the bias differs from street to street: the order
+    is remembered per ``at`` and the few ceilings. The ``count`` highest only (and any equal
+    to the last)."""
+
+    def reach(f: StreetSet) -> np.ndarray:
+        score = _times(f.similarity, ceilings)
+        if at is not None:
+            score = score * f.factors(("at", at), lambda g: _biases(_nearest_km(g, at)))
+        return np.asarray(score)
+
+    return found.ordered(("reach", *ceilings, at), reach, count)
+
+
+def street_most(found: StreetSet, ceilings: Ceilings) -> float:
+    """At least the highest of ``street_reach`` (the bias left out), read without a pass
+    over the streets: a reading that cannot beat the answer in hand costs nothing more."""
+    return float(_times(found.most_alike(), ceilings))
+
+
+Ceilings = tuple[float, float, float]
+"""The best town, house-number level and country factors any of some streets can have."""
+
+
+def street_ceilings(found: StreetSet, reading: ParsedAddress, judge: Judge) -> Ceilings:
+    """``Ceilings`` of the streets found for ``reading`` as ``judge`` judges them."""
+    town = _best_town(found, reading.locality) if reading.locality else 1.0
+    if judge.by_country:
+        rule = ("best country", judge.country, reading.country, reading.region)
+        country = float(found.factors(rule, judge.best_country))
+    else:
+        country = 1.0
+    return town, NUMBER if reading.house_number else STREET, country
+
+
+def _times(similarity: T, ceilings: Ceilings) -> T:
+    """``similarity`` times the factors, in the order ``street_bounds`` multiplies them."""
+    town, ceiling, country = ceilings
+    score = similarity
+    if town != 1.0:
+        score = score * town
+    score = score * ceiling
+    if country != 1.0:
+        score = score * country
+    return score
+
+
+def _best_town(found: StreetSet, town: str) -> float:
+    """The highest town factor (``_towns``) of the streets found: that of a street in the
+    town where the town has streets at all, else of one in other towns where all are."""
+    streets = found.streets
+    if len(streets.by_town.rows(town)):
+        return IN_TOWN
+    return OTHER_TOWN if found.all_known() else TOWN_UNKNOWN
 
 
 def street_bounds(found: StreetSet, reading: ParsedAddress, judge: Judge) -> np.ndarray:
@@ -232,6 +356,58 @@ def _levels(found: StreetSet, number: str) -> np.ndarray | float:
     return np.where(exact, NUMBER, level)
 
 
+def street_bound(found: StreetSet, position: int, reading: ParsedAddress, judge: Judge) -> float:
+    """``street_bounds(found, reading, judge)[position]``, bit for bit, from that one street's
+    rows: the same factors multiplied in the same order, for ranking the nearest few of many
+    same-named streets without a pass over all of them."""
+    street = found.streets[int(found.index[position])]
+    score = float(found.similarity[position])
+    context: float | None = None
+    if town := reading.locality:
+        towns = street.localities
+        context = IN_TOWN if town in towns else OTHER_TOWN if towns else TOWN_UNKNOWN
+    if postcode := reading.postcode:
+        codes = street.postcodes
+        code = WITH_POSTCODE if postcode in codes else OTHER_POSTCODE if codes else POSTCODE_UNKNOWN
+        context = code if context is None else context * code
+    if context is not None:
+        score = score * context
+    number = reading.house_number
+    score = score * (_level(street, number) if number else STREET)
+    if judge.by_country:
+        score = score * (judge.country_factor(street.country) or 0.0)
+    if (at := judge.at) is not None:
+        biases = found.factors(("at", at), lambda f: _biases(_nearest_km(f, at)))
+        score = score * float(np.asarray(biases)[position])
+    return score
+
+
+def _level(street: Street, number: str) -> float:
+    """``_levels`` of one street."""
+    numbers = street.numbers
+    if number in numbers:
+        return NUMBER
+    value = house_number_value(number)
+    if value is None:
+        return NUMBER_MISSING
+    values = street.sorted_numbers
+    around = len(values) >= 2 and values[0] < value and values[-1] > value
+    level = INTERPOLATED if around else NUMBER_MISSING
+    if str(value) != number and str(value) in numbers:
+        level = BARE_NUMBER
+    return level
+
+
+def highest(values: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` highest values (and any equal to the last), highest first,
+    equal ones in position order."""
+    if len(values) > max(4 * count, PARTIAL_SORT):  # a country's names find thousands
+        cut = np.partition(-values, count - 1)[count - 1]
+        head = np.flatnonzero(-values <= cut)
+        return head[np.argsort(-values[head], kind="stable")]
+    return np.argsort(-values, kind="stable")[:count]
+
+
 def pool_bounds(
     score: np.ndarray, lon: np.ndarray, lat: np.ndarray, countries: Countries, judge: Judge
 ) -> np.ndarray:
@@ -255,8 +431,9 @@ def _nearest_km(found: StreetSet, at: tuple[float, float]) -> np.ndarray:
     lat, lon = at
     streets, index = found.streets, found.index
     south, north = streets.south[index], streets.north[index]
-    dlon = np.abs(lon - np.clip(lon, streets.west[index], streets.east[index]))
-    dlat = np.abs(lat - np.clip(lat, south, north))
+    # ``np.minimum(np.maximum(...))`` is ``np.clip`` without its wrapper's cost
+    dlon = np.abs(lon - np.minimum(np.maximum(lon, streets.west[index]), streets.east[index]))
+    dlat = np.abs(lat - np.minimum(np.maximum(lat, south), north))
     mean = np.maximum(np.abs(lat + south), np.abs(lat + north)) * (np.pi / 360.0)
     km = np.hypot(dlon * np.cos(mean), dlat) * (EARTH_KM_PER_DEGREE * (1.0 - 1e-9))  # slack
     return np.asarray(np.fmax(km, 0.0))  # a box without coordinates: no bound

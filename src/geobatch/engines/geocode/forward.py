@@ -9,16 +9,20 @@ ranked by population, country, state and distance to the ``at`` bias), the regio
 country. Each candidate carries a raw score in 0..1 that ``calibration.confidence`` turns
 into how often such answers are right. Of many streets or localities of one name (a country's
 hundreds of "Hauptstraße"s), only those whose bound (``bounds``) may still win are scored, so
-that a query costs about the same on a country as on a town.
+that a query costs about the same on a country as on a town: the streets nearest the ``at``
+bias are bounded one by one until the rest cannot win (``_nearest_first``), and a town's
+many namesakes become candidates only when they may.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 import shapely
@@ -35,8 +39,13 @@ from geobatch.engines.geocode.bounds import (
     StreetSet,
     context_factor,
     distance_km,
+    highest,
     pool_bounds,
+    street_bound,
     street_bounds,
+    street_ceilings,
+    street_most,
+    street_reach,
 )
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.calibration import confidence
@@ -59,6 +68,9 @@ MAX_SCORED = 12
 """Streets (or same-named localities) scored per reading at most, best bound first."""
 FEW = 3
 """Of this many streets or localities or fewer, all are scored: bounds would cost more."""
+NEAREST_FIRST = 16
+"""Streets whose bound ``_nearest_first`` works out one by one before it leaves the rest to
+the bounds of all of them at once (``_best_first``)."""
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 STREET_FALLBACK = 0.62
@@ -95,23 +107,59 @@ class Candidate:
         return confidence(self.score, self.match_level)
 
 
-@dataclass(frozen=True)
 class _Pool:
-    """Candidates made once (the localities of a name), their scores and places as arrays."""
+    """The localities (or regions) of one name: scores and places as arrays, each candidate
+    made when first asked for (``make``), so that of a country's many same-named towns only
+    those that may win are made."""
 
-    candidates: list[Candidate]
-    score: np.ndarray
-    lon: np.ndarray
-    lat: np.ndarray
-    countries: Countries
+    def __init__(
+        self,
+        score: np.ndarray,
+        lon: np.ndarray,
+        lat: np.ndarray,
+        countries: list[str | None],
+        make: Callable[[int], Candidate],
+    ) -> None:
+        self.score = score
+        self.lon = lon
+        self.lat = lat
+        self.countries = Countries.of(countries)
+        self._make = make
+        self._made: dict[int, Candidate] = {}
+        self._all: list[Candidate] | None = None
 
     @classmethod
     def of(cls, candidates: list[Candidate]) -> _Pool:
         def values(field: str) -> np.ndarray:
             return np.array([getattr(c, field) for c in candidates], dtype=np.float64)
 
-        countries = Countries.of([c.country for c in candidates])
-        return cls(candidates, values("score"), values("lon"), values("lat"), countries)
+        countries = [c.country for c in candidates]
+        return cls(values("score"), values("lon"), values("lat"), countries, candidates.__getitem__)
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def __getitem__(self, position: int) -> Candidate:
+        made = self._made.get(position)
+        if made is None:
+            made = self._made[position] = self._make(position)
+        return made
+
+    def candidates(self) -> list[Candidate]:
+        """Every candidate (remembered: a pool of few is asked for all of them again and again)."""
+        if self._all is None:
+            self._all = [self[position] for position in range(len(self))]
+        return self._all
+
+
+@dataclass(frozen=True)
+class _Named:
+    """The gazetteer's places of one name a locality may be (no countries, none without a
+    point), with their weights among same-named places and their countries."""
+
+    rows: np.ndarray
+    population: np.ndarray
+    countries: list[str | None]
 
 
 class ForwardGeocoder:
@@ -125,12 +173,14 @@ class ForwardGeocoder:
         self._street_cache: dict[str, StreetSet] = {}
         self._place_cache: dict[str, list[tuple[int, float]]] = {}
         self._locality_cache: dict[tuple[object, ...], _Pool] = {}
+        self._named_cache: dict[str, _Named] = {}
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality and vocabulary answers (all bounded)."""
         self._street_cache.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
+        self._named_cache.clear()
         self.vocabulary.forget()
 
     # -- entry points --------------------------------------------------------------------
@@ -226,13 +276,13 @@ class ForwardGeocoder:
         fallback = 1.0 if not reading.street else STREET_FALLBACK
         if best < 0.75 and reading.locality:
             pool = self._localities(reading, judge.at, fallback)
-            offered = offered or bool(pool.candidates)
+            offered = offered or bool(len(pool))
             out.extend(self._best_of(pool, judge, floor, limit))
         elif best < 0.75 and reading.postcode and reading.postcode in self.local.postcodes:
             out.append(self._postcode(reading.postcode, fallback))
         if best < 0.7 and reading.region and not reading.locality:
             pool = self._regions(reading.region, 0.92 * fallback)
-            offered = offered or bool(pool.candidates)
+            offered = offered or bool(len(pool))
             out.extend(self._best_of(pool, judge, floor, limit))
         if not out and not offered and reading.country and self.gazetteer is not None:
             area = self.gazetteer.country_area(reading.country)
@@ -327,15 +377,18 @@ class ForwardGeocoder:
             street = streets[int(found.index[position])]
             return self._on_street(street, float(found.similarity[position]), reading)
 
+        near = _nearest_first(found, reading, make, _Winners(judge, floor, limit))
+        if near is not None:
+            return near
         bounds = street_bounds(found, reading, judge)
         return _best_first(bounds, make, judge, floor, limit)
 
     def _best_of(self, pool: _Pool, judge: Judge, floor: float, limit: int) -> list[Candidate]:
         """The pool's candidates that may still win (``_best_first``), in their order."""
-        if len(pool.candidates) <= FEW:
-            return pool.candidates
+        if len(pool) <= FEW:
+            return pool.candidates()
         bounds = pool_bounds(pool.score, pool.lon, pool.lat, pool.countries, judge)
-        return _best_first(bounds, pool.candidates.__getitem__, judge, floor, limit)
+        return _best_first(bounds, pool.__getitem__, judge, floor, limit)
 
     def _on_street(self, street: Street, similarity: float, reading: ParsedAddress) -> Candidate:
         score = similarity * context_factor(street.localities, street.postcodes, reading)
@@ -435,23 +488,39 @@ class ForwardGeocoder:
         cache_key = (reading.locality, reading.region, reading.country, at, factor)
         found = self._locality_cache.get(cache_key)
         if found is None:
-            found = _Pool.of(self._locality_candidates(reading, at, factor))
+            found = self._locality_pool(reading, at, factor)
             if len(self._locality_cache) > 100_000:
                 self._locality_cache.clear()
             self._locality_cache[cache_key] = found
         return found
 
-    def _locality_candidates(
+    def _locality_pool(
         self, reading: ParsedAddress, at: tuple[float, float] | None, factor: float
-    ) -> list[Candidate]:
+    ) -> _Pool:
+        """The release's own towns of the reading's name (read as columns, each made into a
+        candidate only when scored), then the gazetteer's."""
         key = reading.locality or ""
-        out = [
-            _area(area, (0.9 if area.level == "locality" else 0.85) * factor)
-            for area in self.local.localities.get(key, ())
-        ]
-        if self.gazetteer is not None:
-            out.extend(self._cities(self.gazetteer, key, reading, at, factor))
-        return out
+        towns = self.local.localities
+        rows = towns.rows_of(key)
+        levels = towns.column("level", rows)
+        own = np.array([(0.9 if level == "locality" else 0.85) * factor for level in levels])
+        lon, lat = towns.places(rows)
+        countries = cast(list[str | None], towns.column("country", rows))
+        cities = self._cities(self.gazetteer, key, reading, at, factor) if self.gazetteer else []
+        size = len(rows)
+
+        def make(position: int) -> Candidate:
+            if position >= size:
+                return cities[position - size]
+            return _area(towns.area(int(rows[position])), float(own[position]))
+
+        return _Pool(
+            np.concatenate([own, np.array([c.score for c in cities], dtype=np.float64)]),
+            np.concatenate([lon, np.array([c.lon for c in cities], dtype=np.float64)]),
+            np.concatenate([lat, np.array([c.lat for c in cities], dtype=np.float64)]),
+            [*countries, *(c.country for c in cities)],
+            make,
+        )
 
     def _cities(
         self,
@@ -462,13 +531,10 @@ class ForwardGeocoder:
         factor: float,
     ) -> list[Candidate]:
         """Gazetteer places of that name, ranked by kind and population, state, country, bias."""
-        rows, how = gazetteer.matches(key)
-        keep = ~np.isin(gazetteer.kind[rows], PLACE_OUTSIDE) & np.isfinite(gazetteer.lon[rows])
-        rows, how = rows[keep], how[keep]
+        named = self._named(gazetteer, key)
+        rows, population, countries = named.rows, named.population, named.countries
         if not len(rows):
             return []
-        population = gazetteer.weights(rows, how)
-        countries = gazetteer.labels("country", rows)
         fit = np.ones(len(rows))
         codes = gazetteer.region_codes(reading.region) if reading.region else set()
         if codes:
@@ -517,13 +583,28 @@ class ForwardGeocoder:
             )
         return out
 
+    def _named(self, gazetteer: GazetteerIndex, key: str) -> _Named:
+        """``_Named`` of ``key``, remembered: every reading naming the town asks for it."""
+        found = self._named_cache.get(key)
+        if found is None:
+            rows, how = gazetteer.matches(key)
+            keep = ~np.isin(gazetteer.kind[rows], PLACE_OUTSIDE) & np.isfinite(gazetteer.lon[rows])
+            rows, how = rows[keep], how[keep]
+            population = gazetteer.weights(rows, how) if len(rows) else np.zeros(0)
+            found = _Named(rows, population, gazetteer.labels("country", rows))
+            if len(self._named_cache) > 100_000:
+                self._named_cache.clear()
+            self._named_cache[key] = found
+        return found
+
     def _regions(self, key: str, factor: float) -> _Pool:
         cache_key = ("region", key, factor)
         found = self._locality_cache.get(cache_key)
         if found is not None:
             return found
-        areas = [a for a in self.local.localities.get(key, ()) if a.level == "region"]
-        out = [_area(area, 0.9 * factor) for area in areas]
+        towns = self.local.localities
+        rows = towns.rows_of(key)
+        out = [_area(towns.area(int(row)), 0.9 * factor) for row in rows[towns.is_region[rows]]]
         if self.gazetteer is not None:
             out.extend(
                 _area(area, 0.9 * factor * (0.9 + 0.1 * share))
@@ -602,6 +683,38 @@ def _neighbours(numbers: list[int], value: int) -> tuple[int, int] | None:
     return low, high
 
 
+class _Winners:
+    """What scoring best bound first keeps: the candidates made by position, each answer's
+    best (-score, position) and the ``limit``-th best of those, past which nothing can win."""
+
+    def __init__(self, judge: Judge, floor: float, limit: int) -> None:
+        self.judge = judge
+        self.floor = floor
+        self.limit = limit
+        self.scored: dict[int, Candidate] = {}
+        self.kept: dict[Key, tuple[float, int]] = {}
+        self.last: tuple[float, int] | None = None
+
+    def done(self, bound: float, position: int) -> bool:
+        """Whether scoring ends at a street of this bound, the best of those left."""
+        if bound <= self.floor or len(self.scored) == MAX_SCORED:
+            return True
+        return self.last is not None and (-bound, position) > self.last
+
+    def score(self, position: int, candidate: Candidate) -> None:
+        self.scored[position] = candidate
+        score = self.judge.score(candidate)
+        if score is not None:
+            key = _key(candidate)  # one answer may come twice, as in ``search``
+            self.kept[key] = min(self.kept.get(key, (-score, position)), (-score, position))
+            if len(self.kept) >= self.limit:
+                self.last = sorted(self.kept.values())[self.limit - 1]
+
+    def found(self) -> list[Candidate]:
+        """The candidates made, in position order, so that of equal answers the first wins."""
+        return [self.scored[position] for position in sorted(self.scored)]
+
+
 def _best_first(
     bounds: np.ndarray,
     make: Callable[[int], Candidate],
@@ -613,32 +726,56 @@ def _best_first(
     ``limit`` best judged so far, best bound first, MAX_SCORED at most; returned in position
     order, so that of equal answers the first wins, as if all had been scored."""
     order = _best_bounds(bounds, MAX_SCORED + 1)
-    kept: dict[Key, tuple[float, int]] = {}  # each answer's best (-score, position) judged
-    last: tuple[float, int] | None = None  # the ``limit``-th best of them
-    scored: dict[int, Candidate] = {}
+    winners = _Winners(judge, floor, limit)
     for position, bound in zip(order.tolist(), bounds[order].tolist(), strict=True):
-        if bound <= floor or len(scored) == MAX_SCORED:
+        if winners.done(bound, position):
             break
-        if last is not None and (-bound, position) > last:
+        winners.score(position, make(position))
+    return winners.found()
+
+
+def _nearest_first(
+    found: StreetSet, reading: ParsedAddress, make: Callable[[int], Candidate], winners: _Winners
+) -> list[Candidate] | None:
+    """What ``_best_first`` makes of ``street_bounds``, working out the bounds one street at
+    a time in the order of what each could reach at most (``street_reach``: in the town
+    named, in the country, nearest to ``at`` first), only until the streets left cannot
+    change what is scored; None where that takes more than NEAREST_FIRST streets."""
+    judge = winners.judge
+    ceilings = street_ceilings(found, reading, judge)
+    if street_most(found, ceilings) <= winners.floor:
+        return []  # no street's bound beats the answer in hand: none is scored
+    order, reach = street_reach(found, ceilings, judge.at, NEAREST_FIRST + 1)
+    waiting: list[tuple[float, int]] = []  # (-bound, position) worked out, not yet scored
+    visited = 0
+    while True:
+        if visited < len(order):
+            # nothing left unvisited comes before (-reach, position) of the next to visit
+            rest = (-reach[visited], order[visited])
+            if not waiting or rest <= waiting[0]:
+                if winners.done(reach[visited], order[visited]) and (
+                    not waiting or winners.done(-waiting[0][0], waiting[0][1])
+                ):
+                    break
+                if visited == NEAREST_FIRST:
+                    return None
+                position = order[visited]
+                heapq.heappush(waiting, (-street_bound(found, position, reading, judge), position))
+                visited += 1
+                continue
+        if not waiting:
             break
-        candidate = scored[position] = make(position)
-        score = judge.score(candidate)
-        if score is not None:
-            key = _key(candidate)  # one answer may come twice, as in ``search``
-            kept[key] = min(kept.get(key, (-score, position)), (-score, position))
-            if len(kept) >= limit:
-                last = sorted(kept.values())[limit - 1]
-    return [scored[position] for position in sorted(scored)]
+        bound, position = heapq.heappop(waiting)
+        if winners.done(-bound, position):
+            break
+        winners.score(position, make(position))
+    return winners.found()
 
 
 def _best_bounds(bounds: np.ndarray, count: int) -> np.ndarray:
     """Positions of the ``count`` highest bounds (and any equal to the last), highest first,
     equal ones in position order."""
-    if len(bounds) > 4 * count:  # a partial sort first: a country's names find thousands
-        cut = np.partition(-bounds, count - 1)[count - 1]
-        head = np.flatnonzero(-bounds <= cut)
-        return head[np.argsort(-bounds[head], kind="stable")]
-    return np.argsort(-bounds, kind="stable")[:count]
+    return highest(bounds, count)
 
 
 Key = tuple[str | None, str, float, float]

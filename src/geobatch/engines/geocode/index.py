@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geobatch.engines.geocode.cache import cached
@@ -278,25 +279,55 @@ def _area(table: pa.Table, row: int) -> Area:
 
 
 class Areas:
-    """Folded name -> the localities and regions of that name (``Area``), in row order."""
+    """Folded name -> the localities and regions of that name (``Area``), in row order; their
+    places, countries and levels also as columns, so that a country's many towns of one name
+    are ranked without making each into an ``Area``."""
 
     def __init__(self, table: pa.Table, keys: KeyIndex) -> None:
         self.table = table
         self.rows = Rows(keys)
         self._areas = _Memo(self._find)
+        self._area = _Memo(lambda row: _area(self.table, int(row)))  # type: ignore[call-overload]
         self._regions = _Memo(self._any_region)
 
     def _find(self, key: object) -> list[Area] | None:
         rows = self.rows.get(key) if isinstance(key, str) else None
-        return None if rows is None else [_area(self.table, row) for row in rows]
+        return None if rows is None else [self.area(row) for row in rows]
 
     def _any_region(self, key: object) -> bool:
-        return any(area.level == "region" for area in self._areas(key) or ())
+        return bool(self.is_region[self.rows_of(key)].any()) if isinstance(key, str) else False
 
     def has_region(self, key: str) -> bool:
         """Whether a region is among the areas of that name (a country has many towns of
         one name: this is asked once per name)."""
         return self._regions(key)
+
+    def rows_of(self, key: str) -> np.ndarray:
+        """The rows of the areas of that name (a mapped slice; empty where there is none)."""
+        return self.rows.array(key)
+
+    def area(self, row: int) -> Area:
+        """The area of one row (remembered)."""
+        return self._area(row)
+
+    @cached_property
+    def is_region(self) -> np.ndarray:
+        """Whether each row is a region (one byte a row, read on first use)."""
+        region = pc.fill_null(pc.equal(self.table.column("level"), "region"), False)
+        return np.asarray(region.to_numpy(zero_copy_only=False), dtype=bool)
+
+    def column(self, name: str, rows: np.ndarray) -> list[object]:
+        """A column's values at ``rows``."""
+        values: list[object] = self.table.column(name).take(pa.array(rows)).to_pylist()
+        return values
+
+    def places(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Longitudes and latitudes at ``rows``."""
+        taken = self.table.select(["lon", "lat"]).take(pa.array(rows))
+        return (
+            np.asarray(taken.column("lon").to_numpy(), dtype=np.float64),
+            np.asarray(taken.column("lat").to_numpy(), dtype=np.float64),
+        )
 
     def get(self, key: str, default: tuple[Area, ...] | list[Area] = ()) -> list[Area]:
         found = self._areas(key)
