@@ -1,4 +1,5 @@
-"""One index per release in each process: built or opened on first use, then kept."""
+"""One index per release in each process (built or opened on first use, then kept), and
+bounded memos of answers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TypeVar
 from geobatch.reference import Release
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 _INDEXES: dict[tuple[str, str, str], object] = {}
 _LOCK = threading.RLock()
 
@@ -21,3 +24,19 @@ def cached(kind: str, release: Release, build: Callable[[Release], T]) -> T:
         if found is None:
             found = _INDEXES[key] = build(release)
     return found  # type: ignore[return-value]
+
+
+class Memo(dict[K, V]):
+    """Remembered answers that start afresh once ``size`` are held: bounded memory without
+    the bookkeeping of a least-recently-used cache."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: K, value: V) -> V:
+        """Remember ``value`` under ``key`` and return it."""
+        if len(self) >= self.size:
+            self.clear()
+        self[key] = value
+        return value

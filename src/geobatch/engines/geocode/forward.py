@@ -47,7 +47,7 @@ from geobatch.engines.geocode.bounds import (
     street_most,
     street_reach,
 )
-from geobatch.engines.geocode.cache import cached
+from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
 from geobatch.engines.geocode.index import Countries, LocalIndex, Street, local_index
@@ -170,10 +170,10 @@ class ForwardGeocoder:
         self.local: LocalIndex = local_index(release)
         self.gazetteer: GazetteerIndex | None = gazetteer_index(release)
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
-        self._street_cache: dict[str, StreetSet] = {}
-        self._place_cache: dict[str, list[tuple[int, float]]] = {}
-        self._locality_cache: dict[tuple[object, ...], _Pool] = {}
-        self._named_cache: dict[str, _Named] = {}
+        self._street_cache: Memo[str, StreetSet] = Memo()
+        self._place_cache: Memo[str, list[tuple[int, float]]] = Memo()
+        self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
+        self._named_cache: Memo[str, _Named] = Memo()
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality and vocabulary answers (all bounded)."""
@@ -316,10 +316,7 @@ class ForwardGeocoder:
                     )
                 )
             )
-        if len(self._street_cache) > 100_000:
-            self._street_cache.clear()
-        self._street_cache[key] = found
-        return found
+        return self._street_cache.keep(key, found)
 
     def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
         """Streets of several lookups, each lookup's with its similarity, in order."""
@@ -351,9 +348,7 @@ class ForwardGeocoder:
             for row in places.by_key[choice][:2]
         ]
         if cutoff == PLACE_CUTOFF:  # a higher cut-off may have left out what another needs
-            if len(self._place_cache) > 100_000:
-                self._place_cache.clear()
-            self._place_cache[key] = found
+            self._place_cache.keep(key, found)
         return found
 
     def _on_streets(
@@ -488,10 +483,7 @@ class ForwardGeocoder:
         cache_key = (reading.locality, reading.region, reading.country, at, factor)
         found = self._locality_cache.get(cache_key)
         if found is None:
-            found = self._locality_pool(reading, at, factor)
-            if len(self._locality_cache) > 100_000:
-                self._locality_cache.clear()
-            self._locality_cache[cache_key] = found
+            found = self._locality_cache.keep(cache_key, self._locality_pool(reading, at, factor))
         return found
 
     def _locality_pool(
@@ -591,10 +583,8 @@ class ForwardGeocoder:
             keep = ~np.isin(gazetteer.kind[rows], PLACE_OUTSIDE) & np.isfinite(gazetteer.lon[rows])
             rows, how = rows[keep], how[keep]
             population = gazetteer.weights(rows, how) if len(rows) else np.zeros(0)
-            found = _Named(rows, population, gazetteer.labels("country", rows))
-            if len(self._named_cache) > 100_000:
-                self._named_cache.clear()
-            self._named_cache[key] = found
+            named = _Named(rows, population, gazetteer.labels("country", rows))
+            found = self._named_cache.keep(key, named)
         return found
 
     def _regions(self, key: str, factor: float) -> _Pool:
@@ -610,10 +600,7 @@ class ForwardGeocoder:
                 _area(area, 0.9 * factor * (0.9 + 0.1 * share))
                 for area, share in self.gazetteer.regions(key)
             )
-        if len(self._locality_cache) > 100_000:
-            self._locality_cache.clear()
-        found = self._locality_cache[cache_key] = _Pool.of(out)
-        return found
+        return self._locality_cache.keep(cache_key, _Pool.of(out))
 
 
 def forward_geocoder(release: Release) -> ForwardGeocoder:

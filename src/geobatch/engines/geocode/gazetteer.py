@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geobatch.engines.geocode.cache import cached
+from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.reference import Release
 from geobatch.reference.indexes.gazetteer import (
     ALIAS,
@@ -49,7 +49,6 @@ is Harlem in New York, though Haarlem is larger and is also spelled so)."""
 REGION_KINDS = (CONTINENT, REGION, COUNTY)
 LOCALITY_KINDS = (LOCALITY, BOROUGH)
 MAX_MATCHES = 256
-_CACHE_SIZE = 100_000
 _T = TypeVar("_T")
 
 
@@ -127,9 +126,9 @@ class GazetteerIndex:
         self.kind = _Column(world.kind, local.kind)
         self.lon = _Column(world.lon, local.lon)
         self.lat = _Column(world.lat, local.lat)
-        self._entries: dict[str, _Entry] = {}
-        self._region_countries: dict[str, frozenset[str]] = {}
-        self._regions: dict[str, tuple[tuple[Area, float], ...]] = {}
+        self._entries: Memo[str, _Entry] = Memo()
+        self._region_countries: Memo[str, frozenset[str]] = Memo()
+        self._regions: Memo[str, tuple[tuple[Area, float], ...]] = Memo()
         self._lock = threading.Lock()
 
     # -- rows ----------------------------------------------------------------------------
@@ -252,13 +251,10 @@ class GazetteerIndex:
             found = self._remember(self._regions, key, self._find_regions(key))
         return found
 
-    def _remember(self, memo: dict[str, _T], key: str, value: _T) -> _T:
-        """Keep ``value`` under ``key`` in one of the memos (emptied when it grows too big)."""
+    def _remember(self, memo: Memo[str, _T], key: str, value: _T) -> _T:
+        """Keep ``value`` under ``key`` in one of the memos (shared by threads)."""
         with self._lock:
-            if len(memo) > _CACHE_SIZE:
-                memo.clear()
-            memo[key] = value
-        return value
+            return memo.keep(key, value)
 
     def _find_regions(self, key: str) -> tuple[tuple[Area, float], ...]:
         rows, how = self.matches(key)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from geobatch.engines.geocode.cache import Memo
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
 from geobatch.engines.geocode.index import LocalIndex
 from geobatch.engines.geocode.normalize import (
@@ -70,8 +71,6 @@ class _Word(NamedTuple):
 
 
 _NOTHING = _Word()
-MEMO_SIZE = 100_000
-"""Remembered keys per vocabulary; beyond it the memo starts again (it is a speed-up)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,8 @@ class Vocabulary:
 
     local: LocalIndex
     gazetteer: GazetteerIndex | None
-    _words: dict[str, _Word] = field(default_factory=dict, init=False, compare=False, repr=False)
-    _postcodes: dict[str, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _words: Memo[str, _Word] = field(default_factory=Memo, init=False, compare=False, repr=False)
+    _postcodes: Memo[str, bool] = field(default_factory=Memo, init=False, compare=False, repr=False)
 
     def forget(self) -> None:
         """Drop the remembered keys (to measure queries as new)."""
@@ -96,10 +95,7 @@ class Vocabulary:
     def _word(self, key: str) -> _Word:
         found = self._words.get(key)
         if found is None:
-            found = self._look_up(key)
-            if len(self._words) >= MEMO_SIZE:
-                self._words.clear()
-            self._words[key] = found
+            found = self._words.keep(key, self._look_up(key))
         return found
 
     def _look_up(self, key: str) -> _Word:
@@ -147,10 +143,7 @@ class Vocabulary:
     def is_postcode(self, token: str) -> bool:
         found = self._postcodes.get(token)
         if found is None:
-            found = postcode_key(token) in self.local.postcodes
-            if len(self._postcodes) >= MEMO_SIZE:
-                self._postcodes.clear()
-            self._postcodes[token] = found
+            found = self._postcodes.keep(token, postcode_key(token) in self.local.postcodes)
         return found
 
 

@@ -145,11 +145,8 @@ def _split_quoted(piece: str, delimiter: str, width: int) -> _SplitLines | None:
     if table.num_rows != int(good.sum()):
         return None
     columns = [table.column(i).combine_chunks() for i in range(width)]
-    bad_lines = (
-        _lines_of(piece).filter(pa.array(present & ~good)).to_pylist()
-        if (present & ~good).any()
-        else []
-    )
+    bad = present & ~good
+    bad_lines = _lines_of(piece).filter(pa.array(bad)).to_pylist() if bad.any() else []
     malformed = [next(csv.reader([line], delimiter=delimiter, strict=False)) for line in bad_lines]
     return _SplitLines(present, good, columns, malformed)
 
