@@ -266,9 +266,8 @@ def _heading(
     network: RoadNetwork, segment: np.ndarray, forward: np.ndarray, *, leaving: bool
 ) -> np.ndarray:
     """Travel heading where a route enters (or leaves) ``segment``, travelled ``forward``."""
-    first = np.searchsorted(network.piece_segment, segment, side="left")
-    last = np.searchsorted(network.piece_segment, segment, side="right") - 1
-    piece = np.where(forward == leaving, last, first)
+    first, stop = network.piece_range(segment)
+    piece = np.where(forward == leaving, stop - 1, first)
     heading = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])
     return np.where(forward, heading, heading + np.pi)  # type: ignore[no-any-return]
 

@@ -169,6 +169,12 @@ class RoadNetwork:
         """Source ids (``osm:way/1``, GERS ids) of ``segments``."""
         return _take(self.source_ids, segments)
 
+    def piece_range(self, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The first piece of each segment and one past its last (a segment's pieces are
+        numbered in a run)."""
+        first = np.searchsorted(self.piece_segment, segment, side="left")
+        return first, np.searchsorted(self.piece_segment, segment, side="right")
+
     def pieces_near(
         self, x: np.ndarray, y: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:

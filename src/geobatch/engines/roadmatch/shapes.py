@@ -19,8 +19,8 @@ def covered_lines(
     segment = np.asarray(segment, dtype=np.int64)
     if len(segment) == 0:
         return np.empty(0, dtype=object)
-    first = np.searchsorted(network.piece_segment, segment, side="left")
-    count = np.searchsorted(network.piece_segment, segment, side="right") - first
+    first, stop = network.piece_range(segment)
+    count = stop - first
     owner = np.repeat(np.arange(len(segment)), count)
     piece = np.repeat(first, count) + (
         np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
