@@ -11,11 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import shapely
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geobatch.engines.geocode import ForwardGeocoder, forward
 from geobatch.engines.geocode import index as index_module
 from geobatch.engines.geocode.bounds import (
     Judge,
+    NumberRanges,
     StreetSet,
     street_bound,
     street_bounds,
@@ -25,6 +28,7 @@ from geobatch.engines.geocode.bounds import (
 from geobatch.engines.geocode.forward import Candidate
 from geobatch.engines.geocode.gazetteer import Area
 from geobatch.engines.geocode.index import Street
+from geobatch.engines.geocode.normalize import house_number_value
 from geobatch.engines.geocode.parse import ParsedAddress
 from geobatch.reference import ReleaseStore
 
@@ -224,9 +228,8 @@ def test_one_street_s_bound_and_reach_agree_with_the_bounds_of_all(
         bounds = street_bounds(found, reading, judge)
         ones = [street_bound(found, position, reading, judge) for position in range(len(index))]
         assert ones == bounds.tolist(), (reading, only, at)  # bit for bit
-        order, reach = street_reach(
-            found, street_ceilings(found, reading, judge), judge.at, len(index)
-        )
+        ceilings = street_ceilings(found, reading, judge)
+        order, reach = street_reach(found, reading, judge, ceilings, len(index))
         assert sorted(order) == list(range(len(index)))
         assert all(reach[i] >= bounds[p] for i, p in enumerate(order)), (reading, only, at)
         assert order == sorted(order, key=lambda p: (-reach[order.index(p)], p))
@@ -314,3 +317,30 @@ def test_a_name_s_many_towns_are_read_as_columns_not_made_one_by_one(
     [found] = geocoder.geocode("Westham", at=(60.0, 24.0 + 4 * SHIFT_DEG))
     assert found.label == "Westham"
     assert len(made) <= 3
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.integers(0, 40), st.integers(0, 40)).map(sorted).map(tuple),
+            st.sampled_from([(1, 0), (2, 0)]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.lists(st.integers(0, 45).map(str) | st.sampled_from(["7b", "a", "12-14"]), max_size=20),
+)
+def test_numbers_of_one_kind_lie_in_the_same_ranges(
+    ranges: list[tuple[int, int]], numbers: list[str]
+) -> None:
+    lowest, highest = (np.array(side, np.int64) for side in zip(*ranges, strict=True))
+    found = NumberRanges.of_streets(lowest, highest)
+    by_kind: dict[int, list[bool]] = {}
+    for number in numbers:
+        spans = found.spanning(number).tolist()
+        value = house_number_value(number)
+        if value is None:
+            assert spans == [(low, high) != (2, 0) for low, high in ranges]
+        else:
+            assert spans == [low <= value <= high for low, high in ranges]
+        assert by_kind.setdefault(found.kind(number), spans) == spans

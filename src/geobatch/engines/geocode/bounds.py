@@ -16,8 +16,10 @@ the nearest few are looked at and the rest are not.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -33,6 +35,9 @@ EARTH_KM_PER_DEGREE = 111.195
 BIAS_KM = 500.0
 """A candidate this far from ``at`` (or farther) loses the whole ``BIAS`` share of its score."""
 BIAS = 0.05
+
+MAX_INDEXED_NUMBER = 10**15
+"""House numbers are indexed by the value of their first 15 digits at most."""
 
 PARTIAL_SORT = 1_000
 """Of more values than this, the highest are found by a partial sort first (fewer are
@@ -167,6 +172,17 @@ def context_factor(localities: set[str], postcodes: set[str], reading: ParsedAdd
     return factor
 
 
+@dataclass
+class _StreetFacts:
+    """What a set of streets is remembered by, whatever its similarities: factor arrays per
+    town, postcode, house number, country rule and ``at`` asked for, and facts read once."""
+
+    memo: dict[tuple[object, ...], np.ndarray | float] = field(default_factory=dict)
+    countries: list[int] | None = None
+    all_known: bool | None = None
+    ranges: NumberRanges | None = None
+
+
 class StreetSet:
     """The streets a name finds, in order (of equal answers the first wins), and how alike
     each name is; with the factors of their bounds, remembered per town, postcode, house
@@ -175,28 +191,39 @@ class StreetSet:
     MEMO = 32
     """Factor arrays remembered per name (then it starts again)."""
 
-    def __init__(self, streets: Streets, index: np.ndarray, similarity: np.ndarray) -> None:
+    def __init__(
+        self,
+        streets: Streets,
+        index: np.ndarray,
+        similarity: np.ndarray,
+        facts: _StreetFacts | None = None,
+    ) -> None:
         self.streets = streets
         self.index = index
         self.similarity = similarity
-        self._memo: dict[tuple[object, ...], np.ndarray | float] = {}
+        self._facts = facts if facts is not None else _StreetFacts()
         self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
-        self._countries: list[int] | None = None
-        self._all_known: bool | None = None
         self._most_alike: float | None = None
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def alike(self, similarity: float) -> StreetSet:
+        """The same streets, each ``similarity`` alike (a misspelt name's), sharing what
+        is remembered of them."""
+        uniform = np.full(len(self.index), similarity)
+        return StreetSet(self.streets, self.index, uniform, self._facts)
+
     def factors(
         self, key: tuple[object, ...], make: Callable[[StreetSet], np.ndarray | float]
     ) -> np.ndarray | float:
         """``make(self)``, remembered under ``key``."""
-        found = self._memo.get(key)
+        memo = self._facts.memo
+        found = memo.get(key)
         if found is None:
-            if len(self._memo) >= self.MEMO:
-                self._memo.clear()
-            found = self._memo[key] = make(self)
+            if len(memo) >= self.MEMO:
+                memo.clear()
+            found = memo[key] = make(self)
         return found
 
     def most_alike(self) -> float:
@@ -207,22 +234,31 @@ class StreetSet:
 
     def all_known(self) -> bool:
         """Whether every street is known in some town, read once."""
-        if self._all_known is None:
-            self._all_known = bool((self.streets.town_counts[self.index] > 0).all())
-        return self._all_known
+        facts = self._facts
+        if facts.all_known is None:
+            facts.all_known = bool((self.streets.town_counts[self.index] > 0).all())
+        return facts.all_known
+
+    def number_ranges(self) -> NumberRanges:
+        """The streets' ranges of numbered values, read once."""
+        facts = self._facts
+        if facts.ranges is None:
+            facts.ranges = NumberRanges.of(self)
+        return facts.ranges
 
     def countries(self) -> list[int]:
         """The distinct country codes of the streets (-1: none), read once."""
-        if self._countries is None:
+        facts = self._facts
+        if facts.countries is None:
             codes = self.streets.country_codes.codes[self.index]
             if not len(codes):
-                self._countries = [-1]
+                facts.countries = [-1]
             elif (codes == codes[0]).all():  # most names lie in one country
-                self._countries = [int(codes[0])]
+                facts.countries = [int(codes[0])]
             else:
                 present = np.bincount(codes + 1, minlength=len(self.streets.country_codes.names))
-                self._countries = (np.flatnonzero(present) - 1).tolist()
-        return self._countries
+                facts.countries = (np.flatnonzero(present) - 1).tolist()
+        return facts.countries
 
     def ordered(
         self, key: tuple[object, ...], make: Callable[[StreetSet], np.ndarray], count: int
@@ -240,23 +276,36 @@ class StreetSet:
 
 
 def street_reach(
-    found: StreetSet, ceilings: Ceilings, at: tuple[float, float] | None, count: int
+    found: StreetSet, reading: ParsedAddress, judge: Judge, ceilings: Ceilings, count: int
 ) -> tuple[list[int], list[float]]:
-    """Positions by the most a street can reach whatever its towns, postcodes and house
-    numbers (``street_bounds`` with the ``ceilings`` of the reading, no postcode and the bias
-    towards ``at``), highest first, ties by position, with those values. The same products
-    in the same order, each factor no lower than the one it stands for, so each is at least
-    its street's bound, bit for bit. Only the bias differs from street to street: the order
-    is remembered per ``at`` and the few ceilings. The ``count`` highest only (and any equal
-    to the last)."""
+    """Positions by the most a street can reach whatever its house numbers and country
+    (``street_bounds`` with each street's own town, postcode and bias factors, but the
+    house-number level its numbers allow at best, ``NumberRanges``, and the ``ceilings``'
+    country), highest first, ties by position, with those values. The same products in the
+    same order, each factor no lower than the one it stands for, so each is at least its
+    street's bound, bit for bit. Remembered per town, postcode, kind of number
+    (``NumberRanges.kind``: one name is asked for with many numbers, which most of its streets
+    span alike), ``at`` and ceiling; the ``count`` highest only (and any equal to the
+    last)."""
+    town, postcode, number = reading.locality, reading.postcode, reading.house_number
+    kind = found.number_ranges().kind(number) if number else None
+    at = judge.at
 
     def reach(f: StreetSet) -> np.ndarray:
-        score = _times(f.similarity, ceilings)
+        score = f.similarity * _context(f, town, postcode)
+        if not number:
+            score = score * STREET
+        else:
+            may_have = f.number_ranges().spanning(number)
+            score = score * np.where(may_have, NUMBER, NUMBER_MISSING)
+        if judge.by_country:
+            score = score * ceilings[2]
         if at is not None:
             score = score * f.factors(("at", at), lambda g: _biases(_nearest_km(g, at)))
         return np.asarray(score)
 
-    return found.ordered(("reach", *ceilings, at), reach, count)
+    key = ("reach", town, postcode, kind, ceilings[2] if judge.by_country else None, at)
+    return found.ordered(key, reach, count)
 
 
 def street_most(found: StreetSet, ceilings: Ceilings) -> float:
@@ -305,12 +354,7 @@ def street_bounds(found: StreetSet, reading: ParsedAddress, judge: Judge) -> np.
     """The highest score a candidate of each street found can reach for ``reading`` once
     ``judge`` has judged it: the product ``forward._on_street`` and ``Judge.score`` make,
     in their order."""
-    context: np.ndarray | float = 1.0
-    if town := reading.locality:
-        context = found.factors(("town", town), lambda f: _towns(f, town))
-    if postcode := reading.postcode:
-        context = context * found.factors(("postcode", postcode), lambda f: _postcodes(f, postcode))
-    score = found.similarity * context
+    score = found.similarity * _context(found, reading.locality, reading.postcode)
     if number := reading.house_number:
         score = score * found.factors(("number", number), lambda f: _levels(f, number))
     else:
@@ -321,6 +365,78 @@ def street_bounds(found: StreetSet, reading: ParsedAddress, judge: Judge) -> np.
     if (at := judge.at) is not None:
         score = score * found.factors(("at", at), lambda f: _biases(_nearest_km(f, at)))
     return np.asarray(score)
+
+
+def _context(found: StreetSet, town: str | None, postcode: str | None) -> np.ndarray | float:
+    """Each street's ``context_factor``: its town's factor times its postcode's."""
+    context: np.ndarray | float = 1.0
+    if town:
+        context = found.factors(("town", town), lambda f: _towns(f, town))
+    if postcode:
+        context = context * found.factors(("postcode", postcode), lambda f: _postcodes(f, postcode))
+    return context
+
+
+@dataclass(frozen=True)
+class NumberRanges:
+    """The distinct ranges of numbered values of some streets (``inverse``: each street's),
+    for telling which streets may have a house number without a pass over all of them: the
+    number itself, its bare number and two numbers to interpolate between all lie within a
+    street's lowest and highest numbered values (``_levels``), and a region's same-named
+    streets share few ranges."""
+
+    lowest: np.ndarray
+    highest: np.ndarray
+    inverse: np.ndarray
+    numbered: np.ndarray
+    """Per range, whether its streets have house numbers at all."""
+    ends: list[int]
+    """The ranges' lowest and highest values, sorted: values between two of them (or equal
+    to one) lie in the same ranges."""
+
+    @classmethod
+    def of(cls, found: StreetSet) -> NumberRanges:
+        streets, index = found.streets, found.index
+        start, stop = streets.sorted_starts[index], streets.sorted_starts[index + 1]
+        values = np.r_[streets.sorted_values, 0]
+        valued = stop > start
+        numbers = streets.number_starts
+        numbered = numbers[index + 1] > numbers[index]
+        # a range holding no value: (1, 0) for numbers without values, (2, 0) for none
+        lowest = np.where(valued, values[np.minimum(start, len(values) - 1)], 2 - numbered)
+        return cls.of_streets(lowest, np.where(valued, values[stop - 1], 0))
+
+    @classmethod
+    def of_streets(cls, lowest: np.ndarray, highest: np.ndarray) -> NumberRanges:
+        """From each street's lowest and highest value ((1, 0): numbers without values,
+        (2, 0): no numbers)."""
+        # one complex number per range sorts as the pair does (values < 2**53 are exact)
+        distinct, inverse = np.unique(lowest + 1j * highest, return_inverse=True)
+        low, high = distinct.real.astype(np.int64), distinct.imag.astype(np.int64)
+        ends = np.unique(np.r_[low, high]).tolist()
+        return cls(low, high, inverse.reshape(-1), ~((low == 2) & (high == 0)), ends)
+
+    def kind(self, number: str) -> int:
+        """Numbers of one kind lie in the same ranges (-1: a number without a value)."""
+        value = _indexed_value(number)
+        if value is None:
+            return -1
+        at = bisect.bisect_left(self.ends, value)
+        return 2 * at + (at < len(self.ends) and self.ends[at] == value)
+
+    def spanning(self, number: str) -> np.ndarray:
+        """Per street, whether it may have ``number`` at a level above ``NUMBER_MISSING``.
+        A number without a value can only be one of a street's own."""
+        value = _indexed_value(number)
+        if value is None:
+            return np.asarray(self.numbered[self.inverse])
+        return np.asarray(((self.lowest <= value) & (value <= self.highest))[self.inverse])
+
+
+def _indexed_value(number: str) -> int | None:
+    """The number's value where the index holds such values."""
+    value = house_number_value(number)
+    return value if value is not None and value < MAX_INDEXED_NUMBER else None
 
 
 def _towns(found: StreetSet, town: str) -> np.ndarray:

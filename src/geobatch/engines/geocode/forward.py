@@ -304,19 +304,22 @@ class ForwardGeocoder:
         elif len(core := local.street_by_core.array(street_core(key) or key)):
             found = self._found((core, 0.92))
         else:
-            found = self._found(
-                *(
-                    (local.street_by_key.array(choice), score / 100.0)
-                    for choice, score, _ in process.extract(
-                        key,
-                        local.street_keys,
-                        scorer=fuzz.ratio,
-                        limit=3,
-                        score_cutoff=FUZZY_CUTOFF,
-                    )
-                )
-            )
+            found = self._misspelt(key)
         return self._street_cache.keep(key, found)
+
+    def _misspelt(self, key: str) -> StreetSet:
+        """The streets of the names most like ``key``; where one name is, its streets share
+        what is remembered of them with the name's own (a misspelling is asked for once)."""
+        local = self.local
+        choices = process.extract(
+            key, local.street_keys, scorer=fuzz.ratio, limit=3, score_cutoff=FUZZY_CUTOFF
+        )
+        parts = [(local.street_by_key.array(choice), score / 100.0) for choice, score, _ in choices]
+        if len(parts) == 1:
+            named = self._streets(choices[0][0])
+            if len(named) == len(parts[0][0]):  # no other spelling of it
+                return named.alike(parts[0][1])
+        return self._found(*parts)
 
     def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
         """Streets of several lookups, each lookup's with its similarity, in order."""
@@ -732,7 +735,7 @@ def _nearest_first(
     ceilings = street_ceilings(found, reading, judge)
     if street_most(found, ceilings) <= winners.floor:
         return []  # no street's bound beats the answer in hand: none is scored
-    order, reach = street_reach(found, ceilings, judge.at, NEAREST_FIRST + 1)
+    order, reach = street_reach(found, reading, judge, ceilings, NEAREST_FIRST + 1)
     waiting: list[tuple[float, int]] = []  # (-bound, position) worked out, not yet scored
     visited = 0
     while True:

@@ -32,6 +32,7 @@ _POSSESSIVE = re.compile("(?<=[a-z0-9])[\u2019'`\u00b4]s(?![a-z0-9])")
 """English possessive: "Vaccaro's" folds to "vaccaros", never to "vaccaro s(outh)"."""
 _PUNCTUATION = re.compile(r"[^\w\s,/-]|_")
 _LOOSE_HYPHEN = re.compile(r"(?<!\d)[-/]|[-/](?!\d)")
+_LEADING_DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
 _NUMBER_SUFFIX = re.compile(r"\b(\d+) (bis|ter|quater|[a-z])\b(?! \d)")
 _NUMBER_RANGE = re.compile(r"\b(\d+) ?([-/]) ?(\d+)\b")
@@ -214,7 +215,7 @@ def house_number_key(text: str) -> str:
 
 def house_number_value(key: str) -> int | None:
     """The leading number of a house-number key (``12bis`` -> 12), for interpolation."""
-    digits = re.match(r"\d+", key)
+    digits = _LEADING_DIGITS.match(key)
     return int(digits.group()) if digits else None
 
 
