@@ -116,3 +116,27 @@ def test_grid_finds_every_box_that_meets_the_query(
         and iy[i] <= qy[q] + qh[q] and qy[q] <= iy[i] + ih[i]
     }  # fmt: skip
     assert meets <= found
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=boxes,
+    queries=boxes,
+    shifts=st.lists(st.floats(-20, 20), min_size=1, max_size=5),
+    cell=st.sampled_from([7.0, 50.0, 400.0]),
+)
+def test_grid_shared_query_answers_as_the_plain_one(
+    items: list[tuple[float, float, float, float]],
+    queries: list[tuple[float, float, float, float]],
+    shifts: list[float],
+    cell: float,
+) -> None:
+    ix, iy, iw, ih = (np.array(v) for v in zip(*items, strict=True))
+    qx, qy, qw, qh = (np.array(v) for v in zip(*queries, strict=True))
+    # Each box again, moved a little: often over the same cells, as a road's samples are.
+    qx = np.concatenate([qx + shift for shift in [0.0, *shifts]])
+    qy, qw, qh = (np.tile(v, len(shifts) + 1) for v in (qy, qw, qh))
+    grid = GridIndex.build(cell, ix, iy, ix + iw, iy + ih)
+    plain = grid.query(qx, qy, qx + qw, qy + qh)
+    shared = grid.query_shared(qx, qy, qx + qw, qy + qh)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, shared, strict=True))

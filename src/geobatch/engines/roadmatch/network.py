@@ -179,9 +179,10 @@ class RoadNetwork:
         self, x: np.ndarray, y: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """(point, piece) pairs, sorted, for pieces filed near each point: a superset of those
-        within ``radius_m`` (deduplicated here: measured faster than leaving it to the caller)."""
+        within ``radius_m`` (deduplicated here: measured faster than leaving it to the caller).
+        A road's samples, and roads crossing, share cells: each set of cells is read once."""
         r = radius_m
-        return self.arrays.pieces.query(x - r, y - r, x + r, y + r)
+        return self.arrays.pieces.query_shared(x - r, y - r, x + r, y + r)
 
     @classmethod
     def from_release(cls, release: Release) -> RoadNetwork:
