@@ -119,13 +119,6 @@ def route_lengths(
 ) -> np.ndarray:
     """Network metres from candidate ``a`` to candidate ``b`` travelling in their directions."""
     c = candidates
-    # Junctions and remaining metres per candidate, once, rather than per pair of candidates.
-    forward = c.direction > 0
-    length = network.length_m[c.segment]
-    exit_node = np.where(forward, network.to_node[c.segment], network.from_node[c.segment])
-    entry_node = np.where(forward, network.from_node[c.segment], network.to_node[c.segment])
-    exit_m = np.where(forward, length - c.offset, c.offset)
-    entry_m = length - exit_m
     same = c.segment[a] == c.segment[b]
     advance = (c.offset[b] - c.offset[a]) * c.direction[a]
     along = (c.direction[a] == c.direction[b]) & (advance >= -tol)
@@ -133,8 +126,30 @@ def route_lengths(
     # Routes are looked up only between different segments.
     cross = np.flatnonzero(~same)
     a, b = a[cross], b[cross]
-    out[cross] = exit_m[a] + routes.distance(exit_node[a], entry_node[b]) + entry_m[b]
+    # Junctions and remaining metres per candidate: once per candidate where pairs outnumber
+    # candidates (every pair of consecutive layers), else for the pairs' own candidates.
+    if len(cross) >= len(c):
+        exit_node, entry_node, exit_m, entry_m = _ends(c, network, np.arange(len(c)))
+        a_exit, a_exit_m, b_entry, b_entry_m = exit_node[a], exit_m[a], entry_node[b], entry_m[b]
+    else:
+        a_exit, _, a_exit_m, _ = _ends(c, network, a)
+        _, b_entry, _, b_entry_m = _ends(c, network, b)
+    out[cross] = a_exit_m + routes.distance(a_exit, b_entry) + b_entry_m
     return out
+
+
+def _ends(
+    c: Candidates, network: RoadNetwork, which: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Of candidates ``which``: the junction each leaves by and enters from, travelling its
+    direction, and the metres from it to them."""
+    segment, offset = c.segment[which], c.offset[which]
+    forward = c.direction[which] > 0
+    length = network.length_m[segment]
+    exit_node = np.where(forward, network.to_node[segment], network.from_node[segment])
+    entry_node = np.where(forward, network.from_node[segment], network.to_node[segment])
+    exit_m = np.where(forward, length - offset, offset)
+    return exit_node, entry_node, exit_m, length - exit_m
 
 
 def transition_costs(
