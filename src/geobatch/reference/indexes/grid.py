@@ -9,6 +9,7 @@ measure exact distances afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ BUILD_BATCH = 1_000_000
 """Boxes expanded into cells at a time while building."""
 _BIAS = 1 << 30
 """Cell coordinates are offset by this so keys of negative cells stay ordered and positive."""
+
+
+ItemBounds = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+"""The boxes (min x, min y, max x, max y) of the given items."""
 
 
 def _cell(values: np.ndarray, size: float) -> np.ndarray:
@@ -122,11 +127,21 @@ class GridIndex:
         )
 
     def query_shared(
-        self, min_x: np.ndarray, min_y: np.ndarray, max_x: np.ndarray, max_y: np.ndarray
+        self,
+        min_x: np.ndarray,
+        min_y: np.ndarray,
+        max_x: np.ndarray,
+        max_y: np.ndarray,
+        *,
+        item_bounds: ItemBounds | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``query`` (unique pairs, sorted) for many boxes that cover the same cells, as the
         search boxes of points a few metres apart along roads do: each distinct range of
-        cells is looked up once and its items handed to every box over it."""
+        cells is looked up once and its items handed to every box over it.
+
+        With ``item_bounds`` (the boxes of given items), an item whose box misses the union
+        of the boxes over a range of cells is not handed to them: it meets none of them.
+        """
         empty = np.zeros(0, dtype=np.int64)
         size = len(np.atleast_1d(min_x))
         if not len(self.keys) or not size:
@@ -142,6 +157,22 @@ class GridIndex:
         group = np.empty(size, dtype=np.int64)
         group[order] = np.cumsum(head) - 1
         owner, items = self._in_cells(x0[first], y0[first], x1[first], y1[first], unique=True)
+        if item_bounds is not None and len(items):
+            starts = np.flatnonzero(head)
+            union = [
+                reduce.reduceat(np.asarray(v, dtype=np.float64)[order], starts)[owner]
+                for reduce, v in (
+                    (np.minimum, min_x),
+                    (np.minimum, min_y),
+                    (np.maximum, max_x),
+                    (np.maximum, max_y),
+                )
+            ]
+            lo_x, lo_y, hi_x, hi_y = item_bounds(items)
+            meets = (
+                (lo_x <= union[2]) & (union[0] <= hi_x) & (lo_y <= union[3]) & (union[1] <= hi_y)
+            )
+            owner, items = owner[meets], items[meets]
         bounds = np.searchsorted(owner, np.arange(len(first) + 1))
         count = bounds[group + 1] - bounds[group]
         query = np.repeat(np.arange(size, dtype=np.int64), count)
