@@ -171,12 +171,12 @@ def transition_costs(
     pairs = prev_count * layers.count[later]
     layer = np.repeat(later, pairs)
     within = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)
-    ncur = layers.count[layer]
-    i = within // ncur
-    j = within % ncur
+    i, j = np.divmod(within, np.repeat(layers.count[later], pairs))
     a = layers.state[layer - 1, i]
     b = layers.state[layer, j]
     route = route_lengths(candidates, network, routes, a, b, params.backtrack_tolerance_m)
-    straight = samples.chainage[layers.point[layer]] - samples.chainage[layers.point[layer - 1]]
-    out[layer, i, j] = np.abs(route - straight) / params.beta_m
+    # The input's metres between consecutive layers, once per layer rather than per pair.
+    chainage = samples.chainage[layers.point]
+    straight = chainage[later] - chainage[later - 1]
+    out[layer, i, j] = np.abs(route - np.repeat(straight, pairs)) / params.beta_m
     return out
