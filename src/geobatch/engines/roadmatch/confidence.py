@@ -94,7 +94,12 @@ def score_roads(
 
     # Per (line, segment) distance and heading of the samples on that segment.
     key = layer_line * len(network) + candidates.segment[cand]
-    ukey, inverse, ucount = np.unique(key, return_inverse=True, return_counts=True)
+    # Samples come in runs along one segment: only the heads of runs are sorted.
+    head = np.ones(len(key), dtype=bool)
+    head[1:] = key[1:] != key[:-1]
+    ukey, run_key = np.unique(key[head], return_inverse=True)
+    inverse = run_key.reshape(-1)[np.cumsum(head) - 1]
+    ucount = np.bincount(inverse, minlength=len(ukey))
     seg_dist = np.bincount(inverse, weights=dist) / np.maximum(ucount, 1)
     seg_turn = np.bincount(inverse, weights=turn) / np.maximum(ucount, 1)
     # Segments crossed between samples (no sample of their own) take the road's values.

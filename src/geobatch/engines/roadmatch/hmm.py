@@ -55,7 +55,12 @@ def build_layers(samples: Samples, candidates: Candidates, n_states: int) -> Lay
             count=np.zeros(0, dtype=np.int64),
             first_of_line=np.zeros(n_lines + 1, dtype=np.int64),
         )
-    point, first, count = np.unique(candidates.point, return_index=True, return_counts=True)
+    # Candidates are sorted by point: each point's are one run.
+    head = np.ones(len(candidates), dtype=bool)
+    head[1:] = candidates.point[1:] != candidates.point[:-1]
+    first = np.flatnonzero(head)
+    point = candidates.point[first]
+    count = np.diff(np.append(first, len(candidates)))
     rank = np.arange(len(candidates)) - np.repeat(first, count)
     layer_of = np.repeat(np.arange(len(point)), count)
     state = np.full((len(point), n_states), -1, dtype=np.int64)
