@@ -74,7 +74,7 @@ def decode(
     last = np.where(finite.any(axis=1), n_states - np.argmax(finite[:, ::-1], axis=1), 1)
     width = np.maximum.reduceat(last, block[:-1]).tolist()
     # back[block[t] + c, j]: previous state of chain c's state j at step t (after a restart,
-    # the cheapest previous state, and broke[block[t] + c, j] is set).
+    # the cheapest previous state, and broke_into[block[t] + c, j] is set).
     back = np.zeros((int(block[-1]), n_states), dtype=np.int64)
     broke_into = np.zeros((int(block[-1]), n_states), dtype=bool)
     score = scores[: running[0]].copy()
