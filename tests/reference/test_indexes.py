@@ -116,3 +116,66 @@ def test_grid_finds_every_box_that_meets_the_query(
         and iy[i] <= qy[q] + qh[q] and qy[q] <= iy[i] + ih[i]
     }  # fmt: skip
     assert meets <= found
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=boxes,
+    queries=boxes,
+    shifts=st.lists(st.floats(-20, 20), min_size=1, max_size=5),
+    cell=st.sampled_from([7.0, 50.0, 400.0]),
+)
+def test_grid_shared_query_answers_as_the_plain_one(
+    items: list[tuple[float, float, float, float]],
+    queries: list[tuple[float, float, float, float]],
+    shifts: list[float],
+    cell: float,
+) -> None:
+    ix, iy, iw, ih = (np.array(v) for v in zip(*items, strict=True))
+    qx, qy, qw, qh = (np.array(v) for v in zip(*queries, strict=True))
+    # Each box again, moved a little: often over the same cells, as a road's samples are.
+    qx = np.concatenate([qx + shift for shift in [0.0, *shifts]])
+    qy, qw, qh = (np.tile(v, len(shifts) + 1) for v in (qy, qw, qh))
+    grid = GridIndex.build(cell, ix, iy, ix + iw, iy + ih)
+    plain = grid.query(qx, qy, qx + qw, qy + qh)
+    shared = grid.query_shared(qx, qy, qx + qw, qy + qh)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, shared, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    items=boxes,
+    queries=boxes,
+    shifts=st.lists(st.floats(-20, 20), min_size=1, max_size=5),
+    cell=st.sampled_from([7.0, 50.0, 400.0]),
+)
+def test_grid_shared_query_leaves_out_only_items_clear_of_every_box_of_a_range(
+    items: list[tuple[float, float, float, float]],
+    queries: list[tuple[float, float, float, float]],
+    shifts: list[float],
+    cell: float,
+) -> None:
+    ix, iy, iw, ih = (np.array(v) for v in zip(*items, strict=True))
+    qx, qy, qw, qh = (np.array(v) for v in zip(*queries, strict=True))
+    qx = np.concatenate([qx + shift for shift in [0.0, *shifts]])
+    qy, qw, qh = (np.tile(v, len(shifts) + 1) for v in (qy, qw, qh))
+    grid = GridIndex.build(cell, ix, iy, ix + iw, iy + ih)
+    query, item = grid.query_shared(
+        qx,
+        qy,
+        qx + qw,
+        qy + qh,
+        item_bounds=lambda k: (ix[k], iy[k], ix[k] + iw[k], iy[k] + ih[k]),
+    )
+    found = set(zip(query.tolist(), item.tolist(), strict=True))
+    plain_query, plain_item = grid.query(qx, qy, qx + qw, qy + qh)
+    assert found <= set(zip(plain_query.tolist(), plain_item.tolist(), strict=True))
+    assert np.all(np.diff(query * len(ix) + item) > 0)  # sorted, each pair once
+    meets = {
+        (q, i)
+        for q in range(len(qx))
+        for i in range(len(ix))
+        if ix[i] <= qx[q] + qw[q] and qx[q] <= ix[i] + iw[i]
+        and iy[i] <= qy[q] + qh[q] and qy[q] <= iy[i] + ih[i]
+    }  # fmt: skip
+    assert meets <= found

@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geobatch.engines.result import ERROR_COLUMNS
-from geobatch.engines.roadmatch.inputs import REASONS, decode_roads, traces_from_points
+from geobatch.engines.roadmatch.inputs import (
+    REASONS,
+    _split,
+    decode_roads,
+    traces_from_points,
+)
 
 GOOD = "LINESTRING (24.94 60.17, 24.95 60.171)"
 
@@ -151,6 +156,21 @@ def test_a_multilinestring_that_joins_up_is_one_line_else_one_part_each() -> Non
     assert decoded.rows.tolist() == [0, 1, 2]
     assert decoded.names == ["A", "B", "B", None]
     assert len(shapely.get_coordinates(decoded.parts[0])) == 3
+
+
+def test_lines_and_multilines_split_as_get_parts_splits_them_in_row_order() -> None:
+    apart = "MULTILINESTRING ((0 0, 1 0), (2 2, 3 2), (5 5, 6 6))"
+    joined = "MULTILINESTRING ((0 0, 1 0), (1 0, 1 1))"
+    kinds = [GOOD, apart, joined, "LINESTRING (0 0, 2 0)", apart, GOOD]
+    geoms = shapely.from_wkt(np.array(kinds * 3, dtype=object))
+    rows = np.array([0, 1, 2, 3, 4, 5, 7, 8, 10, 12, 13, 16, 17])
+    parts, owner = _split(geoms, rows)
+    merged = geoms[rows].copy()
+    multi = shapely.get_type_id(merged) == 5
+    merged[multi] = shapely.line_merge(merged[multi])
+    expected, index = shapely.get_parts(merged, return_index=True)
+    assert owner.tolist() == rows[index].tolist()
+    assert shapely.to_wkt(parts).tolist() == shapely.to_wkt(expected).tolist()
 
 
 def test_names_are_dropped_when_not_used_and_blank_names_are_none() -> None:

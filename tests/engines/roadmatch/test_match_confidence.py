@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 from toy_networks import line, network
 
 from geobatch.engines.roadmatch import MatchParams, match_lines
-from geobatch.engines.roadmatch.confidence import combine
+from geobatch.engines.roadmatch.confidence import _frechet, combine
 
 PARAMS = MatchParams()
 
@@ -109,3 +110,21 @@ def test_confidence_threshold_drops_weak_stretches_and_the_status_follows() -> N
     assert [s.segment_id for s in strict.segments] == ["a"]
     assert strict.status == "partial"
     assert strict.matched_ratio == pytest.approx(140 / 291, abs=0.03)
+
+
+def test_frechet_of_samples_and_path_positions_is_that_of_geos() -> None:
+    rng = np.random.default_rng(3)
+    count = rng.integers(2, 40, size=300)
+    line = np.repeat(np.arange(300), count)
+    sample_xy = np.cumsum(rng.normal(0, 10, (len(line), 2)), axis=0)
+    # Path positions a few metres off their samples, and on some lines swapped around so that
+    # a sample lies nearer another sample's position than its own (the quadratic case).
+    path_xy = sample_xy + rng.normal(0, 4, sample_xy.shape)
+    swap = np.flatnonzero(rng.random(len(line) - 1) < 0.05)
+    path_xy[swap], path_xy[swap + 1] = path_xy[swap + 1].copy(), path_xy[swap].copy()
+    lines, found = _frechet(line, sample_xy, path_xy)
+    expected = shapely.frechet_distance(
+        shapely.linestrings(sample_xy, indices=line), shapely.linestrings(path_xy, indices=line)
+    )
+    assert np.array_equal(lines, np.arange(300))
+    assert np.array_equal(found, expected)

@@ -88,8 +88,12 @@ def find_candidates(
     span = 2.0 * r + 1.0
     # ... then the nearest segments per point.
     pick = pick[np.argsort(point[pick] * span + dist[pick], kind="stable")]
-    run_start = np.searchsorted(point[pick], point[pick], side="left")
-    pick = pick[np.arange(len(pick)) - run_start < max_candidates]
+    sorted_point = point[pick]
+    rank = np.arange(len(pick))
+    head = np.ones(len(pick), dtype=bool)
+    head[1:] = sorted_point[1:] != sorted_point[:-1]
+    run_start = np.maximum.accumulate(np.where(head, rank, 0)) if len(pick) else rank
+    pick = pick[rank - run_start < max_candidates]
     point, piece, t, qx, qy, dist, segment = (
         a[pick] for a in (point, piece, t, qx, qy, dist, segment)
     )

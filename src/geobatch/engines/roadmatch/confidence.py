@@ -94,7 +94,12 @@ def score_roads(
 
     # Per (line, segment) distance and heading of the samples on that segment.
     key = layer_line * len(network) + candidates.segment[cand]
-    ukey, inverse, ucount = np.unique(key, return_inverse=True, return_counts=True)
+    # Samples come in runs along one segment: only the heads of runs are sorted.
+    head = np.ones(len(key), dtype=bool)
+    head[1:] = key[1:] != key[:-1]
+    ukey, run_key = np.unique(key[head], return_inverse=True)
+    inverse = run_key.reshape(-1)[np.cumsum(head) - 1]
+    ucount = np.bincount(inverse, minlength=len(ukey))
     seg_dist = np.bincount(inverse, weights=dist) / np.maximum(ucount, 1)
     seg_turn = np.bincount(inverse, weights=turn) / np.maximum(ucount, 1)
     # Segments crossed between samples (no sample of their own) take the road's values.
@@ -251,13 +256,47 @@ def _shape(
         count = np.bincount(line, minlength=n_lines)
         multi = count[line] >= 2
         if multi.any():
-            uniq, dense = np.unique(line[multi], return_inverse=True)
-            inputs = shapely.linestrings(sample_xy[multi], indices=dense)
-            paths = shapely.linestrings(path_xy[multi], indices=dense)
-            shape[uniq] = shapely.frechet_distance(inputs, paths)
+            shape_line, frechet = _frechet(line[multi], sample_xy[multi], path_xy[multi])
+            shape[shape_line] = frechet
         single = ~multi
         dist = candidates.distance[cand]
         np.maximum.at(shape, line[single], dist[single])
     excess = np.nan_to_num(pieces.step_excess, nan=0.0)
     np.maximum.at(shape, samples.line[layers.point], excess)
     return shape
+
+
+def _frechet(
+    line: np.ndarray, sample_xy: np.ndarray, path_xy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per line (``line`` sorted, two points or more each), the discrete Frechet distance
+    between its samples and their positions on the path: (lines, distances).
+
+    Sample i and path position i pair up one to one, so the Frechet distance is at most D,
+    the largest distance of such a pair (pair i*), and at least the distance from sample i*
+    to the nearest path position, since every coupling pairs i* with one. Where that nearest
+    is pair i*'s own (nearly always: a path position is the sample's projection), the distance
+    is D, found in linear time with the figures GEOS computes (sqrt(dx * dx + dy * dy)); GEOS
+    (quadratic in a line's points) answers only the other lines.
+    """
+    head = np.r_[True, line[1:] != line[:-1]]
+    starts = np.flatnonzero(head)
+    run = np.cumsum(head) - 1
+    dx, dy = sample_xy[:, 0] - path_xy[:, 0], sample_xy[:, 1] - path_xy[:, 1]
+    pair = np.sqrt(dx * dx + dy * dy)
+    top = np.maximum.reduceat(pair, starts)
+    at = np.flatnonzero(pair == top[run])
+    worst = at[np.r_[True, run[at][1:] != run[at][:-1]]]  # the first i* of each line
+    dx = sample_xy[worst[run], 0] - path_xy[:, 0]
+    dy = sample_xy[worst[run], 1] - path_xy[:, 1]
+    nearest = np.minimum.reduceat(np.sqrt(dx * dx + dy * dy), starts)
+    lines = line[starts]
+    out = top.copy()
+    other = np.flatnonzero(nearest < top)
+    if len(other):
+        rows = np.flatnonzero(np.isin(run, other))
+        dense = np.searchsorted(other, run[rows])
+        inputs = shapely.linestrings(sample_xy[rows], indices=dense)
+        paths = shapely.linestrings(path_xy[rows], indices=dense)
+        out[other] = shapely.frechet_distance(inputs, paths)
+    return lines, out

@@ -112,6 +112,14 @@ def _along(step: np.ndarray, first_vertex: np.ndarray) -> np.ndarray:
 
 
 def angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Absolute difference of two headings, radians in [0, pi]."""
-    d = np.abs(np.asarray(a) - np.asarray(b)) % (2 * np.pi)
-    return np.minimum(d, 2 * np.pi - d)  # type: ignore[no-any-return]
+    """Absolute difference of two headings, radians in [0, pi].
+
+    The remainder (slow) is taken only where the difference reaches a full turn: below
+    that it is the difference itself."""
+    turn = 2 * np.pi
+    d = np.abs(np.asarray(a) - np.asarray(b))
+    if isinstance(d, np.ndarray):
+        np.remainder(d, turn, out=d, where=d >= turn)
+    else:
+        d = d % turn
+    return np.minimum(d, turn - d)  # type: ignore[no-any-return]

@@ -55,7 +55,12 @@ def build_layers(samples: Samples, candidates: Candidates, n_states: int) -> Lay
             count=np.zeros(0, dtype=np.int64),
             first_of_line=np.zeros(n_lines + 1, dtype=np.int64),
         )
-    point, first, count = np.unique(candidates.point, return_index=True, return_counts=True)
+    # Candidates are sorted by point: each point's are one run.
+    head = np.ones(len(candidates), dtype=bool)
+    head[1:] = candidates.point[1:] != candidates.point[:-1]
+    first = np.flatnonzero(head)
+    point = candidates.point[first]
+    count = np.diff(np.append(first, len(candidates)))
     rank = np.arange(len(candidates)) - np.repeat(first, count)
     layer_of = np.repeat(np.arange(len(point)), count)
     state = np.full((len(point), n_states), -1, dtype=np.int64)
@@ -119,13 +124,6 @@ def route_lengths(
 ) -> np.ndarray:
     """Network metres from candidate ``a`` to candidate ``b`` travelling in their directions."""
     c = candidates
-    # Junctions and remaining metres per candidate, once, rather than per pair of candidates.
-    forward = c.direction > 0
-    length = network.length_m[c.segment]
-    exit_node = np.where(forward, network.to_node[c.segment], network.from_node[c.segment])
-    entry_node = np.where(forward, network.from_node[c.segment], network.to_node[c.segment])
-    exit_m = np.where(forward, length - c.offset, c.offset)
-    entry_m = length - exit_m
     same = c.segment[a] == c.segment[b]
     advance = (c.offset[b] - c.offset[a]) * c.direction[a]
     along = (c.direction[a] == c.direction[b]) & (advance >= -tol)
@@ -133,8 +131,30 @@ def route_lengths(
     # Routes are looked up only between different segments.
     cross = np.flatnonzero(~same)
     a, b = a[cross], b[cross]
-    out[cross] = exit_m[a] + routes.distance(exit_node[a], entry_node[b]) + entry_m[b]
+    # Junctions and remaining metres per candidate: once per candidate where pairs outnumber
+    # candidates (every pair of consecutive layers), else for the pairs' own candidates.
+    if len(cross) >= len(c):
+        exit_node, entry_node, exit_m, entry_m = _ends(c, network, np.arange(len(c)))
+        a_exit, a_exit_m, b_entry, b_entry_m = exit_node[a], exit_m[a], entry_node[b], entry_m[b]
+    else:
+        a_exit, _, a_exit_m, _ = _ends(c, network, a)
+        _, b_entry, _, b_entry_m = _ends(c, network, b)
+    out[cross] = a_exit_m + routes.distance(a_exit, b_entry) + b_entry_m
     return out
+
+
+def _ends(
+    c: Candidates, network: RoadNetwork, which: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Of candidates ``which``: the junction each leaves by and enters from, travelling its
+    direction, and the metres from it to them."""
+    segment, offset = c.segment[which], c.offset[which]
+    forward = c.direction[which] > 0
+    length = network.length_m[segment]
+    exit_node = np.where(forward, network.to_node[segment], network.from_node[segment])
+    entry_node = np.where(forward, network.from_node[segment], network.to_node[segment])
+    exit_m = np.where(forward, length - offset, offset)
+    return exit_node, entry_node, exit_m, length - exit_m
 
 
 def transition_costs(
@@ -156,12 +176,12 @@ def transition_costs(
     pairs = prev_count * layers.count[later]
     layer = np.repeat(later, pairs)
     within = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)
-    ncur = layers.count[layer]
-    i = within // ncur
-    j = within % ncur
+    i, j = np.divmod(within, np.repeat(layers.count[later], pairs))
     a = layers.state[layer - 1, i]
     b = layers.state[layer, j]
     route = route_lengths(candidates, network, routes, a, b, params.backtrack_tolerance_m)
-    straight = samples.chainage[layers.point[layer]] - samples.chainage[layers.point[layer - 1]]
-    out[layer, i, j] = np.abs(route - straight) / params.beta_m
+    # The input's metres between consecutive layers, once per layer rather than per pair.
+    chainage = samples.chainage[layers.point]
+    straight = chainage[later] - chainage[later - 1]
+    out[layer, i, j] = np.abs(route - np.repeat(straight, pairs)) / params.beta_m
     return out

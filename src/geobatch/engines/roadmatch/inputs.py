@@ -253,13 +253,28 @@ def _declared_crs(records: pa.Table, size: int, reasons: _Reasons) -> None:
 
 
 def _split(geoms: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(parts, owner row per part): multi-lines merged where they join up, else exploded."""
+    """(parts, owner row per part): multi-lines merged where they join up, else exploded.
+
+    A LineString is its own part, taken as it is: only the rest go through ``get_parts``,
+    which would copy every geometry."""
     merged = geoms[rows].copy()
     multi = shapely.get_type_id(merged) == 5
     if multi.any():
         merged[multi] = shapely.line_merge(merged[multi])
-    parts, index = shapely.get_parts(merged, return_index=True)
-    return parts, rows[index]
+    many = np.flatnonzero(shapely.get_type_id(merged) != 1)
+    if not len(many):
+        return merged, rows
+    parts, index = shapely.get_parts(merged[many], return_index=True)
+    count = np.ones(len(merged), dtype=np.int64)
+    count[many] = np.bincount(index, minlength=len(many))
+    first = np.cumsum(count) - count
+    out = np.empty(int(count.sum()), dtype=object)
+    one = np.ones(len(merged), dtype=bool)
+    one[many] = False
+    out[first[one]] = merged[one]
+    rank = np.arange(len(parts)) - np.searchsorted(index, index)
+    out[first[many[index]] + rank] = parts
+    return out, np.repeat(rows, count)
 
 
 def _error_rows(

@@ -207,20 +207,27 @@ def match_columns(
 
 
 def _batches(approx_km: np.ndarray, params: MatchParams) -> list[tuple[int, int]]:
-    """Consecutive ranges of at most ``batch_size`` lines and about ``batch_km`` of length.
+    """Consecutive ranges (of ``approx_km``, sorted ascending) of at most ``batch_size`` lines
+    and about ``batch_km`` of length, in ascending order.
 
     Memory grows with the number of samples in a batch, so long roads make smaller batches.
+    They are cut from the longest road down: the recursion steps as often as a batch's
+    longest road has layers, and a long tail of roads fills the batch of the longest one, so
+    that the next batch starts at a shorter road than it would cut from the shortest up.
     """
     out: list[tuple[int, int]] = []
-    begin, total = 0, 0.0
-    for end, km in enumerate(approx_km.tolist()):
-        if end > begin and (end - begin >= params.batch_size or total + km > params.batch_km):
-            out.append((begin, end))
-            begin, total = end, 0.0
+    stop, total = len(approx_km), 0.0
+    lengths = approx_km.tolist()
+    for begin in range(len(lengths) - 1, -1, -1):
+        km = lengths[begin]
+        size = stop - begin - 1
+        if size > 0 and (size >= params.batch_size or total + km > params.batch_km):
+            out.append((begin + 1, stop))
+            stop, total = begin + 1, 0.0
         total += km
-    if begin < len(approx_km):
-        out.append((begin, len(approx_km)))
-    return out
+    if stop > 0:
+        out.append((0, stop))
+    return out[::-1]
 
 
 def _match_batch(

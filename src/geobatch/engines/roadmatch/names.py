@@ -99,7 +99,13 @@ class NameScores:
             return np.full(0, np.nan)
         size = len(self._network)  # group ids are below it
         group = self._network.name_groups(segment)
-        unique, inverse = np.unique(self._name_of_line[line] * size + group, return_inverse=True)
+        key = self._name_of_line[line] * size + group
+        # Pairs come in runs of one key (a candidate's two directions, a road's samples along
+        # one street): the runs are sorted, not every pair.
+        head = np.ones(len(key), dtype=bool)
+        head[1:] = key[1:] != key[:-1]
+        unique, inverse = np.unique(key[head], return_inverse=True)
+        of_pair = inverse.reshape(-1)[np.cumsum(head) - 1]
         pos = np.minimum(np.searchsorted(self._keys, unique), max(len(self._keys) - 1, 0))
         found = self._keys[pos] == unique if len(self._keys) else np.zeros(len(unique), bool)
         values = np.full(len(unique), np.nan)
@@ -121,7 +127,8 @@ class NameScores:
             order = np.argsort(keys, kind="stable")
             self._keys = keys[order]
             self._values = np.concatenate([self._values, values[missing]])[order]
-        return values[inverse.reshape(-1)]
+        out: np.ndarray = values[of_pair]
+        return out
 
     def mismatch(self, line: np.ndarray, segment: np.ndarray, unnamed: float = 0.0) -> np.ndarray:
         """Per (line, segment) pair, 1 - similarity/100 of the names; 0.5 where the segment

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ROUTE_LIMIT_M", "RoadNetwork", "network_for"]
 
+BOX_MARGIN_M = 0.001
+"""A piece's box is grown by this much before it is found clear of a point's search box:
+far more than the rounding of the distance the candidate search measures, so no piece it
+would keep is left out."""
+
 
 class TextColumn(Sequence[str]):
     """A string column read one value (or one ``take``) at a time, never turned into a list."""
@@ -179,9 +184,27 @@ class RoadNetwork:
         self, x: np.ndarray, y: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """(point, piece) pairs, sorted, for pieces filed near each point: a superset of those
-        within ``radius_m`` (deduplicated here: measured faster than leaving it to the caller)."""
+        within ``radius_m`` (deduplicated here: measured faster than leaving it to the caller).
+        A road's samples, and roads crossing, share cells: each set of cells is read once, and
+        a piece whose box lies clear of all their search boxes is measured for none of them."""
         r = radius_m
-        return self.arrays.pieces.query(x - r, y - r, x + r, y + r)
+        return self.arrays.pieces.query_shared(
+            x - r, y - r, x + r, y + r, item_bounds=self._piece_bounds
+        )
+
+    def _piece_bounds(
+        self, piece: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes of ``piece``, grown by ``BOX_MARGIN_M``."""
+        x0, y0 = self.piece_x0[piece], self.piece_y0[piece]
+        x1, y1 = x0 + self.piece_dx[piece], y0 + self.piece_dy[piece]
+        m = BOX_MARGIN_M
+        return (
+            np.minimum(x0, x1) - m,
+            np.minimum(y0, y1) - m,
+            np.maximum(x0, x1) + m,
+            np.maximum(y0, y1) + m,
+        )
 
     @classmethod
     def from_release(cls, release: Release) -> RoadNetwork:

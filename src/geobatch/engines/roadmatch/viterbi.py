@@ -73,11 +73,14 @@ def decode(
     finite = np.isfinite(scores)
     last = np.where(finite.any(axis=1), n_states - np.argmax(finite[:, ::-1], axis=1), 1)
     width = np.maximum.reduceat(last, block[:-1]).tolist()
-    # back[block[t] + c, j]: previous state of chain c's state j at step t; ~i after a restart.
+    # back[block[t] + c, j]: previous state of chain c's state j at step t (after a restart,
+    # the cheapest previous state, and broke_into[block[t] + c, j] is set).
     back = np.zeros((int(block[-1]), n_states), dtype=np.int64)
+    broke_into = np.zeros((int(block[-1]), n_states), dtype=bool)
     score = scores[: running[0]].copy()
-    score[:, width[0] :] = np.inf
     bounds = block.tolist()
+    # Columns past a step's width are left as they were (the next step reads no further);
+    # a chain's last step's width masks them out of its final choice.
     for t in range(1, steps):
         lo, hi = bounds[t], bounds[t + 1]
         into, out_of = width[t - 1], width[t]
@@ -89,29 +92,28 @@ def decode(
         restarted += break_cost
         use_break = restarted[:, None] < carried
         np.copyto(back[lo:hi, :out_of], best_prev)
-        np.copyto(back[lo:hi, :out_of], ~cheapest[:, None], where=use_break)
+        np.copyto(back[lo:hi, :out_of], cheapest[:, None], where=use_break)
+        broke_into[lo:hi, :out_of] = use_break
         np.minimum(carried, restarted[:, None], out=carried)
         np.add(carried, scores[lo:hi, :out_of], out=now[:, :out_of])
-        now[:, out_of:] = np.inf
+    final_width = np.asarray(width)[length - 1]
+    score[np.arange(n_states) >= final_width[:, None]] = np.inf
     current = score.argmin(axis=1)
     final_cost = score[np.arange(len(order)), current]
-    # Back along the pointers, step by step; states and restarts land in step-major order.
+    # Back along the pointers, step by step, as flat indices into ``back``: states land in
+    # step-major order, and the restarts are read off the chosen states at the end.
+    row = np.arange(int(block[-1]), dtype=np.int64) * n_states
+    flat_back = back.reshape(-1)
     picked = np.empty(int(block[-1]), dtype=np.int64)
-    broke = np.zeros(int(block[-1]), dtype=bool)
-    for t in range(steps - 1, -1, -1):
+    for t in range(steps - 1, 0, -1):
         lo, hi = bounds[t], bounds[t + 1]
         now = current[: hi - lo]
         picked[lo:hi] = now
-        if t == 0:
-            break
-        pointer = back[lo:hi][np.arange(hi - lo), now]
-        restarted_here = pointer < 0
-        broke[lo:hi] = restarted_here
-        np.copyto(now, pointer)
-        np.invert(pointer, out=now, where=restarted_here)
+        np.take(flat_back, row[lo:hi] + now, out=now)
+    picked[: bounds[1]] = current[: bounds[1]]
     where = start[order][chain_of] + step_of
     state[where] = picked
-    restart[where] = broke
+    restart[where] = broke_into.reshape(-1)[row + picked]
     cost[order] = final_cost
     return Decoded(start=start, state=state, restart=restart, cost=cost)
 

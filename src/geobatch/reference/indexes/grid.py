@@ -9,6 +9,7 @@ measure exact distances afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ BUILD_BATCH = 1_000_000
 """Boxes expanded into cells at a time while building."""
 _BIAS = 1 << 30
 """Cell coordinates are offset by this so keys of negative cells stay ordered and positive."""
+
+
+ItemBounds = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+"""The boxes (min x, min y, max x, max y) of the given items."""
 
 
 def _cell(values: np.ndarray, size: float) -> np.ndarray:
@@ -113,12 +118,72 @@ class GridIndex:
         empty = np.zeros(0, dtype=np.int64)
         if not len(self.keys) or not len(np.atleast_1d(min_x)):
             return empty, empty
-        query, cx, cy = _expand(
+        return self._in_cells(
             _cell(min_x, self.cell),
             _cell(min_y, self.cell),
             _cell(max_x, self.cell),
             _cell(max_y, self.cell),
+            unique=unique,
         )
+
+    def query_shared(
+        self,
+        min_x: np.ndarray,
+        min_y: np.ndarray,
+        max_x: np.ndarray,
+        max_y: np.ndarray,
+        *,
+        item_bounds: ItemBounds | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``query`` (unique pairs, sorted) for many boxes that cover the same cells, as the
+        search boxes of points a few metres apart along roads do: each distinct range of
+        cells is looked up once and its items handed to every box over it.
+
+        With ``item_bounds`` (the boxes of given items), an item whose box misses the union
+        of the boxes over a range of cells is not handed to them: it meets none of them.
+        """
+        empty = np.zeros(0, dtype=np.int64)
+        size = len(np.atleast_1d(min_x))
+        if not len(self.keys) or not size:
+            return empty, empty
+        x0, y0 = _cell(min_x, self.cell), _cell(min_y, self.cell)
+        x1, y1 = _cell(max_x, self.cell), _cell(max_y, self.cell)
+        corner, wide, high = _keys(x0, y0), x1 - x0, y1 - y0
+        order = np.lexsort((high, wide, corner))
+        corner, wide, high = corner[order], wide[order], high[order]
+        head = np.ones(size, dtype=bool)
+        head[1:] = (corner[1:] != corner[:-1]) | (wide[1:] != wide[:-1]) | (high[1:] != high[:-1])
+        first = order[head]
+        group = np.empty(size, dtype=np.int64)
+        group[order] = np.cumsum(head) - 1
+        owner, items = self._in_cells(x0[first], y0[first], x1[first], y1[first], unique=True)
+        if item_bounds is not None and len(items):
+            starts = np.flatnonzero(head)
+            union = [
+                reduce.reduceat(np.asarray(v, dtype=np.float64)[order], starts)[owner]
+                for reduce, v in (
+                    (np.minimum, min_x),
+                    (np.minimum, min_y),
+                    (np.maximum, max_x),
+                    (np.maximum, max_y),
+                )
+            ]
+            lo_x, lo_y, hi_x, hi_y = item_bounds(items)
+            meets = (
+                (lo_x <= union[2]) & (union[0] <= hi_x) & (lo_y <= union[3]) & (union[1] <= hi_y)
+            )
+            owner, items = owner[meets], items[meets]
+        bounds = np.searchsorted(owner, np.arange(len(first) + 1))
+        count = bounds[group + 1] - bounds[group]
+        query = np.repeat(np.arange(size, dtype=np.int64), count)
+        rank = np.arange(len(query), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        return query, items[np.repeat(bounds[group], count) + rank]
+
+    def _in_cells(
+        self, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, *, unique: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query, item) pairs for the cell ranges [x0, x1] x [y0, y1] (``query``)."""
+        query, cx, cy = _expand(x0, y0, x1, y1)
         keys = _keys(cx, cy)
         pos = np.searchsorted(self.keys, keys)
         hit = pos < len(self.keys)
