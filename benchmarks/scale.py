@@ -14,9 +14,12 @@ peak RSS of the importing process tree, sampled every 50 ms), and then worked on
 1. **first job**: per job type (``geocode``, ``reverse_geocode``, ``road_match``), a fresh
    ``geobatch serve`` with one worker runs one small job, timed from the upload to the long
    poll saying it succeeded (so it includes whatever the worker must load or build first);
-2. **warm jobs**: one more fresh server with one worker runs, per type, a small job and then
-   the timed large one (records/s, and its ratio to the same job on the 1x release); after
-   all three, the private memory (USS) of each worker process.
+2. **warm jobs**: once every size is imported, one more fresh server per size, each with one
+   worker, runs per type a small job and then the timed large ones: ``ROUNDS`` of them, each
+   of other records (new queries to the geocoder), the sizes taking turns job by job so that
+   other work on the machine slows every size alike; the fastest counts (records/s, and its
+   ratio to the same job on the 1x release). After all three types, the private memory (USS)
+   of each worker process.
 
 Every input lies on copy 0 (drawn from the 1x release: addresses written as users write them,
 20,000 mostly distinct queries that each copy's same-named streets could answer, with the
@@ -61,7 +64,9 @@ from synthetic_region import region
 
 JOB_TYPES = ("geocode", "reverse_geocode", "road_match")
 SMALL = {"geocode": 200, "reverse_geocode": 1_000, "road_match": 200}
-LARGE = {"geocode": 20_000, "reverse_geocode": 100_000, "road_match": 5_000}
+LARGE = {"geocode": 20_000, "reverse_geocode": 300_000, "road_match": 5_000}
+ROUNDS = 2
+"""Warm jobs per type and size, taking turns between sizes; the fastest counts."""
 MIN_ADDRESSES = 50
 """An extract with fewer addresses is geocoded by street names (``geocode_queries``)."""
 MB = 1024 * 1024
@@ -140,7 +145,8 @@ class Inputs:
     """Small and large CSV inputs per job type, all on copy 0."""
 
     small: dict[str, Path] = field(default_factory=dict)
-    large: dict[str, Path] = field(default_factory=dict)
+    large: list[dict[str, Path]] = field(default_factory=list)
+    """One set per round of warm jobs: each round's queries are new to the geocoder."""
     at: str = ""
 
 
@@ -181,9 +187,11 @@ def make_inputs(release: Release, folder: Path, seed: int = 11) -> Inputs:
     segments = release.table("segments")
     lines = shapely.from_wkb(segments.column("geometry").to_numpy(zero_copy_only=False))
     mids = shapely.get_coordinates(shapely.line_interpolate_point(lines, 0.5, normalized=True))
-    for size, target in (("small", inputs.small), ("large", inputs.large)):
-        counts = SMALL if size == "small" else LARGE
-        texts = geocode_queries(release, names, counts["geocode"], seed + (size == "large"))
+    inputs.large = [{} for _ in range(ROUNDS)]
+    sets = [("small", inputs.small, SMALL)]
+    sets += [(f"large-{n}", target, LARGE) for n, target in enumerate(inputs.large)]
+    for number, (size, target, counts) in enumerate(sets):
+        texts = geocode_queries(release, names, counts["geocode"], seed + number)
         target["geocode"] = _write_csv(
             folder / f"geocode-{size}.csv",
             ["recId", "searchText"],
@@ -196,7 +204,7 @@ def make_inputs(release: Release, folder: Path, seed: int = 11) -> Inputs:
             ["recId", "lat", "lon"],
             [[f"r{i}", f"{lat:.6f}", f"{lon:.6f}"] for i, (lon, lat) in enumerate(points)],
         )
-        roads = make_roads(release, counts["road_match"], seed=seed + (size == "large"))
+        roads = make_roads(release, counts["road_match"], seed=seed + number)
         wkt = shapely.to_wkt(shapely.from_wkb(roads.column("geometry").to_numpy(False)), 7)
         target["road_match"] = _write_csv(
             folder / f"roads-{size}.csv",
@@ -241,6 +249,7 @@ def worker_uss(server_pid: int) -> list[int]:
 @dataclass
 class SizeResult:
     copies: int
+    release_id: str
     nodes: int
     segments: int
     import_seconds: float
@@ -252,7 +261,8 @@ class SizeResult:
     worker_uss: list[int] = field(default_factory=list)
     answers: dict[str, bytes] = field(default_factory=dict)
     load: list[float] = field(default_factory=list)
-    """The one-minute load average at the start of the import, of the jobs and at the end."""
+    """The one-minute load average at the start of the import, at its end and after the warm
+    jobs."""
 
 
 def options_for(job_type: str, release_id: str, inputs: Inputs) -> dict[str, Any]:
@@ -265,6 +275,7 @@ def options_for(job_type: str, release_id: str, inputs: Inputs) -> dict[str, Any
 def measure(
     copies: int, pbf: Path, nodes: int, cache: Path, inputs: Inputs | None
 ) -> tuple[SizeResult, Inputs]:
+    """Import the region and run each type's first job on a fresh server."""
     releases = cache / "releases"
     load = [os.getloadavg()[0]]
     release_id, seconds, cpu, peak = import_region(pbf, releases, f"scale-x{copies}")
@@ -276,12 +287,14 @@ def measure(
         inputs = make_inputs(release, folder)
     result = SizeResult(
         copies=copies,
+        release_id=release_id,
         nodes=nodes,
         segments=release.manifest.counts["segments"],
         import_seconds=seconds,
         import_cpu_seconds=cpu,
         import_peak_rss=peak,
         release_bytes=folder_bytes(releases / release_id),
+        load=load,
     )
     for job_type in JOB_TYPES:
         with serve(releases, _fresh(cache / "server")) as (client, _):
@@ -289,16 +302,34 @@ def measure(
             result.first_job[job_type], _ = run_job(
                 client, job_type, options, inputs.small[job_type]
             )
-    with serve(releases, _fresh(cache / "server")) as (client, pid):
-        for job_type in JOB_TYPES:
-            options = options_for(job_type, release_id, inputs)
-            run_job(client, job_type, options, inputs.small[job_type])
-            seconds, job_id = run_job(client, job_type, options, inputs.large[job_type])
-            result.throughput[job_type] = LARGE[job_type] / seconds
-            result.answers[job_type] = client.get(f"/v1/jobs/{job_id}/results").content
-        result.worker_uss = worker_uss(pid)
-    result.load = [*load, os.getloadavg()[0]]
     return result, inputs
+
+
+def measure_warm(results: list[SizeResult], cache: Path, inputs: Inputs) -> None:
+    """Warm jobs on one server per size (one worker each), the sizes taking turns job by
+    job, so that other work on the machine slows every size alike; then each worker's USS."""
+    releases = cache / "releases"
+    with contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(serve(releases, _fresh(cache / f"server-x{result.copies}")))
+            for result in results
+        ]
+        for job_type in JOB_TYPES:
+            for result, (client, _) in zip(results, servers, strict=True):
+                options = options_for(job_type, result.release_id, inputs)
+                run_job(client, job_type, options, inputs.small[job_type])
+            for number, large in enumerate(inputs.large):
+                for result, (client, _) in zip(results, servers, strict=True):
+                    options = options_for(job_type, result.release_id, inputs)
+                    seconds, job_id = run_job(client, job_type, options, large[job_type])
+                    rate = LARGE[job_type] / seconds
+                    result.throughput[job_type] = max(result.throughput.get(job_type, 0), rate)
+                    if number == 0:
+                        answers = client.get(f"/v1/jobs/{job_id}/results").content
+                        result.answers[job_type] = answers
+        for result, (_, pid) in zip(results, servers, strict=True):
+            result.worker_uss = worker_uss(pid)
+            result.load.append(os.getloadavg()[0])
 
 
 def render(results: list[SizeResult], console: Console) -> None:
@@ -317,7 +348,7 @@ def render(results: list[SizeResult], console: Console) -> None:
         "vs 1x",
         "worker USS MB",
         "copy-0 answers",
-        "load avg (start / imported / end)",
+        "load avg (start / imported / warm end)",
     ):
         table.add_column(column, justify="right")
     for result in results:
@@ -369,11 +400,14 @@ def main() -> None:
     results: list[SizeResult] = []
     inputs: Inputs | None = None
     for copies in sizes:
-        console.print(f"{copies}x: writing the region and importing it ...")
+        console.print(f"{copies}x: writing the region, importing it, first jobs ...")
         pbf = region(args.source, copies, args.cache / "regions")
         result, inputs = measure(copies, pbf, copies * nodes, args.cache, inputs)
         results.append(result)
-        render(results, console)
+    assert inputs is not None
+    console.print("warm jobs, sizes taking turns ...")
+    measure_warm(results, args.cache, inputs)
+    render(results, console)
 
 
 if __name__ == "__main__":

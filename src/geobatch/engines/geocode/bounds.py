@@ -173,7 +173,7 @@ def context_factor(localities: set[str], postcodes: set[str], reading: ParsedAdd
 
 
 @dataclass
-class _StreetFacts:
+class StreetFacts:
     """What a set of streets is remembered by, whatever its similarities: factor arrays per
     town, postcode, house number, country rule and ``at`` asked for, and facts read once."""
 
@@ -196,23 +196,17 @@ class StreetSet:
         streets: Streets,
         index: np.ndarray,
         similarity: np.ndarray,
-        facts: _StreetFacts | None = None,
+        facts: StreetFacts | None = None,
     ) -> None:
         self.streets = streets
         self.index = index
         self.similarity = similarity
-        self._facts = facts if facts is not None else _StreetFacts()
+        self._facts = facts if facts is not None else StreetFacts()
         self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
         self._most_alike: float | None = None
 
     def __len__(self) -> int:
         return len(self.index)
-
-    def alike(self, similarity: float) -> StreetSet:
-        """The same streets, each ``similarity`` alike (a misspelt name's), sharing what
-        is remembered of them."""
-        uniform = np.full(len(self.index), similarity)
-        return StreetSet(self.streets, self.index, uniform, self._facts)
 
     def factors(
         self, key: tuple[object, ...], make: Callable[[StreetSet], np.ndarray | float]

@@ -36,6 +36,7 @@ from geobatch.engines.geocode.bounds import (
     NUMBER_MISSING,
     STREET,
     Judge,
+    StreetFacts,
     StreetSet,
     context_factor,
     distance_km,
@@ -71,6 +72,9 @@ FEW = 3
 NEAREST_FIRST = 16
 """Streets whose bound ``_nearest_first`` works out one by one before it leaves the rest to
 the bounds of all of them at once (``_best_first``)."""
+FACTS_REMEMBERED = 1_024
+"""Sets of streets whose factors are remembered (``bounds.StreetFacts``): each holds up to
+``StreetSet.MEMO`` arrays of its length."""
 CERTAIN = 0.97
 """A candidate this good (exact street and number, say) ends the search early."""
 STREET_FALLBACK = 0.62
@@ -174,6 +178,7 @@ class ForwardGeocoder:
         self._place_cache: Memo[str, list[tuple[int, float]]] = Memo()
         self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
         self._named_cache: Memo[str, _Named] = Memo()
+        self._facts_cache: Memo[bytes, StreetFacts] = Memo(FACTS_REMEMBERED)
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality and vocabulary answers (all bounded)."""
@@ -181,6 +186,7 @@ class ForwardGeocoder:
         self._place_cache.clear()
         self._locality_cache.clear()
         self._named_cache.clear()
+        self._facts_cache.clear()
         self.vocabulary.forget()
 
     # -- entry points --------------------------------------------------------------------
@@ -308,28 +314,28 @@ class ForwardGeocoder:
         return self._street_cache.keep(key, found)
 
     def _misspelt(self, key: str) -> StreetSet:
-        """The streets of the names most like ``key``; where one name is, its streets share
-        what is remembered of them with the name's own (a misspelling is asked for once)."""
+        """The streets of the names most like ``key``."""
         local = self.local
         choices = process.extract(
             key, local.street_keys, scorer=fuzz.ratio, limit=3, score_cutoff=FUZZY_CUTOFF
         )
-        parts = [(local.street_by_key.array(choice), score / 100.0) for choice, score, _ in choices]
-        if len(parts) == 1:
-            named = self._streets(choices[0][0])
-            if len(named) == len(parts[0][0]):  # no other spelling of it
-                return named.alike(parts[0][1])
-        return self._found(*parts)
+        return self._found(
+            *((local.street_by_key.array(choice), score / 100.0) for choice, score, _ in choices)
+        )
 
     def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
-        """Streets of several lookups, each lookup's with its similarity, in order."""
-        return StreetSet(
-            self.local.streets,
-            np.concatenate([np.zeros(0, np.int64), *(np.asarray(i, np.int64) for i, _ in parts)]),
-            np.concatenate(
-                [np.zeros(0), *(np.full(len(i), similarity) for i, similarity in parts)]
-            ),
+        """Streets of several lookups, each lookup's with its similarity, in order; what is
+        remembered of the same streets found before (by another spelling or reading) is
+        shared."""
+        index = np.concatenate(
+            [np.zeros(0, np.int64), *(np.asarray(i, np.int64) for i, _ in parts)]
         )
+        similarity = np.concatenate(
+            [np.zeros(0), *(np.full(len(i), similarity) for i, similarity in parts)]
+        )
+        key = index.tobytes()
+        facts = self._facts_cache.get(key) or self._facts_cache.keep(key, StreetFacts())
+        return StreetSet(self.local.streets, index, similarity, facts)
 
     def _places(self, key: str, *, fuzzy: bool, needed: float = 0.0) -> list[tuple[int, float]]:
         """Places named ``key``, else (``fuzzy``) the closest names at least ``needed`` alike."""
