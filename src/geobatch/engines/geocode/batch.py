@@ -12,14 +12,16 @@ get the district and county their point lies in, where their level is fine enoug
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from operator import attrgetter
 
 import pyarrow as pa
 
 from geobatch.engines.geocode.areas import subdivisions_index
 from geobatch.engines.geocode.bounds import distance_km
-from geobatch.engines.geocode.forward import Candidate, forward_geocoder
+from geobatch.engines.geocode.forward import Candidate, ForwardGeocoder, forward_geocoder
 from geobatch.engines.geocode.output import geocode_table
-from geobatch.engines.geocode.within import SEARCH_WIDTH, read_filters
+from geobatch.engines.geocode.within import SEARCH_WIDTH, Area, read_filters
 from geobatch.engines.result import ERROR_COLUMNS, EngineResult
 from geobatch.reference import Release
 from geobatch.reference.indexes.subdivisions import with_subdivisions
@@ -63,61 +65,102 @@ def geocode_records(
     """Geocode every record of the chunk against ``release``."""
     geocoder = forward_geocoder(release)
     columns = _columns(records)
-    ordinals = records.column("_ordinal").to_pylist()
-    rec_ids = records.column("recId").to_pylist()
-    texts = columns.get("searchtext", [None] * records.num_rows)
-    rows: dict[str, list[object]] = {name: [] for name in _RESULT_FIELDS}
-    errors: dict[str, list[object]] = {field.name: [] for field in ERROR_COLUMNS}
+    size = records.num_rows
+    texts = [_text(value) for value in columns.get("searchtext", [None] * size)]
+    given = [
+        (argument, columns[column])
+        for column, argument in FIELD_COLUMNS.items()
+        if column in columns
+    ]
+    filters = read_filters(columns.get("limit"), columns.get("in"), size)
+    answered: list[int] = []
+    answers: list[list[Candidate]] = []
+    failed: list[tuple[int, str, str]] = []
     memo: dict[tuple[object, ...], list[Candidate]] = {}
-    filters = read_filters(columns.get("limit"), columns.get("in"), records.num_rows)
-    for position, (ordinal, rec_id) in enumerate(zip(ordinals, rec_ids, strict=True)):
-        text = _text(texts[position])
-        fields = {
-            argument: _text(columns[column][position])
-            for column, argument in FIELD_COLUMNS.items()
-            if column in columns
-        }
-        key = (text, *fields.values())
+    for position, text in enumerate(texts):
+        fields = {argument: _text(values[position]) for argument, values in given}
         problem = filters.error[position]
-        if problem is None and all(part is None for part in key):
-            problem_code, message = "empty_query", "searchText and every address field are empty"
-        elif problem is not None:
-            problem_code, message = problem.code, str(problem)
-        else:
-            problem_code = message = ""
-        if problem_code:
-            for name, value in zip(
-                ("_ordinal", "recId", "code", "message", "input"),
-                (ordinal, rec_id, problem_code, message, None),
-                strict=True,
-            ):
-                errors[name].append(value)
+        if problem is not None:
+            failed.append((position, problem.code, str(problem)))
+            continue
+        if text is None and not any(fields.values()):
+            failed.append((position, *_EMPTY))
             continue
         limit = int(filters.limit[position]) or truncate_at
         area = filters.area[position]
-        memo_key = (*key, limit, area)
-        found = memo.get(memo_key)
+        key = (text, *fields.values(), limit, area)
+        found = memo.get(key)
         if found is None:
-            if area is None:
-                found = geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
-            else:
-                wide = geocoder.geocode(
-                    text, fields=fields, country=country, at=at, limit=max(limit, SEARCH_WIDTH)
-                )
-                found = [c for c in wide if area.contains(c.lat, c.lon, c.country)][:limit]
-            memo[memo_key] = found
-        _append(rows, ordinal, rec_id, found, at)
+            found = memo[key] = _geocode(geocoder, text, fields, country, at, limit, area)
+        answered.append(position)
+        answers.append(found)
     return EngineResult(
-        results=with_subdivisions(geocode_table(rows), subdivisions_index(release)),
-        errors=pa.table(errors, schema=ERROR_COLUMNS),
+        results=with_subdivisions(
+            geocode_table(_result_rows(records, answered, answers, at)), subdivisions_index(release)
+        ),
+        errors=_errors(records, failed),
     )
 
 
+_EMPTY = ("empty_query", "searchText and every address field are empty")
+
+
+def _geocode(
+    geocoder: ForwardGeocoder,
+    text: str | None,
+    fields: dict[str, str | None],
+    country: str | None,
+    at: tuple[float, float] | None,
+    limit: int,
+    area: Area | None,
+) -> list[Candidate]:
+    """One record's candidates; with an area, a wider search whose candidates outside it are
+    dropped."""
+    if area is None:
+        return geocoder.geocode(text, fields=fields, country=country, at=at, limit=limit)
+    wide = geocoder.geocode(
+        text, fields=fields, country=country, at=at, limit=max(limit, SEARCH_WIDTH)
+    )
+    return [c for c in wide if area.contains(c.lat, c.lon, c.country)][:limit]
+
+
+def _errors(records: pa.Table, failed: list[tuple[int, str, str]]) -> pa.Table:
+    """The error report of the records in ``failed`` (position, code, message)."""
+    ordinals, rec_ids = _ids(records, [position for position, _, _ in failed])
+    return pa.table(
+        {
+            "_ordinal": ordinals,
+            "recId": rec_ids,
+            "code": [code for _, code, _ in failed],
+            "message": [message for _, _, message in failed],
+            "input": [None] * len(failed),
+        },
+        schema=ERROR_COLUMNS,
+    )
+
+
+def _ids(records: pa.Table, positions: list[int]) -> tuple[list[object], list[object]]:
+    """The ``_ordinal`` and ``recId`` of the records at ``positions``."""
+    ordinals = records.column("_ordinal").to_pylist()
+    rec_ids = records.column("recId").to_pylist()
+    return [ordinals[p] for p in positions], [rec_ids[p] for p in positions]
+
+
+_CANDIDATE_FIELDS = (
+    "lat",
+    "lon",
+    "label",
+    "house_number",
+    "street",
+    "postal_code",
+    "city",
+    "state",
+    "country",
+    "match_level",
+    "confidence",
+    "ref_id",
+)
 _RESULT_FIELDS = (
-    "_ordinal",
-    "recId",
-    "seqNumber",
-    "seqLength",
     "lat",
     "lon",
     "label",
@@ -129,48 +172,55 @@ _RESULT_FIELDS = (
     "country",
     "match_level",
     "confidence",
-    "distance_m",
     "ref_id",
 )
+"""The result column of each ``Candidate`` field, in the same order."""
+_NO_MATCH = (None,) * len(_CANDIDATE_FIELDS)
 
 
-def _append(
-    rows: dict[str, list[object]],
-    ordinal: object,
-    rec_id: object,
-    found: list[Candidate],
+def _result_rows(
+    records: pa.Table,
+    answered: list[int],
+    answers: list[list[Candidate]],
     at: tuple[float, float] | None,
-) -> None:
-    if not found:
-        for name in _RESULT_FIELDS:
-            rows[name].append(None)
-        rows["_ordinal"][-1], rows["recId"][-1] = ordinal, rec_id
-        rows["seqNumber"][-1] = rows["seqLength"][-1] = 0
-        return
-    for sequence, candidate in enumerate(found, start=1):
-        distance = (
-            distance_km(at[1], at[0], candidate.lon, candidate.lat) * 1000.0
-            if at is not None
-            else None
-        )
-        values = (
-            ordinal,
-            rec_id,
-            sequence,
-            len(found),
-            candidate.lat,
-            candidate.lon,
-            candidate.label,
-            candidate.house_number,
-            candidate.street,
-            candidate.postal_code,
-            candidate.city,
-            candidate.state,
-            candidate.country,
-            candidate.match_level,
-            candidate.confidence,
-            distance,
-            candidate.ref_id,
-        )
-        for name, value in zip(_RESULT_FIELDS, values, strict=True):
-            rows[name].append(value)
+) -> dict[str, Sequence[object]]:
+    """Result columns: each answered record's candidates, one row each, or one empty row.
+
+    The candidates' fields are read row by row in one pass and turned into columns at once,
+    so that a chunk costs one small tuple per candidate.
+    """
+    owner: list[int] = []
+    sequence: list[int] = []
+    length: list[int] = []
+    flat: list[Candidate | None] = []
+    for position, found in zip(answered, answers, strict=True):
+        if not found:
+            owner.append(position)
+            sequence.append(0)
+            length.append(0)
+            flat.append(None)
+            continue
+        count = len(found)
+        owner.extend([position] * count)
+        sequence.extend(range(1, count + 1))
+        length.extend([count] * count)
+        flat.extend(found)
+    read = attrgetter(*_CANDIDATE_FIELDS)
+    values = [_NO_MATCH if candidate is None else read(candidate) for candidate in flat]
+    columns = list(zip(*values, strict=True)) if values else [()] * len(_RESULT_FIELDS)
+    ordinals, rec_ids = _ids(records, owner)
+    return {
+        "_ordinal": ordinals,
+        "recId": rec_ids,
+        "seqNumber": sequence,
+        "seqLength": length,
+        **dict(zip(_RESULT_FIELDS, columns, strict=True)),
+        "distance_m": _distances(flat, at),
+    }
+
+
+def _distances(found: list[Candidate | None], at: tuple[float, float] | None) -> list[float | None]:
+    """Each candidate's distance from ``at`` in metres (all null without ``at``)."""
+    if at is None:
+        return [None] * len(found)
+    return [None if c is None else distance_km(at[1], at[0], c.lon, c.lat) * 1000.0 for c in found]

@@ -122,6 +122,8 @@ def read_filters(
     limit = np.zeros(size, dtype=np.int64)
     area: list[Area | None] = [None] * size
     error: list[RecordFilterError | None] = [None] * size
+    if limits is None and areas is None:
+        return RecordFilters(limit=limit, area=area, error=error)  # nothing to read
     for position in range(size):
         try:
             raw_limit = _text(limits[position]) if limits is not None else None
