@@ -125,12 +125,15 @@ class _Pool:
         make: Callable[[int], Candidate],
     ) -> None:
         self.score = score
+        self.most = float(score.max(initial=0.0))
+        """No candidate of the pool scores more, however judged."""
         self.lon = lon
         self.lat = lat
         self.countries = Countries.of(countries)
         self._make = make
         self._made: dict[int, Candidate] = {}
         self._all: list[Candidate] | None = None
+        self._best: dict[tuple[object, ...], list[Candidate]] = {}
 
     @classmethod
     def of(cls, candidates: list[Candidate]) -> _Pool:
@@ -154,6 +157,19 @@ class _Pool:
         if self._all is None:
             self._all = [self[position] for position in range(len(self))]
         return self._all
+
+    def best(self, judge: Judge, limit: int) -> list[Candidate]:
+        """The candidates that may win (``_best_first`` with no floor), remembered per way of
+        judging: every reading naming the town asks again, and a floor would only leave out
+        candidates that score no more than it (each scores at most its bound), which a search
+        skips anyway."""
+        reading = judge.reading
+        key = (judge.country, reading.country, reading.region, judge.at, limit)
+        found = self._best.get(key)
+        if found is None:
+            bounds = pool_bounds(self.score, self.lon, self.lat, self.countries, judge)
+            found = self._best[key] = _best_first(bounds, self.__getitem__, judge, 0.0, limit)
+        return found
 
 
 @dataclass(frozen=True)
@@ -391,8 +407,9 @@ class ForwardGeocoder:
         """The pool's candidates that may still win (``_best_first``), in their order."""
         if len(pool) <= FEW:
             return pool.candidates()
-        bounds = pool_bounds(pool.score, pool.lon, pool.lat, pool.countries, judge)
-        return _best_first(bounds, pool.__getitem__, judge, floor, limit)
+        if floor >= pool.most:
+            return []  # none can beat the answer in hand
+        return pool.best(judge, limit)
 
     def _on_street(self, street: Street, similarity: float, reading: ParsedAddress) -> Candidate:
         score = similarity * context_factor(street.localities, street.postcodes, reading)
