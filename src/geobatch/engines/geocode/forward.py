@@ -195,14 +195,17 @@ class ForwardGeocoder:
         self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
         self._named_cache: Memo[str, _Named] = Memo()
         self._facts_cache: Memo[bytes, StreetFacts] = Memo(FACTS_REMEMBERED)
+        self._street_level_cache: Memo[tuple[int, float], Candidate] = Memo()
 
     def clear_caches(self) -> None:
-        """Forget remembered street, place, locality and vocabulary answers (all bounded)."""
+        """Forget remembered street, place, locality, street-level and vocabulary answers (all
+        bounded)."""
         self._street_cache.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
         self._named_cache.clear()
         self._facts_cache.clear()
+        self._street_level_cache.clear()
         self.vocabulary.forget()
 
     # -- entry points --------------------------------------------------------------------
@@ -426,8 +429,18 @@ class ForwardGeocoder:
                 return self._street_candidate(
                     street, score * INTERPOLATED, point, number, "interpolated"
                 )
-            return self._street_candidate(street, score * NUMBER_MISSING, None, None, "street")
-        return self._street_candidate(street, score * STREET, None, None, "street")
+            return self._street_level(street, score * NUMBER_MISSING)
+        return self._street_level(street, score * STREET)
+
+    def _street_level(self, street: Street, score: float) -> Candidate:
+        """The street itself as the answer, remembered: many queries name a street with a
+        number it lacks."""
+        key = (street.index, score)
+        found = self._street_level_cache.get(key)
+        if found is None:
+            candidate = self._street_candidate(street, score, None, None, "street")
+            found = self._street_level_cache.keep(key, candidate)
+        return found
 
     def _address(self, street: Street, row: int, number: str, score: float) -> Candidate:
         addresses = self.local.addresses
@@ -663,7 +676,7 @@ def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, 
     numbers, rows = street.sorted_numbers, street.sorted_rows
     if len(numbers) < 2:
         return None
-    bounds = _neighbours(numbers.tolist(), value)
+    bounds = _neighbours(street.number_list, value)
     if bounds is None:
         return None
     low, high = bounds
@@ -821,8 +834,8 @@ def _label(
         line = f"{number} {street}" if country in NUMBER_FIRST else f"{street} {number}"
     else:
         line = street
-    place = " ".join(part for part in (postcode, city) if part)
-    return ", ".join(part for part in (line, place) if part)
+    place = f"{postcode} {city}" if postcode and city else postcode or city or ""
+    return f"{line}, {place}" if line and place else line or place
 
 
 def parse_at(value: str) -> tuple[float, float]:

@@ -98,6 +98,11 @@ class Street:
         return np.asarray(self._streets.sorted_values[start:end])
 
     @cached_property
+    def number_list(self) -> list[int]:
+        """``sorted_numbers`` as a list, for bisecting."""
+        return list(self.sorted_numbers.tolist())
+
+    @cached_property
     def sorted_rows(self) -> np.ndarray:
         start, end = self._streets.span(self._streets.sorted_starts, self.index)
         return np.asarray(self._streets.sorted_rows[start:end])
@@ -402,7 +407,8 @@ class Streets:
         return len(self.lon)
 
     def __getitem__(self, index: int) -> Street:
-        return self._streets(int(index))
+        street = self._streets.found.get(index)  # most streets asked for were made before
+        return street if street is not None else self._streets(int(index))
 
     def __iter__(self) -> Iterator[Street]:
         for index in range(len(self)):

@@ -23,7 +23,6 @@ from geobatch.engines.geocode.normalize import (
     ABBREVIATIONS,
     SAINTS,
     STREET_TYPES,
-    expand,
     expand_text,
     fold,
     house_number_key,
@@ -231,7 +230,7 @@ def _parse(
         and not vocabulary.is_locality(expand_text(whole))  # "Paris": the city and county
     ):
         yield ParsedAddress(region=whole)
-        yield ParsedAddress(street=" ".join(expand(last)))
+        yield ParsedAddress(street=expand_text(" ".join(last)))
         return
     tokens = [token for segment in segments for token in segment]
     bounds = _segment_ends(segments)
@@ -270,13 +269,15 @@ def _parse(
     if region is None and country is not None and vocabulary.is_region(remainder):
         yield base._replace(region=remainder)  # "Maharashtra, India"
     if extra:  # a name ending in a country's name: "Pikku Nepal", "Port Hercule de Monaco"
-        yield base._replace(street=" ".join(expand(tokens + extra)), country=None, name_only=True)
+        yield base._replace(
+            street=expand_text(" ".join(tokens + extra)), country=None, name_only=True
+        )
     locality = None
     found_any = False
     last_segment = False
     if len(segments) > 1:  # a whole segment that names a locality: "00100 Helsinki, Mikonkatu 18"
         for position, segment in enumerate(segments):
-            head = vocabulary.locality(" ".join(expand(segment)))
+            head = vocabulary.locality(expand_text(" ".join(segment)))
             if head and not any(is_house_number(t) for t in segment):
                 others = segments[:position] + segments[position + 1 :]
                 rest = [t for other in others for t in other]
@@ -310,7 +311,7 @@ def _parse(
         street, number = _street_and_number(named + extra)
         yield base._replace(street=street, house_number=number, region=None, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
-        yield base._replace(street=" ".join(expand(tokens)), name_only=True)
+        yield base._replace(street=expand_text(" ".join(tokens)), name_only=True)
     yield from plain
 
 
@@ -363,7 +364,7 @@ def _segment_readings(
     size = len(locality.split()) if locality else 0
     for segment in segments:
         words = [t for t in segment if base.postcode is None or postcode_key(t) != base.postcode]
-        key = " ".join(expand(words))
+        key = expand_text(" ".join(words))
         if not words or key == locality or vocabulary.country(key):
             continue
         if locality and key.endswith(" " + locality):
@@ -432,7 +433,7 @@ def parse_fields(
         house_number=number,
         street=street_text,
         postcode=postcode_key(postcode) if postcode and postcode.strip() else None,
-        locality=" ".join(expand(fold(locality).split())) if locality else None,
+        locality=expand_text(fold(locality)) if locality else None,
         region=fold(state) if state and state.strip() else None,
         country=country_code,
     )
