@@ -346,12 +346,7 @@ class ForwardGeocoder:
         """Streets of several lookups, each lookup's with its similarity, in order; what is
         remembered of the same streets found before (by another spelling or reading) is
         shared."""
-        index = np.concatenate(
-            [np.zeros(0, np.int64), *(np.asarray(i, np.int64) for i, _ in parts)]
-        )
-        similarity = np.concatenate(
-            [np.zeros(0), *(np.full(len(i), similarity) for i, similarity in parts)]
-        )
+        index, similarity = _joined(parts)
         key = index.tobytes()
         facts = self._facts_cache.get(key) or self._facts_cache.keep(key, StreetFacts())
         return StreetSet(self.local.streets, index, similarity, facts)
@@ -656,6 +651,19 @@ def _merge(reading: ParsedAddress, fields: ParsedAddress) -> ParsedAddress:
         locality=reading.locality or fields.locality,
         region=reading.region or fields.region,
         country=reading.country or fields.country,
+    )
+
+
+def _joined(parts: tuple[tuple[np.ndarray, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of several lookups in order, and each row's lookup's similarity."""
+    parts = tuple((rows, similarity) for rows, similarity in parts if len(rows))
+    if len(parts) <= 1:  # most lookups find one kind of match or none: nothing to join
+        rows, similarity = parts[0] if parts else (np.zeros(0, np.int64), 1.0)
+        index = np.array(rows, np.int64)
+        return index, np.full(len(index), similarity)
+    return (
+        np.concatenate([np.asarray(i, np.int64) for i, _ in parts]),
+        np.concatenate([np.full(len(i), similarity) for i, similarity in parts]),
     )
 
 
