@@ -26,7 +26,6 @@ from typing import cast
 
 import numpy as np
 import shapely
-from rapidfuzz import fuzz, process
 
 from geobatch.engines.geocode.bounds import (
     BARE_NUMBER,
@@ -335,11 +334,11 @@ class ForwardGeocoder:
     def _misspelt(self, key: str) -> StreetSet:
         """The streets of the names most like ``key``."""
         local = self.local
-        choices = process.extract(
-            key, local.street_keys, scorer=fuzz.ratio, limit=3, score_cutoff=FUZZY_CUTOFF
-        )
         return self._found(
-            *((local.street_by_key.array(choice), score / 100.0) for choice, score, _ in choices)
+            *(
+                (local.street_by_key.array(choice), score / 100.0)
+                for choice, score in local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
+            )
         )
 
     def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
@@ -365,9 +364,7 @@ class ForwardGeocoder:
         cutoff = max(PLACE_CUTOFF, 100.0 * needed)
         found = [
             (row, score / 100.0)
-            for choice, score, _ in process.extract(
-                key, places.keys, scorer=fuzz.ratio, limit=3, score_cutoff=cutoff
-            )
+            for choice, score in places.fuzzy.extract(key, cutoff, 3)
             for row in places.by_key[choice][:2]
         ]
         if cutoff == PLACE_CUTOFF:  # a higher cut-off may have left out what another needs

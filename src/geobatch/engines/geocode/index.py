@@ -10,6 +10,8 @@ distinct names for rapidfuzz are read only when an exact key misses.
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from rapidfuzz import fuzz, process
 
 from geobatch.engines.geocode.cache import cached
 from geobatch.engines.geocode.gazetteer import Area
@@ -272,6 +275,37 @@ class Places:
             self._keys = _distinct(self._folder, f"{PREFIX}/places/names")
         return self._keys
 
+    @cached_property
+    def fuzzy(self) -> FuzzyKeys:
+        """``keys`` for fuzzy search."""
+        return FuzzyKeys(self.keys)
+
+
+class FuzzyKeys:
+    """Distinct names for ``fuzz.ratio`` searches, by length: a name much shorter or longer
+    than the query cannot reach the cut-off (the ratio is at most twice the shorter length
+    over both lengths), so only the names of lengths that can are scored."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.order = sorted(range(len(keys)), key=lambda i: len(keys[i]))
+        self.keys = [keys[i] for i in self.order]
+        self.lengths = [len(key) for key in self.keys]
+
+    def extract(self, query: str, cutoff: float, limit: int) -> list[tuple[str, float]]:
+        """What ``process.extract(query, keys, scorer=fuzz.ratio, limit=limit,
+        score_cutoff=cutoff)`` finds, in its order (best first, then by position in ``keys``),
+        as (name, score)."""
+        size = len(query)
+        shortest = math.floor(cutoff * size / (200.0 - cutoff)) - 1  # a unit of slack
+        longest = math.ceil((200.0 - cutoff) * size / cutoff) + 1 if cutoff > 0 else math.inf
+        start = bisect.bisect_left(self.lengths, shortest)
+        end = bisect.bisect_right(self.lengths, longest)
+        found = process.extract(
+            query, self.keys[start:end], scorer=fuzz.ratio, limit=None, score_cutoff=cutoff
+        )
+        found.sort(key=lambda item: (-item[1], self.order[start + item[2]]))
+        return [(name, score) for name, score, _ in found[:limit]]
+
 
 def _distinct(folder: Path, name: str) -> list[str]:
     keys: list[str] = open_table(folder, name).column("key").to_pylist()
@@ -472,6 +506,11 @@ class LocalIndex:
             if self._street_keys is None:
                 self._street_keys = _distinct(self._folder, f"{PREFIX}/streets/names")
         return self._street_keys
+
+    @cached_property
+    def fuzzy_streets(self) -> FuzzyKeys:
+        """``street_keys`` for fuzzy search."""
+        return FuzzyKeys(self.street_keys)
 
     def is_locality(self, key: str) -> bool:
         return key in self.localities
