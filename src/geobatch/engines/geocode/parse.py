@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+import pyarrow.compute as pc
+
 from geobatch.engines.geocode.cache import Memo
 from geobatch.engines.geocode.gazetteer import GazetteerIndex
 from geobatch.engines.geocode.index import LocalIndex
@@ -36,6 +38,7 @@ from geobatch.reference.indexes.keys import KeyIndex, key_hash
 MAX_NAME_TOKENS = 4
 _STREET_WORDS = STREET_TYPES | {"street"}
 _DIGIT = re.compile(r"\d")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 _POSTCODE_LIKE = re.compile(r"^(\d{4,5}|[a-z]{1,2}\d{3,4})$")
 
 
@@ -78,7 +81,8 @@ class Vocabulary:
 
     The parser asks a few dozen keys per query, most of them runs of street words that name
     nothing. Each key is looked up once in all the indexes (one hash rules a key out of
-    every index it is absent from) and remembered with everything it names.
+    every index it is absent from; a key with a digit, which few names have, needs no hash)
+    and remembered with everything it names.
     """
 
     local: LocalIndex
@@ -98,9 +102,13 @@ class Vocabulary:
         return found
 
     def _look_up(self, key: str) -> _Word:
-        wanted = key_hash(key)
-        if not any(index.may_hold(key, wanted) for index in self._indexes):
-            return _NOTHING
+        if _ASCII_DIGIT.search(key) is not None:
+            if key not in self._numbered:
+                return _NOTHING  # a run with a house number or a postcode in it, mostly
+        else:
+            wanted = key_hash(key)
+            if not any(index.may_hold(key, wanted) for index in self._indexes):
+                return _NOTHING
         gazetteer = self.gazetteer
         return _Word(
             locality=key in self.local.localities or bool(gazetteer and gazetteer.is_locality(key)),
@@ -114,6 +122,16 @@ class Vocabulary:
         if self.gazetteer is None:
             return (towns,)
         return (towns, *(part.keys for part in self.gazetteer.parts))
+
+    @cached_property
+    def _numbered(self) -> frozenset[str]:
+        """The keys with a digit in them, of every index: few ("Sector 4"), so that the many
+        keys a query's house number or postcode is part of are ruled out without a hash."""
+        return frozenset(
+            key
+            for index in self._indexes
+            for key in index.keys.filter(pc.match_substring_regex(index.keys, "[0-9]")).to_pylist()
+        )
 
     def country(self, key: str) -> str | None:
         return self._word(key).country
