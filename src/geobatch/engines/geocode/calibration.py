@@ -13,6 +13,7 @@ the result on a small sample of its own.
 from __future__ import annotations
 
 import bisect
+import functools
 
 FLOOR = 0.45
 """A raw score at or under this is no agreement at all."""
@@ -29,8 +30,10 @@ CEILING = {"interpolated": 85, "region": 90, "country": 90, "street": 90}
 """The confidence a perfect score earns at a level without knots (interpolation estimates)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def confidence(score: float, level: str) -> int:
-    """0..100: how often an answer of this level and raw score is right."""
+    """0..100: how often an answer of this level and raw score is right (remembered: a chunk's
+    answers share a few scores)."""
     knots = CALIBRATION.get(level)
     if not knots:
         stretched = max(0.0, min(1.0, (score - FLOOR) / (1.0 - FLOOR)))

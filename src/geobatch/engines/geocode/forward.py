@@ -195,16 +195,18 @@ class ForwardGeocoder:
         self._named_cache: Memo[str, _Named] = Memo()
         self._facts_cache: Memo[bytes, StreetFacts] = Memo(FACTS_REMEMBERED)
         self._street_level_cache: Memo[tuple[int, float], Candidate] = Memo()
+        self._address_cache: Memo[tuple[int, int, float], Candidate] = Memo()
 
     def clear_caches(self) -> None:
-        """Forget remembered street, place, locality, street-level and vocabulary answers (all
-        bounded)."""
+        """Forget remembered street, place, locality, street-level, address and vocabulary
+        answers (all bounded)."""
         self._street_cache.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
         self._named_cache.clear()
         self._facts_cache.clear()
         self._street_level_cache.clear()
+        self._address_cache.clear()
         self.vocabulary.forget()
 
     # -- entry points --------------------------------------------------------------------
@@ -412,11 +414,11 @@ class ForwardGeocoder:
         if number:
             row = street.numbers.get(number)
             if row is not None:
-                return self._address(street, row, number, score * NUMBER)
+                return self._address(street, row, score * NUMBER)
             value = house_number_value(number)
             bare = street.numbers.get(str(value)) if value is not None else None
             if bare is not None:
-                return self._address(street, bare, number, score * BARE_NUMBER)
+                return self._address(street, bare, score * BARE_NUMBER)
             if value is not None and (point := _interpolate(street, value, self.local)):
                 return self._street_candidate(
                     street, score * INTERPOLATED, point, number, "interpolated"
@@ -434,7 +436,16 @@ class ForwardGeocoder:
             found = self._street_level_cache.keep(key, candidate)
         return found
 
-    def _address(self, street: Street, row: int, number: str, score: float) -> Candidate:
+    def _address(self, street: Street, row: int, score: float) -> Candidate:
+        """The address point ``row`` on ``street`` as the answer, remembered: the variants of
+        one address (with or without its town, in lower case, misspelled) find it again."""
+        key = (street.index, row, score)
+        found = self._address_cache.get(key)
+        if found is None:
+            found = self._address_cache.keep(key, self._address_candidate(street, row, score))
+        return found
+
+    def _address_candidate(self, street: Street, row: int, score: float) -> Candidate:
         addresses = self.local.addresses
         postcode = addresses.postcodes[row]
         city = addresses.cities[row] or street.city

@@ -213,8 +213,10 @@ def house_number_key(text: str) -> str:
     return f"{key}-{int(upper)}" if upper else key
 
 
+@functools.lru_cache(maxsize=4096)
 def house_number_value(key: str) -> int | None:
-    """The leading number of a house-number key (``12bis`` -> 12), for interpolation."""
+    """The leading number of a house-number key (``12bis`` -> 12), for interpolation
+    (remembered: house numbers are few)."""
     digits = _LEADING_DIGITS.match(key)
     return int(digits.group()) if digits else None
 
