@@ -118,6 +118,22 @@ def test_grid_finds_every_box_that_meets_the_query(
     assert meets <= found
 
 
+Box = tuple[float, float, float, float]
+
+
+def _grid_and_shifted_boxes(
+    items: list[Box], queries: list[Box], shifts: list[float], cell: float
+) -> tuple[GridIndex, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """A grid of the items, the items and each query box again moved a little in x: often
+    over the same cells, as a road's samples are (as x, y, width, height arrays)."""
+    ix, iy, iw, ih = (np.array(v) for v in zip(*items, strict=True))
+    qx, qy, qw, qh = (np.array(v) for v in zip(*queries, strict=True))
+    qx = np.concatenate([qx + shift for shift in [0.0, *shifts]])
+    qy, qw, qh = (np.tile(v, len(shifts) + 1) for v in (qy, qw, qh))
+    grid = GridIndex.build(cell, ix, iy, ix + iw, iy + ih)
+    return grid, (ix, iy, iw, ih), (qx, qy, qw, qh)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     items=boxes,
@@ -131,12 +147,7 @@ def test_grid_shared_query_answers_as_the_plain_one(
     shifts: list[float],
     cell: float,
 ) -> None:
-    ix, iy, iw, ih = (np.array(v) for v in zip(*items, strict=True))
-    qx, qy, qw, qh = (np.array(v) for v in zip(*queries, strict=True))
-    # Each box again, moved a little: often over the same cells, as a road's samples are.
-    qx = np.concatenate([qx + shift for shift in [0.0, *shifts]])
-    qy, qw, qh = (np.tile(v, len(shifts) + 1) for v in (qy, qw, qh))
-    grid = GridIndex.build(cell, ix, iy, ix + iw, iy + ih)
+    grid, _, (qx, qy, qw, qh) = _grid_and_shifted_boxes(items, queries, shifts, cell)
     plain = grid.query(qx, qy, qx + qw, qy + qh)
     shared = grid.query_shared(qx, qy, qx + qw, qy + qh)
     assert all(np.array_equal(a, b) for a, b in zip(plain, shared, strict=True))
@@ -155,11 +166,7 @@ def test_grid_shared_query_leaves_out_only_items_clear_of_every_box_of_a_range(
     shifts: list[float],
     cell: float,
 ) -> None:
-    ix, iy, iw, ih = (np.array(v) for v in zip(*items, strict=True))
-    qx, qy, qw, qh = (np.array(v) for v in zip(*queries, strict=True))
-    qx = np.concatenate([qx + shift for shift in [0.0, *shifts]])
-    qy, qw, qh = (np.tile(v, len(shifts) + 1) for v in (qy, qw, qh))
-    grid = GridIndex.build(cell, ix, iy, ix + iw, iy + ih)
+    grid, (ix, iy, iw, ih), (qx, qy, qw, qh) = _grid_and_shifted_boxes(items, queries, shifts, cell)
     query, item = grid.query_shared(
         qx,
         qy,

@@ -146,35 +146,23 @@ def _ids(records: pa.Table, positions: list[int]) -> tuple[list[object], list[ob
     return [ordinals[p] for p in positions], [rec_ids[p] for p in positions]
 
 
-_CANDIDATE_FIELDS = (
-    "lat",
-    "lon",
-    "label",
-    "house_number",
-    "street",
-    "postal_code",
-    "city",
-    "state",
-    "country",
-    "match_level",
-    "confidence",
-    "ref_id",
-)
-_RESULT_FIELDS = (
-    "lat",
-    "lon",
-    "label",
-    "houseNumber",
-    "street",
-    "postalCode",
-    "city",
-    "state",
-    "country",
-    "match_level",
-    "confidence",
-    "ref_id",
-)
-"""The result column of each ``Candidate`` field, in the same order."""
+_RESULT_COLUMNS = {
+    "lat": "lat",
+    "lon": "lon",
+    "label": "label",
+    "house_number": "houseNumber",
+    "street": "street",
+    "postal_code": "postalCode",
+    "city": "city",
+    "state": "state",
+    "country": "country",
+    "match_level": "match_level",
+    "confidence": "confidence",
+    "ref_id": "ref_id",
+}
+"""The result column of each ``Candidate`` field written out."""
+_CANDIDATE_FIELDS = tuple(_RESULT_COLUMNS)
+_RESULT_FIELDS = tuple(_RESULT_COLUMNS.values())
 _NO_MATCH = (None,) * len(_CANDIDATE_FIELDS)
 
 
