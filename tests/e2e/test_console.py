@@ -21,7 +21,7 @@ import shapely
 import shapely.affinity
 
 from geobatch.jobs import JOB_TYPES
-from geobatch.reference import ReleaseStore, ensure_default_release
+from geobatch.reference import Release, ReleaseStore
 from tests.e2e.conftest import ServerProcess, free_port
 from tests.e2e.helpers import get_job, wait_for, wait_for_status
 
@@ -63,8 +63,19 @@ def addresses_csv(count: int) -> str:
 
 
 @pytest.fixture(scope="module")
+def console_releases(
+    tmp_path_factory: pytest.TempPathFactory, session_store: ReleaseStore, helsinki: Release
+) -> Path:
+    """A releases folder holding the default release alone: jobs that name no release use the
+    newest, and the session's folder gains others (Monaco, Andorra) as other tests run."""
+    folder = tmp_path_factory.mktemp("console-releases")
+    (folder / helsinki.manifest.id).symlink_to(session_store.path(helsinki.manifest.id))
+    return folder
+
+
+@pytest.fixture(scope="module")
 def console_server(
-    tmp_path_factory: pytest.TempPathFactory, releases_root: Path
+    tmp_path_factory: pytest.TempPathFactory, console_releases: Path
 ) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (.ci/run installs Debian's package)")
@@ -72,7 +83,7 @@ def console_server(
     server = ServerProcess(
         folder / "server",
         f"sqlite:///{folder / 'geobatch.db'}",
-        GEOBATCH_RELEASES_DIR=str(releases_root),
+        GEOBATCH_RELEASES_DIR=str(console_releases),
         GEOBATCH_API_KEYS=",".join(f"{key}:{tenant}" for tenant, key in KEYS.items()),
         GEOBATCH_WORKERS="1",
         GEOBATCH_CHUNK_SIZE="2000",
@@ -355,8 +366,7 @@ def test_jobs_list_filters_and_pages(alpha: Console, api: httpx.Client) -> None:
     assert api.get(f"/v1/jobs/{created[2]}").status_code == 404
 
 
-def test_releases_page_and_its_map(alpha: Console, api: httpx.Client, releases_root: Path) -> None:
-    ensure_default_release(ReleaseStore(releases_root))  # whichever tests ran before
+def test_releases_page_and_its_map(alpha: Console, api: httpx.Client) -> None:
     releases = api.get("/v1/releases").json()["releases"]
     page = alpha.page
     alpha.open("#/releases")
@@ -371,9 +381,9 @@ def test_releases_page_and_its_map(alpha: Console, api: httpx.Client, releases_r
     alpha.shot("releases")
 
 
-def roads_csv(releases_root: Path, release_id: str, count: int) -> str:
+def roads_csv(release: Release, count: int) -> str:
     """``count`` of the release's own roads (over 40 m), shifted about 3 m north, as WKT."""
-    segments = ReleaseStore(releases_root).load(release_id).table("segments")
+    segments = release.table("segments")
     lines = ["id,geometry"]
     for row in segments.to_pylist():
         if row["length_m"] > 40 and len(lines) <= count:
@@ -383,9 +393,9 @@ def roads_csv(releases_root: Path, release_id: str, count: int) -> str:
 
 
 def test_road_matches_over_input_roads_on_the_map(
-    alpha: Console, api: httpx.Client, releases_root: Path
+    alpha: Console, api: httpx.Client, helsinki: Release
 ) -> None:
-    release = ensure_default_release(ReleaseStore(releases_root)).id
+    release = helsinki.manifest.id
     response = api.post(
         "/v1/jobs",
         params={
@@ -400,7 +410,7 @@ def test_road_matches_over_input_roads_on_the_map(
                 }
             ),
         },
-        content=roads_csv(releases_root, release, 40).encode(),
+        content=roads_csv(helsinki, 40).encode(),
         headers={"Content-Type": "text/csv"},
     )
     assert response.status_code == 201, response.text
@@ -432,9 +442,9 @@ def test_job_types_publish_the_schema_options_are_validated_with(api: httpx.Clie
 
 
 def test_basemap_keeps_major_roads_and_refuses_a_bad_bbox(
-    api: httpx.Client, releases_root: Path
+    api: httpx.Client, helsinki: Release
 ) -> None:
-    release = ensure_default_release(ReleaseStore(releases_root)).id
+    release = helsinki.manifest.id
     box = "24.93,60.16,24.96,60.18"
     everything = api.get(f"/v1/releases/{release}/basemap", params={"bbox": box}).json()
     roads = [f for f in everything["features"] if f["properties"]["layer"] == "road"]
