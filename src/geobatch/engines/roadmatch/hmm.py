@@ -165,7 +165,8 @@ def transition_costs(
     routes: RouteTable,
     params: ModelParams,
 ) -> np.ndarray:
-    """(n_layers, S, S): cost from each state of the previous layer of the same line."""
+    """(n_layers, S, S): entry [l, j, i] the cost into state j of layer l from state i of the
+    previous layer of the same line (previous states last: ``decode`` reduces over them)."""
     n_layers, n_states = layers.state.shape
     out = np.full((n_layers, n_states, n_states), np.inf)
     if n_layers < 2:
@@ -183,5 +184,5 @@ def transition_costs(
     # The input's metres between consecutive layers, once per layer rather than per pair.
     chainage = samples.chainage[layers.point]
     straight = chainage[later] - chainage[later - 1]
-    out[layer, i, j] = np.abs(route - np.repeat(straight, pairs)) / params.beta_m
+    out[layer, j, i] = np.abs(route - np.repeat(straight, pairs)) / params.beta_m
     return out
