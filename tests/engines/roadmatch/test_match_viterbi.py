@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geobatch.engines.roadmatch.viterbi import WIDE, decode
+from geobatch.engines.roadmatch.viterbi import decode
 
 INF = np.inf
 
@@ -12,11 +12,12 @@ INF = np.inf
 def test_decodes_the_cheapest_path_not_the_cheapest_states() -> None:
     # Two states per layer; state 0 is nearer at layer 1 but cannot be reached cheaply.
     emission = np.array([[[0.0, 0.1], [0.0, 0.5], [0.0, 0.1]]])
+    # Entry [l, j, i]: from state i of layer l - 1 into state j of layer l.
     transition = np.array(
         [
             [[0, 0], [0, 0]],
-            [[9.0, 0.0], [9.0, 0.0]],  # into layer 1 state 0 costs 9
-            [[0.0, 9.0], [0.0, 9.0]],
+            [[9.0, 9.0], [0.0, 0.0]],  # into layer 1 state 0 costs 9
+            [[0.0, 0.0], [9.0, 9.0]],
         ]
     )
     out = decode(emission, transition, np.array([0]), np.array([3]), np.array([0]), 100.0)
@@ -55,10 +56,10 @@ def test_chains_of_different_lengths_and_emission_variants() -> None:
     assert out.cost.tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
-def test_wide_steps_decode_each_chain_as_it_would_be_alone() -> None:
-    # Enough chains for the wide steps, integer costs for ties, inf padding and dead ends.
+def test_chains_decoded_together_decode_as_each_would_alone() -> None:
+    # Many chains, integer costs for ties, inf padding and dead ends.
     rng = np.random.default_rng(3)
-    n_chains, layers, states = 3 * WIDE, 6, 5
+    n_chains, layers, states = 96, 6, 5
     count = rng.integers(1, states + 1, (n_chains, layers))
     valid = np.arange(states) < count[..., None]
     emission = np.where(valid, rng.integers(0, 3, valid.shape), INF).reshape(1, -1, states)

@@ -66,10 +66,8 @@ def find_candidates(
     # From the projection to the point; only pairs within the radius go further.
     ex, ey = rx - t * dx, ry - t * dy
     within = np.flatnonzero(ex * ex + ey * ey <= r * r)
-    point, piece, t = point[within], piece[within], t[within]
+    point, piece = point[within], piece[within]
     dist = np.hypot(ex[within], ey[within])
-    qx = px[point] - ex[within]
-    qy = py[point] - ey[within]
     segment = network.piece_segment[piece]
     # Pairs come sorted by point, then piece, and a segment's pieces are numbered in a run,
     # so each (point, segment) is one run: its nearest piece (the first at equal distance)
@@ -94,9 +92,10 @@ def find_candidates(
     head[1:] = sorted_point[1:] != sorted_point[:-1]
     run_start = np.maximum.accumulate(np.where(head, rank, 0)) if len(pick) else rank
     pick = pick[rank - run_start < max_candidates]
-    point, piece, t, qx, qy, dist, segment = (
-        a[pick] for a in (point, piece, t, qx, qy, dist, segment)
-    )
+    point, piece, dist, segment = (a[pick] for a in (point, piece, dist, segment))
+    # The projections of the kept pairs only (a third of those within the radius).
+    kept = within[pick]
+    t, qx, qy = t[kept], px[point] - ex[kept], py[point] - ey[kept]
 
     offset = network.piece_offset[piece] + t * network.piece_length[piece]
     along = np.arctan2(network.piece_dy[piece], network.piece_dx[piece])

@@ -46,17 +46,25 @@ def resample(lines: Sequence[shapely.LineString] | np.ndarray, spacing_m: float)
     Uniform chainage steps (rather than the input's own vertices) make the hidden Markov
     model's layers evenly spaced whatever the digitisation density, and bound the work per km.
     """
-    geoms = np.asarray(lines, dtype=object)
-    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    coords, owner = shapely.get_coordinates(np.asarray(lines, dtype=object), return_index=True)
+    return resample_coords(coords, owner, len(lines), spacing_m)
+
+
+def resample_coords(
+    coords: np.ndarray, owner: np.ndarray, n_lines: int, spacing_m: float
+) -> Samples:
+    """``resample`` of lines given as their (metric) vertices and each vertex's line, as
+    ``shapely.get_coordinates(..., return_index=True)`` gives them: the engine projects
+    vertices, never building metric geometries."""
     step = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
-    first_vertex = np.searchsorted(owner, np.arange(len(geoms) + 1))
+    first_vertex = np.searchsorted(owner, np.arange(n_lines + 1))
     along = _along(step, first_vertex)
-    lengths = along[first_vertex[1:] - 1] if len(along) else np.zeros(len(geoms))
+    lengths = along[first_vertex[1:] - 1] if len(along) else np.zeros(n_lines)
     steps = np.maximum(np.ceil(lengths / spacing_m).astype(np.int64), 2)
     counts = steps + 1
-    starts = np.zeros(len(geoms) + 1, dtype=np.int64)
+    starts = np.zeros(n_lines + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
-    line = np.repeat(np.arange(len(geoms), dtype=np.int64), counts)
+    line = np.repeat(np.arange(n_lines, dtype=np.int64), counts)
     rank = np.arange(starts[-1], dtype=np.int64) - starts[line]
     chainage = lengths[line] * rank / steps[line]
     # Interpolate on the concatenated vertices: find each sample's piece of its own line.

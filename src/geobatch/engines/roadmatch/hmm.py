@@ -125,9 +125,13 @@ def route_lengths(
     """Network metres from candidate ``a`` to candidate ``b`` travelling in their directions."""
     c = candidates
     same = c.segment[a] == c.segment[b]
-    advance = (c.offset[b] - c.offset[a]) * c.direction[a]
-    along = (c.direction[a] == c.direction[b]) & (advance >= -tol)
-    out = np.where(same & along, np.maximum(advance, 0.0), np.inf)
+    # Within one segment (a quarter of the pairs) the metres are the offsets' difference.
+    inside = np.flatnonzero(same)
+    a_in, b_in = a[inside], b[inside]
+    advance = (c.offset[b_in] - c.offset[a_in]) * c.direction[a_in]
+    along = (c.direction[a_in] == c.direction[b_in]) & (advance >= -tol)
+    out = np.full(len(a), np.inf)
+    out[inside] = np.where(along, np.maximum(advance, 0.0), np.inf)
     # Routes are looked up only between different segments.
     cross = np.flatnonzero(~same)
     a, b = a[cross], b[cross]
@@ -165,7 +169,8 @@ def transition_costs(
     routes: RouteTable,
     params: ModelParams,
 ) -> np.ndarray:
-    """(n_layers, S, S): cost from each state of the previous layer of the same line."""
+    """(n_layers, S, S): entry [l, j, i] the cost into state j of layer l from state i of the
+    previous layer of the same line (previous states last: ``decode`` reduces over them)."""
     n_layers, n_states = layers.state.shape
     out = np.full((n_layers, n_states, n_states), np.inf)
     if n_layers < 2:
@@ -177,11 +182,15 @@ def transition_costs(
     layer = np.repeat(later, pairs)
     within = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)
     i, j = np.divmod(within, np.repeat(layers.count[later], pairs))
-    a = layers.state[layer - 1, i]
-    b = layers.state[layer, j]
+    # Flat indices: numpy's multi-array indexing costs more than the arithmetic.
+    b_at = layer * n_states + j
+    a = layers.state.reshape(-1)[b_at - (n_states + j) + i]
+    b = layers.state.reshape(-1)[b_at]
     route = route_lengths(candidates, network, routes, a, b, params.backtrack_tolerance_m)
     # The input's metres between consecutive layers, once per layer rather than per pair.
     chainage = samples.chainage[layers.point]
     straight = chainage[later] - chainage[later - 1]
-    out[layer, i, j] = np.abs(route - np.repeat(straight, pairs)) / params.beta_m
+    out.reshape(-1)[b_at * n_states + i] = (
+        np.abs(route - np.repeat(straight, pairs)) / params.beta_m
+    )
     return out

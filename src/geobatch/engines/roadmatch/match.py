@@ -20,7 +20,7 @@ import shapely
 
 from geobatch.engines.roadmatch.candidates import find_candidates
 from geobatch.engines.roadmatch.confidence import score_roads
-from geobatch.engines.roadmatch.geometry import resample
+from geobatch.engines.roadmatch.geometry import resample_coords
 from geobatch.engines.roadmatch.hmm import (
     ModelParams,
     build_layers,
@@ -239,8 +239,9 @@ def _match_batch(
     network: RoadNetwork,
     params: MatchParams,
 ) -> Matches:
-    metric = network.projection.project(np.asarray(lines, dtype=object))
-    samples = resample(metric, params.spacing_m)
+    lonlat, owner = shapely.get_coordinates(np.asarray(lines, dtype=object), return_index=True)
+    metric = network.projection.project_xy(lonlat)
+    samples = resample_coords(metric, owner, len(lines), params.spacing_m)
     # A state heading far off the road's own heading can never be on its path: never made.
     candidates = find_candidates(
         samples,

@@ -40,7 +40,7 @@ def decode(
     """Best paths.
 
     ``emission`` is (n_variants, n_layers, S); ``transition`` is (n_layers, S, S), entry
-    [l, i, j] the cost from state i of layer l-1 to state j of layer l (unused for a chain's
+    [l, j, i] the cost from state i of layer l-1 to state j of layer l (unused for a chain's
     first layer). Chain c covers layers ``chain_layer[c] .. + chain_length[c]`` and scores
     them with emission variant ``chain_emission[c]``.
     """
@@ -67,7 +67,9 @@ def decode(
     step_of = np.repeat(np.arange(steps), running)
     chain_of = np.arange(int(block[-1])) - block[step_of]
     layer = first[chain_of] + step_of
-    scores = emission[variant[chain_of], layer]
+    # One gather of whole rows (numpy's two-array indexing is several times slower).
+    n_layers = emission.shape[1]
+    scores = np.take(emission.reshape(-1, n_states), variant[chain_of] * n_layers + layer, axis=0)
     # States are padded with inf at the end of a layer: each step reads only as many states
     # as the widest layer of its block (and of the block before) has.
     finite = np.isfinite(scores)
@@ -86,13 +88,12 @@ def decode(
         into, out_of = width[t - 1], width[t]
         now = score[: hi - lo]
         prev = now[:, :into]
-        best_prev, carried = _cheapest_into(prev, transition[layer[lo:hi], :into, :out_of])
+        best_prev, carried = _cheapest_into(prev, transition[layer[lo:hi], :out_of, :into])
         cheapest = prev.argmin(axis=1)
-        restarted = prev.min(axis=1)
+        restarted = prev[np.arange(len(prev)), cheapest]
         restarted += break_cost
         use_break = restarted[:, None] < carried
-        np.copyto(back[lo:hi, :out_of], best_prev)
-        np.copyto(back[lo:hi, :out_of], cheapest[:, None], where=use_break)
+        back[lo:hi, :out_of] = np.where(use_break, cheapest[:, None], best_prev)
         broke_into[lo:hi, :out_of] = use_break
         np.minimum(carried, restarted[:, None], out=carried)
         np.add(carried, scores[lo:hi, :out_of], out=now[:, :out_of])
@@ -118,23 +119,12 @@ def decode(
     return Decoded(start=start, state=state, restart=restart, cost=cost)
 
 
-WIDE = 32
-"""Chains in a step from which a loop over the previous states beats reducing along an axis."""
-
-
 def _cheapest_into(prev: np.ndarray, transition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per chain and state j, the cheapest previous state i of ``prev[c, i] + transition[c, i,
-    j]`` (the first at equal cost) and that cost. Reducing a short axis costs numpy a call per
-    row; on wide steps a loop over i, whole arrays at a time, gives the same answer sooner."""
-    if len(prev) < WIDE:
-        transition += prev[:, :, None]
-        return transition.argmin(axis=1), transition.min(axis=1)
-    carried = transition[:, 0, :] + prev[:, :1]
-    best = np.zeros(carried.shape, dtype=np.int64)
-    for i in range(1, prev.shape[1]):
-        cost = transition[:, i, :]
-        cost += prev[:, i : i + 1]
-        better = cost < carried
-        np.copyto(carried, cost, where=better)
-        np.copyto(best, i, where=better)
-    return best, carried
+    """Per chain and state j, the cheapest previous state i of ``prev[c, i] + transition[c, j,
+    i]`` (the first at equal cost) and that cost. Previous states run along the last axis, so
+    that each reduction is over contiguous rows (numpy's fast path), not across them."""
+    transition += prev[:, None, :]
+    best = transition.argmin(axis=2)
+    # The minimum is read at the argmin: numpy's min over a short last axis is much slower.
+    row = np.arange(0, transition.size, transition.shape[2])
+    return best, transition.reshape(-1)[row + best.reshape(-1)].reshape(best.shape)

@@ -42,9 +42,10 @@ class LocalProjection:
         kx, ky = self.scale
         return np.asarray(x) / kx + self.lon0, np.asarray(y) / ky + self.lat0
 
+    def project_xy(self, xy: np.ndarray) -> np.ndarray:
+        """(n, 2) lon/lat coordinates to local metres."""
+        return (xy - np.array([self.lon0, self.lat0])) * np.array(self.scale)  # type: ignore[no-any-return]
+
     def project(self, geometries: np.ndarray) -> np.ndarray:
         """Geometries from lon/lat to local metres (vectorised over all coordinates)."""
-        kx, ky = self.scale
-        shift = np.array([self.lon0, self.lat0])
-        scale = np.array([kx, ky])
-        return shapely.transform(geometries, lambda xy: (xy - shift) * scale)  # type: ignore[no-any-return]
+        return shapely.transform(geometries, self.project_xy)  # type: ignore[no-any-return]
