@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import cast
 
 import numpy as np
@@ -336,14 +337,20 @@ class ForwardGeocoder:
         return self._street_cache.keep(key, found)
 
     def _misspelt(self, key: str) -> StreetSet:
-        """The streets of the names most like ``key``."""
+        """The streets of the names most like ``key`` (mostly none: a reading's street is
+        often the whole text, house number and town included)."""
         local = self.local
+        alike = local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
+        if not alike:
+            return self._no_streets
         return self._found(
-            *(
-                (local.street_by_key.array(choice), score / 100.0)
-                for choice, score in local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
-            )
+            *((local.street_by_key.array(choice), score / 100.0) for choice, score in alike)
         )
+
+    @cached_property
+    def _no_streets(self) -> StreetSet:
+        """The set of no streets, made once."""
+        return self._found()
 
     def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
         """Streets of several lookups, each lookup's with its similarity, in order; what is
