@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import cast
 
 import numpy as np
@@ -53,7 +54,7 @@ from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_i
 from geobatch.engines.geocode.index import Countries, LocalIndex, Street, local_index
 from geobatch.engines.geocode.normalize import house_number_value, plain_umlauts, street_core
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
-from geobatch.engines.geocode.parse import readings as text_readings
+from geobatch.engines.geocode.templates import ReadingTemplates
 from geobatch.reference import Release
 from geobatch.reference.indexes.gazetteer import COUNTRY
 
@@ -189,6 +190,7 @@ class ForwardGeocoder:
         self.local: LocalIndex = local_index(release)
         self.gazetteer: GazetteerIndex | None = gazetteer_index(release)
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
+        self.templates = ReadingTemplates(self.vocabulary)
         self._street_cache: Memo[str, StreetSet] = Memo()
         self._place_cache: Memo[str, list[tuple[int, float]]] = Memo()
         self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
@@ -198,8 +200,8 @@ class ForwardGeocoder:
         self._address_cache: Memo[tuple[int, int, float], Candidate] = Memo()
 
     def clear_caches(self) -> None:
-        """Forget remembered street, place, locality, street-level, address and vocabulary
-        answers (all bounded)."""
+        """Forget remembered street, place, locality, street-level, address, vocabulary and
+        reading answers (all bounded)."""
         self._street_cache.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
@@ -208,6 +210,7 @@ class ForwardGeocoder:
         self._street_level_cache.clear()
         self._address_cache.clear()
         self.vocabulary.forget()
+        self.templates.clear()
 
     # -- entry points --------------------------------------------------------------------
 
@@ -226,11 +229,11 @@ class ForwardGeocoder:
         if given:
             structured = parse_fields(self.vocabulary, **given)
             if text and text.strip():
-                found = (_merge(r, structured) for r in text_readings(text, self.vocabulary))
+                found = (_merge(r, structured) for r in self.templates.readings(text))
             else:
                 found = (structured,)
         elif text:
-            found = text_readings(text, self.vocabulary)
+            found = self.templates.readings(text)
         return self.search(found, country=country, at=at, limit=limit)
 
     def search(
@@ -334,14 +337,20 @@ class ForwardGeocoder:
         return self._street_cache.keep(key, found)
 
     def _misspelt(self, key: str) -> StreetSet:
-        """The streets of the names most like ``key``."""
+        """The streets of the names most like ``key`` (mostly none: a reading's street is
+        often the whole text, house number and town included)."""
         local = self.local
+        alike = local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
+        if not alike:
+            return self._no_streets
         return self._found(
-            *(
-                (local.street_by_key.array(choice), score / 100.0)
-                for choice, score in local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
-            )
+            *((local.street_by_key.array(choice), score / 100.0) for choice, score in alike)
         )
+
+    @cached_property
+    def _no_streets(self) -> StreetSet:
+        """The set of no streets, made once."""
+        return self._found()
 
     def _found(self, *parts: tuple[np.ndarray, float]) -> StreetSet:
         """Streets of several lookups, each lookup's with its similarity, in order; what is

@@ -133,6 +133,11 @@ class Vocabulary:
             for key in index.keys.filter(pc.match_substring_regex(index.keys, "[0-9]")).to_pylist()
         )
 
+    @property
+    def numbered_keys(self) -> frozenset[str]:
+        """The keys with a digit in them: any other key with a digit names nothing."""
+        return self._numbered
+
     def country(self, key: str) -> str | None:
         return self._word(key).country
 
@@ -201,8 +206,18 @@ def parse(text: str, vocabulary: Vocabulary) -> list[ParsedAddress]:
 
 def readings(text: str, vocabulary: Vocabulary) -> Iterator[ParsedAddress]:
     """``parse`` lazily, repeats included: the matcher stops at the first certain answer."""
+    return segment_readings(text_segments(text), vocabulary)
+
+
+def text_segments(text: str) -> list[list[str]]:
+    """The tokens of each comma-separated part of the folded text (empty parts left out):
+    all that ``segment_readings`` reads of it."""
     segments = [part.split() for part in join_number_parts(fold(text)).split(",")]
-    segments = [segment for segment in segments if segment]
+    return [segment for segment in segments if segment]
+
+
+def segment_readings(segments: list[list[str]], vocabulary: Vocabulary) -> Iterator[ParsedAddress]:
+    """``readings`` of text already cut into ``text_segments``."""
     if not segments:
         return
     whole = " ".join(segments[-1])
