@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geobatch.engines.geocode.normalize import (
+    _NUMBER_RANGE,
+    _NUMBER_SUFFIX,
     fold,
     fold_array,
     house_number_key,
@@ -66,6 +68,18 @@ def test_house_number_forms(written: str, key: str) -> None:
 def test_number_parts_are_glued_into_one_token() -> None:
     assert join_number_parts("rue grimaldi 12 bis") == "rue grimaldi 12bis"
     assert join_number_parts("12 - 14 main street") == "12-14 main street"
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.sampled_from(["12", "3", "-", "/", " ", "b", "bis", "ter", "x", "ab", ","]), max_size=6
+    )
+)
+def test_texts_the_quick_check_passes_over_have_no_number_parts(parts: list[str]) -> None:
+    folded = " ".join("".join(parts).split())
+    glued = _NUMBER_RANGE.sub(r"\1\2\3", _NUMBER_SUFFIX.sub(r"\1\2", folded))
+    assert join_number_parts(folded) == glued
 
 
 def test_postcodes_compare_without_spaces_and_case() -> None:
