@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Any, BinaryIO, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -139,8 +140,9 @@ def _csv_ready(table: pa.Table) -> pa.Table:
                 texts = [None if v is None else _json_default(v) for v in values]
                 column = pa.array(texts, type=pa.string())
         elif pa.types.is_nested(type_) or pa.types.is_null(type_):
-            texts = [_json_text(v) for v in table.column(index).to_pylist()]
-            column = pa.array(texts, type=pa.string())
+            values = table.column(index).combine_chunks()
+            texts = pc.if_else(values.is_null(), pa.scalar(None, _TEXT), _json_texts(values))
+            column = texts.cast(pa.string())
         else:
             continue
         table = table.set_column(index, field.name, column)
@@ -258,23 +260,70 @@ def _without_nan(table: pa.Table) -> pa.Table:
     return table
 
 
-def _json_values(column: pa.ChunkedArray) -> pa.Array:
-    """Each value of the column as ``_JSON`` writes it, null as ``null``, column by column:
-    encoding each row's dict is several times slower."""
-    type_ = column.type
-    if pa.types.is_integer(type_):
-        texts = pc.cast(column, pa.large_string())
-        return pc.fill_null(texts, "null").combine_chunks()
-    values = column.to_pylist()
+_TEXT: Final = pa.large_string()
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, _TEXT)
+
+
+def _float_json(value: float) -> str:
+    """A float as ``_JSON`` writes it (NaN and infinities in JavaScript's spelling)."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _python_json(values: pa.Array) -> pa.Array:
+    type_ = values.type
+    items = values.to_pylist()
     if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        out = ["null" if v is None else _encode_text(v) for v in values]
+        out = ["null" if v is None else _encode_text(v) for v in items]
     elif pa.types.is_floating(type_):
-        out = ["null" if v is None else float.__repr__(v) for v in values]
+        out = ["null" if v is None else _float_json(v) for v in items]
     elif pa.types.is_boolean(type_):
-        out = ["null" if v is None else ("true" if v else "false") for v in values]
+        out = ["null" if v is None else ("true" if v else "false") for v in items]
     else:
-        out = [_JSON.encode(v) for v in values]
-    return pa.array(out, pa.large_string())
+        out = [_JSON.encode(v) for v in items]
+    return pa.array(out, _TEXT)
+
+
+def _json_objects(type_: pa.StructType, fields: list[pa.Array], size: int) -> pa.Array:
+    if not fields:
+        return pa.array(["{}"] * size, _TEXT)
+    pieces: list[Any] = []
+    for index, (field, values) in enumerate(zip(type_, fields, strict=True)):
+        pieces += [_text(("{" if index == 0 else ",") + _encode_text(field.name) + ":")]
+        pieces.append(_json_texts(values))
+    return pc.binary_join_element_wise(*pieces, _text("}"), _text(""))
+
+
+def _json_arrays(values: pa.Array) -> pa.Array:
+    lengths = pc.fill_null(pc.list_value_length(values), 0).to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    elements = _json_texts(values.flatten())
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), elements)
+    return pc.binary_join_element_wise(
+        _text("["), pc.binary_join(lists, _text(",")), _text("]"), _text("")
+    )
+
+
+def _json_texts(values: pa.Array) -> pa.Array:
+    """Each value as ``_JSON`` writes it, null as ``null``, a whole array at a time:
+    encoding value by value is several times slower. Integers, lists and structs (of
+    distinct field names) are built by Arrow; other values are written one by one."""
+    type_ = values.type
+    if pa.types.is_integer(type_):
+        texts = pc.cast(values, _TEXT)
+    elif pa.types.is_struct(type_) and len({f.name for f in type_}) == type_.num_fields:
+        texts = _json_objects(type_, values.flatten(), len(values))
+    elif pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        texts = _json_arrays(values)
+    else:
+        return _python_json(values)
+    if not values.null_count:
+        return texts
+    return pc.if_else(values.is_null(), _text("null"), texts)
 
 
 def _properties(table: pa.Table) -> pa.Array:
@@ -287,7 +336,10 @@ def _properties(table: pa.Table) -> pa.Array:
     pieces: list[Any] = []
     for index, name in enumerate(names):
         key = ("{" if index == 0 else ",") + _encode_text(name) + ":"
-        pieces += [pa.scalar(key, pa.large_string()), _json_values(table.column(index))]
+        pieces += [
+            pa.scalar(key, pa.large_string()),
+            _json_texts(table.column(index).combine_chunks()),
+        ]
     pieces += [pa.scalar("}", pa.large_string()), pa.scalar("", pa.large_string())]
     return pc.binary_join_element_wise(*pieces)
 
