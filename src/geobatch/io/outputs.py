@@ -201,8 +201,9 @@ def _coordinate(value: Any) -> float | None:
 
 
 def _float_texts(column: pa.Array) -> pa.Array:
-    values = column.to_pylist()
-    return pa.array(["" if v is None else float.__repr__(v) for v in values], pa.large_string())
+    """Each float's ``repr`` (a null's is that of NaN)."""
+    numbers = column.to_numpy(zero_copy_only=False).tolist()
+    return pa.array(list(map(float.__repr__, numbers)), pa.large_string())
 
 
 def _points(lat: pa.Array, lon: pa.Array) -> pa.Array:
@@ -274,6 +275,16 @@ def _float_json(value: float) -> str:
     return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
 
 
+def _json_floats(values: pa.Array) -> pa.Array:
+    """Floats as ``_JSON`` writes them; nulls are left to the caller."""
+    numbers = values.to_numpy(zero_copy_only=False)
+    texts = list(map(float.__repr__, numbers.tolist()))
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    for index in np.flatnonzero(valid & ~np.isfinite(numbers)):
+        texts[index] = _float_json(float(numbers[index]))
+    return pa.array(texts, _TEXT)
+
+
 def _python_json(values: pa.Array) -> pa.Array:
     type_ = values.type
     items = values.to_pylist()
@@ -286,6 +297,14 @@ def _python_json(values: pa.Array) -> pa.Array:
     else:
         out = [_JSON.encode(v) for v in items]
     return pa.array(out, _TEXT)
+
+
+def _plain_texts(values: pa.Array) -> bool:
+    """Whether these are texts that JSON writes as they are, between quotes."""
+    type_ = values.type
+    if not (pa.types.is_string(type_) or pa.types.is_large_string(type_)):
+        return False
+    return not pc.any(pc.match_substring_regex(values, r'[\x00-\x1f"\\]')).as_py()
 
 
 def _json_objects(type_: pa.StructType, fields: list[pa.Array], size: int) -> pa.Array:
@@ -315,6 +334,10 @@ def _json_texts(values: pa.Array) -> pa.Array:
     type_ = values.type
     if pa.types.is_integer(type_):
         texts = pc.cast(values, _TEXT)
+    elif pa.types.is_float32(type_) or pa.types.is_float64(type_):
+        texts = _json_floats(values)
+    elif _plain_texts(values):
+        texts = pc.binary_join_element_wise(_text('"'), values.cast(_TEXT), _text('"'), _text(""))
     elif pa.types.is_struct(type_) and len({f.name for f in type_}) == type_.num_fields:
         texts = _json_objects(type_, values.flatten(), len(values))
     elif pa.types.is_list(type_) or pa.types.is_large_list(type_):
