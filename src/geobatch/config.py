@@ -83,7 +83,11 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=5000, gt=0, description="records per chunk")
     lease_seconds: float = Field(default=60.0, gt=0, description="a chunk lease lasts this long")
     max_chunk_attempts: int = Field(default=3, gt=0)
-    scheduler_tick_seconds: float = Field(default=0.05, gt=0)
+    scheduler_tick_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="longest wait of a busy scheduler between rounds (finished work wakes it)",
+    )
     retention_days: float = Field(default=7.0, gt=0, description="results kept after a job ends")
     long_poll_max_seconds: float = Field(default=300.0, gt=0)
     webhook_timeout_seconds: float = Field(

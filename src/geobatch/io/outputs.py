@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Any, BinaryIO, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -139,8 +140,9 @@ def _csv_ready(table: pa.Table) -> pa.Table:
                 texts = [None if v is None else _json_default(v) for v in values]
                 column = pa.array(texts, type=pa.string())
         elif pa.types.is_nested(type_) or pa.types.is_null(type_):
-            texts = [_json_text(v) for v in table.column(index).to_pylist()]
-            column = pa.array(texts, type=pa.string())
+            values = table.column(index).combine_chunks()
+            texts = pc.if_else(values.is_null(), pa.scalar(None, _TEXT), _json_texts(values))
+            column = texts.cast(pa.string())
         else:
             continue
         table = table.set_column(index, field.name, column)
@@ -180,6 +182,8 @@ def _json_default(value: Any) -> Any:
 
 
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+_encode_text: Final[Callable[[str], str]] = json.encoder.encode_basestring
+"""How ``_JSON`` writes a text (it does not escape non-ASCII characters)."""
 
 
 def _json_text(value: Any) -> str | None:
@@ -196,27 +200,53 @@ def _coordinate(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _geometries(table: pa.Table) -> tuple[list[str], pa.Table]:
+def _float_texts(column: pa.Array) -> pa.Array:
+    """Each float's ``repr`` (a null's is that of NaN)."""
+    numbers = column.to_numpy(zero_copy_only=False).tolist()
+    return pa.array(list(map(float.__repr__, numbers)), pa.large_string())
+
+
+def _points(lat: pa.Array, lon: pa.Array) -> pa.Array:
+    """GeoJSON points of float coordinates, as ``_coordinate`` and the f-string write them."""
+    finite = pc.fill_null(pc.and_(pc.is_finite(lat), pc.is_finite(lon)), False)
+    text = pa.large_string()
+    points = pc.binary_join_element_wise(
+        pa.scalar('{"type":"Point","coordinates":[', text),
+        _float_texts(lon),
+        pa.scalar(",", text),
+        _float_texts(lat),
+        pa.scalar("]}", text),
+        pa.scalar("", text),
+    )
+    return pc.if_else(finite, points, pa.scalar("null", text))
+
+
+def _geometries(table: pa.Table) -> tuple[pa.Array, pa.Table]:
     """Each row's GeoJSON geometry text, and the table of what is left as properties."""
     names = table.column_names
+    text = pa.large_string()
     geometry = table.schema.field("geometry").type if "geometry" in names else None
     if geometry is not None and (
         pa.types.is_binary(geometry) or pa.types.is_large_binary(geometry)
     ):
         values = table.column("geometry").to_numpy(zero_copy_only=False)
         texts = shapely.to_geojson(shapely.from_wkb(values, on_invalid="ignore"))
-        return [t if t is not None else "null" for t in texts], table.drop_columns(["geometry"])
+        geojson = pc.fill_null(pa.array(texts, text), "null")
+        return geojson, table.drop_columns(["geometry"])
     if "lat" in names and "lon" in names:
+        lat, lon = table.column("lat"), table.column("lon")
+        if pa.types.is_floating(lat.type) and pa.types.is_floating(lon.type):
+            return _points(lat.combine_chunks(), lon.combine_chunks()), table
         points = []
-        for lat, lon in zip(table["lat"].to_pylist(), table["lon"].to_pylist(), strict=True):
-            y, x = _coordinate(lat), _coordinate(lon)
+        for y_value, x_value in zip(lat.to_pylist(), lon.to_pylist(), strict=True):
+            y, x = _coordinate(y_value), _coordinate(x_value)
             points.append(
                 "null"
                 if x is None or y is None
                 else f'{{"type":"Point","coordinates":[{x!r},{y!r}]}}'
             )
-        return points, table
-    return ["null"] * table.num_rows, table
+        return pa.array(points, text), table
+    return pa.array(["null"] * table.num_rows, text), table
 
 
 def _without_nan(table: pa.Table) -> pa.Table:
@@ -231,18 +261,131 @@ def _without_nan(table: pa.Table) -> pa.Table:
     return table
 
 
+_TEXT: Final = pa.large_string()
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, _TEXT)
+
+
+def _float_json(value: float) -> str:
+    """A float as ``_JSON`` writes it (NaN and infinities in JavaScript's spelling)."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _json_floats(values: pa.Array) -> pa.Array:
+    """Floats as ``_JSON`` writes them; nulls are left to the caller."""
+    numbers = values.to_numpy(zero_copy_only=False)
+    texts = list(map(float.__repr__, numbers.tolist()))
+    valid = values.is_valid().to_numpy(zero_copy_only=False)
+    for index in np.flatnonzero(valid & ~np.isfinite(numbers)):
+        texts[index] = _float_json(float(numbers[index]))
+    return pa.array(texts, _TEXT)
+
+
+def _python_json(values: pa.Array) -> pa.Array:
+    type_ = values.type
+    items = values.to_pylist()
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        out = ["null" if v is None else _encode_text(v) for v in items]
+    elif pa.types.is_floating(type_):
+        out = ["null" if v is None else _float_json(v) for v in items]
+    elif pa.types.is_boolean(type_):
+        out = ["null" if v is None else ("true" if v else "false") for v in items]
+    else:
+        out = [_JSON.encode(v) for v in items]
+    return pa.array(out, _TEXT)
+
+
+def _plain_texts(values: pa.Array) -> bool:
+    """Whether these are texts that JSON writes as they are, between quotes."""
+    type_ = values.type
+    if not (pa.types.is_string(type_) or pa.types.is_large_string(type_)):
+        return False
+    return not pc.any(pc.match_substring_regex(values, r'[\x00-\x1f"\\]')).as_py()
+
+
+def _json_objects(type_: pa.StructType, fields: list[pa.Array], size: int) -> pa.Array:
+    if not fields:
+        return pa.array(["{}"] * size, _TEXT)
+    pieces: list[Any] = []
+    for index, (field, values) in enumerate(zip(type_, fields, strict=True)):
+        pieces += [_text(("{" if index == 0 else ",") + _encode_text(field.name) + ":")]
+        pieces.append(_json_texts(values))
+    return pc.binary_join_element_wise(*pieces, _text("}"), _text(""))
+
+
+def _json_arrays(values: pa.Array) -> pa.Array:
+    lengths = pc.fill_null(pc.list_value_length(values), 0).to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    elements = _json_texts(values.flatten())
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), elements)
+    return pc.binary_join_element_wise(
+        _text("["), pc.binary_join(lists, _text(",")), _text("]"), _text("")
+    )
+
+
+def _json_texts(values: pa.Array) -> pa.Array:
+    """Each value as ``_JSON`` writes it, null as ``null``, a whole array at a time:
+    encoding value by value is several times slower. Integers, lists and structs (of
+    distinct field names) are built by Arrow; other values are written one by one."""
+    type_ = values.type
+    if pa.types.is_integer(type_):
+        texts = pc.cast(values, _TEXT)
+    elif pa.types.is_float32(type_) or pa.types.is_float64(type_):
+        texts = _json_floats(values)
+    elif _plain_texts(values):
+        texts = pc.binary_join_element_wise(_text('"'), values.cast(_TEXT), _text('"'), _text(""))
+    elif pa.types.is_struct(type_) and len({f.name for f in type_}) == type_.num_fields:
+        texts = _json_objects(type_, values.flatten(), len(values))
+    elif pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        texts = _json_arrays(values)
+    else:
+        return _python_json(values)
+    if not values.null_count:
+        return texts
+    return pc.if_else(values.is_null(), _text("null"), texts)
+
+
+def _properties(table: pa.Table) -> pa.Array:
+    """Each row's properties object as JSON text, as ``_JSON.encode`` writes the row's dict."""
+    names = table.column_names
+    if len(set(names)) != len(names):  # a dict keeps the last of equal keys
+        return pa.array([_JSON.encode(row) for row in table.to_pylist()], pa.large_string())
+    if not names:
+        return pa.array(["{}"] * table.num_rows, pa.large_string())
+    pieces: list[Any] = []
+    for index, name in enumerate(names):
+        key = ("{" if index == 0 else ",") + _encode_text(name) + ":"
+        pieces += [
+            pa.scalar(key, pa.large_string()),
+            _json_texts(table.column(index).combine_chunks()),
+        ]
+    pieces += [pa.scalar("}", pa.large_string()), pa.scalar("", pa.large_string())]
+    return pc.binary_join_element_wise(*pieces)
+
+
 def _geojson(openers: list[PartOpener], schema: pa.Schema | None) -> Iterator[bytes]:
     yield b'{"type":"FeatureCollection","features":['
     separator = "\n"
     for table in _tables(openers, schema, _ROWS_PER_PIECE) if schema is not None else ():
+        if not table.num_rows:
+            continue
         geometries, properties = _geometries(table)
-        features = [
-            f'{{"type":"Feature","geometry":{geometry},"properties":{_JSON.encode(row)}}}'
-            for geometry, row in zip(geometries, _without_nan(properties).to_pylist(), strict=True)
-        ]
-        if features:
-            yield (separator + ",\n".join(features)).encode()
-            separator = ",\n"
+        features = pc.binary_join_element_wise(
+            pa.scalar('{"type":"Feature","geometry":', pa.large_string()),
+            geometries,
+            pa.scalar(',"properties":', pa.large_string()),
+            _properties(_without_nan(properties)),
+            pa.scalar("}", pa.large_string()),
+            pa.scalar("", pa.large_string()),
+        )
+        listed = pa.LargeListArray.from_arrays(pa.array([0, len(features)], pa.int64()), features)
+        joined = pc.binary_join(listed, pa.scalar(",\n", pa.large_string()))
+        yield separator.encode() + joined.cast(pa.large_binary())[0].as_py()
+        separator = ",\n"
     yield b"\n]}\n"
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -126,12 +126,20 @@ class Scheduler:
             self._idle()
 
     def _idle(self) -> None:
-        pending: list[Future[Any]] = [*self._chunks, *self._splits]
-        if pending:
-            wait(pending, timeout=self.settings.scheduler_tick_seconds, return_when=FIRST_COMPLETED)
-        else:
-            self._wake.wait(IDLE_POLL_SECONDS)
+        """Sleep until work finishes, a job starts or housekeeping is due.
+
+        Each submitted future wakes the loop as it ends, so a busy scheduler does not poll
+        the store between chunks; ``scheduler_tick_seconds`` bounds the wait while work is
+        in flight, ``IDLE_POLL_SECONDS`` when there is none.
+        """
+        busy = bool(self._chunks or self._splits)
+        limit = self.settings.scheduler_tick_seconds if busy else IDLE_POLL_SECONDS
+        due = self._next_housekeeping - time.monotonic()
+        self._wake.wait(max(0.0, min(limit, due)))
         self._wake.clear()
+
+    def _on_done(self, _future: Future[Any]) -> None:
+        self._wake.set()
 
     def tick(self) -> None:
         """One round: housekeeping when due, collect finished work, start jobs, dispatch chunks."""
@@ -201,7 +209,9 @@ class Scheduler:
             max_download_bytes=self.settings.max_upload_bytes,
             input_limits=input_limits(self.settings),
         )
-        self._splits[self.executor.submit(split_input, task)] = job.id
+        future = self.executor.submit(split_input, task)
+        self._splits[future] = job.id
+        future.add_done_callback(self._on_done)
 
     # -- dispatching chunks -----------------------------------------------------------------
 
@@ -232,6 +242,7 @@ class Scheduler:
                 self._replace_executor()
                 return
             self._chunks[future] = leased
+            future.add_done_callback(self._on_done)
 
     # -- collecting results -----------------------------------------------------------------
 
