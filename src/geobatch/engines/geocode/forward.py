@@ -88,6 +88,7 @@ NEAR_TOWN_KM = 30.0
 """A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
 PLACE_OUTSIDE = (COUNTRY,)
 """Kinds a locality reading never answers with (countries come from the country reading)."""
+_ALLOW_NAN = np.intc(shapely.creation.HandleNaN.allow)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -712,11 +713,15 @@ def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, 
     lon, lat = a[0] + fraction * (b[0] - a[0]), a[1] + fraction * (b[1] - a[1])
     if street.line is not None:
         line = street.line
-        snapped = shapely.line_interpolate_point(
-            line, shapely.line_locate_point(line, shapely.Point(lon, lat))
+        # shapely's ufuncs themselves: one point costs less than the checks of the public
+        # wrappers (positional-argument warnings, NaN handling, normalising)
+        point = shapely.lib.points(np.array((lon, lat)), _ALLOW_NAN)
+        snapped = shapely.lib.line_interpolate_point(
+            line, shapely.lib.line_locate_point(line, point)
         )
-        if distance_km(lon, lat, shapely.get_x(snapped), shapely.get_y(snapped)) < 0.05:
-            lon, lat = float(shapely.get_x(snapped)), float(shapely.get_y(snapped))
+        x, y = float(shapely.lib.get_x(snapped)), float(shapely.lib.get_y(snapped))
+        if distance_km(lon, lat, x, y) < 0.05:
+            lon, lat = x, y
     return float(lon), float(lat)
 
 
