@@ -199,6 +199,7 @@ class ForwardGeocoder:
         self._facts_cache: Memo[bytes, StreetFacts] = Memo(FACTS_REMEMBERED)
         self._street_level_cache: Memo[tuple[int, float], Candidate] = Memo()
         self._address_cache: Memo[tuple[int, int, float], Candidate] = Memo()
+        self._place_candidate_cache: Memo[tuple[int, float], Candidate] = Memo()
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality, street-level, address, vocabulary and
@@ -210,6 +211,7 @@ class ForwardGeocoder:
         self._facts_cache.clear()
         self._street_level_cache.clear()
         self._address_cache.clear()
+        self._place_candidate_cache.clear()
         self.vocabulary.forget()
         self.templates.clear()
 
@@ -502,6 +504,15 @@ class ForwardGeocoder:
         )
 
     def _place(self, row: int, score: float) -> Candidate:
+        """The place or POI ``row`` as the answer, remembered: a town's name is read as a
+        place by many readings of many queries."""
+        key = (row, score)
+        found = self._place_candidate_cache.get(key)
+        if found is None:
+            found = self._place_candidate_cache.keep(key, self._place_candidate(row, score))
+        return found
+
+    def _place_candidate(self, row: int, score: float) -> Candidate:
         places = self.local.places
         kind = places.kinds[row]
         level = "poi" if kind == "poi" else "locality"
