@@ -89,6 +89,8 @@ NEAR_TOWN_KM = 30.0
 PLACE_OUTSIDE = (COUNTRY,)
 """Kinds a locality reading never answers with (countries come from the country reading)."""
 _ALLOW_NAN = np.intc(shapely.creation.HandleNaN.allow)
+_UNSEEN = object()
+"""What a memo holds for a key it has not seen (None is an answer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +202,7 @@ class ForwardGeocoder:
         self._street_level_cache: Memo[tuple[int, float], Candidate] = Memo()
         self._address_cache: Memo[tuple[int, int, float], Candidate] = Memo()
         self._place_candidate_cache: Memo[tuple[int, float], Candidate] = Memo()
+        self._interpolated_cache: Memo[tuple[int, int], tuple[float, float] | None] = Memo()
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality, street-level, address, vocabulary and
@@ -212,6 +215,7 @@ class ForwardGeocoder:
         self._street_level_cache.clear()
         self._address_cache.clear()
         self._place_candidate_cache.clear()
+        self._interpolated_cache.clear()
         self.vocabulary.forget()
         self.templates.clear()
 
@@ -394,11 +398,10 @@ class ForwardGeocoder:
         if len(found.index) <= FEW:
             # a candidate scores at most its similarity: one no better than the answer in
             # hand is not made (nor would it change which fallbacks run, see ``_candidates``)
+            on_street = self._on_street
             return [
-                self._on_street(streets[index], similarity, reading)
-                for index, similarity in zip(
-                    found.index.tolist(), found.similarity.tolist(), strict=True
-                )
+                on_street(street, similarity, reading)
+                for street, similarity in found.pairs
                 if similarity > floor
             ]
 
@@ -431,12 +434,21 @@ class ForwardGeocoder:
             bare = street.numbers.get(str(value)) if value is not None else None
             if bare is not None:
                 return self._address(street, bare, score * BARE_NUMBER)
-            if value is not None and (point := _interpolate(street, value, self.local)):
+            if value is not None and (point := self._interpolated(street, value)):
                 return self._street_candidate(
                     street, score * INTERPOLATED, point, number, "interpolated"
                 )
             return self._street_level(street, score * NUMBER_MISSING)
         return self._street_level(street, score * STREET)
+
+    def _interpolated(self, street: Street, value: int) -> tuple[float, float] | None:
+        """``_interpolate``, remembered: the readings of one query ask for the same number on
+        the same street again and again."""
+        key = (street.index, value)
+        found = self._interpolated_cache.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            return self._interpolated_cache.keep(key, _interpolate(street, value, self.local))
+        return cast("tuple[float, float] | None", found)
 
     def _street_level(self, street: Street, score: float) -> Candidate:
         """The street itself as the answer, remembered: many queries name a street with a
