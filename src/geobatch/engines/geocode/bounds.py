@@ -20,7 +20,6 @@ import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -208,16 +207,6 @@ class StreetSet:
 
     def __len__(self) -> int:
         return len(self.index)
-
-    @cached_property
-    def pairs(self) -> list[tuple[Street, float]]:
-        """Each street with its similarity, in order, as Python objects: a set of few streets
-        is looped over by every reading that names it."""
-        streets = self.streets
-        return [
-            (streets[index], similarity)
-            for index, similarity in zip(self.index.tolist(), self.similarity.tolist(), strict=True)
-        ]
 
     def factors(
         self, key: tuple[object, ...], make: Callable[[StreetSet], np.ndarray | float]

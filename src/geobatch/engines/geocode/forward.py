@@ -398,10 +398,11 @@ class ForwardGeocoder:
         if len(found.index) <= FEW:
             # a candidate scores at most its similarity: one no better than the answer in
             # hand is not made (nor would it change which fallbacks run, see ``_candidates``)
-            on_street = self._on_street
             return [
-                on_street(street, similarity, reading)
-                for street, similarity in found.pairs
+                self._on_street(streets[index], similarity, reading)
+                for index, similarity in zip(
+                    found.index.tolist(), found.similarity.tolist(), strict=True
+                )
                 if similarity > floor
             ]
 
