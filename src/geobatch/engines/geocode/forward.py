@@ -88,6 +88,9 @@ NEAR_TOWN_KM = 30.0
 """A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
 PLACE_OUTSIDE = (COUNTRY,)
 """Kinds a locality reading never answers with (countries come from the country reading)."""
+_ALLOW_NAN = np.intc(shapely.creation.HandleNaN.allow)
+_UNSEEN = object()
+"""What a memo holds for a key it has not seen (None is an answer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +201,8 @@ class ForwardGeocoder:
         self._facts_cache: Memo[bytes, StreetFacts] = Memo(FACTS_REMEMBERED)
         self._street_level_cache: Memo[tuple[int, float], Candidate] = Memo()
         self._address_cache: Memo[tuple[int, int, float], Candidate] = Memo()
+        self._place_candidate_cache: Memo[tuple[int, float], Candidate] = Memo()
+        self._interpolated_cache: Memo[tuple[int, int], tuple[float, float] | None] = Memo()
 
     def clear_caches(self) -> None:
         """Forget remembered street, place, locality, street-level, address, vocabulary and
@@ -209,6 +214,8 @@ class ForwardGeocoder:
         self._facts_cache.clear()
         self._street_level_cache.clear()
         self._address_cache.clear()
+        self._place_candidate_cache.clear()
+        self._interpolated_cache.clear()
         self.vocabulary.forget()
         self.templates.clear()
 
@@ -428,12 +435,21 @@ class ForwardGeocoder:
             bare = street.numbers.get(str(value)) if value is not None else None
             if bare is not None:
                 return self._address(street, bare, score * BARE_NUMBER)
-            if value is not None and (point := _interpolate(street, value, self.local)):
+            if value is not None and (point := self._interpolated(street, value)):
                 return self._street_candidate(
                     street, score * INTERPOLATED, point, number, "interpolated"
                 )
             return self._street_level(street, score * NUMBER_MISSING)
         return self._street_level(street, score * STREET)
+
+    def _interpolated(self, street: Street, value: int) -> tuple[float, float] | None:
+        """``_interpolate``, remembered: the readings of one query ask for the same number on
+        the same street again and again."""
+        key = (street.index, value)
+        found = self._interpolated_cache.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            return self._interpolated_cache.keep(key, _interpolate(street, value, self.local))
+        return cast("tuple[float, float] | None", found)
 
     def _street_level(self, street: Street, score: float) -> Candidate:
         """The street itself as the answer, remembered: many queries name a street with a
@@ -501,6 +517,15 @@ class ForwardGeocoder:
         )
 
     def _place(self, row: int, score: float) -> Candidate:
+        """The place or POI ``row`` as the answer, remembered: a town's name is read as a
+        place by many readings of many queries."""
+        key = (row, score)
+        found = self._place_candidate_cache.get(key)
+        if found is None:
+            found = self._place_candidate_cache.keep(key, self._place_candidate(row, score))
+        return found
+
+    def _place_candidate(self, row: int, score: float) -> Candidate:
         places = self.local.places
         kind = places.kinds[row]
         level = "poi" if kind == "poi" else "locality"
@@ -712,11 +737,15 @@ def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, 
     lon, lat = a[0] + fraction * (b[0] - a[0]), a[1] + fraction * (b[1] - a[1])
     if street.line is not None:
         line = street.line
-        snapped = shapely.line_interpolate_point(
-            line, shapely.line_locate_point(line, shapely.Point(lon, lat))
+        # shapely's ufuncs themselves: one point costs less than the checks of the public
+        # wrappers (positional-argument warnings, NaN handling, normalising)
+        point = shapely.lib.points(np.array((lon, lat)), _ALLOW_NAN)
+        snapped = shapely.lib.line_interpolate_point(
+            line, shapely.lib.line_locate_point(line, point)
         )
-        if distance_km(lon, lat, shapely.get_x(snapped), shapely.get_y(snapped)) < 0.05:
-            lon, lat = float(shapely.get_x(snapped)), float(shapely.get_y(snapped))
+        x, y = float(shapely.lib.get_x(snapped)), float(shapely.lib.get_y(snapped))
+        if distance_km(lon, lat, x, y) < 0.05:
+            lon, lat = x, y
     return float(lon), float(lat)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -111,20 +111,20 @@ class Street:
         return np.asarray(self._streets.sorted_rows[start:end])
 
 
-class _Memo(Generic[T]):
-    """A bounded per-process memo of ``make(key)`` (thread-safe enough: values never change)."""
+class _Memo(dict[object, T]):
+    """A bounded per-process memo of ``make(key)``, read as ``memo[key]`` (thread-safe enough:
+    values never change). A dict that makes what it misses: a key already made costs one
+    lookup in C, no Python call."""
 
     def __init__(self, make: Callable[[object], T]) -> None:
+        super().__init__()
         self.make = make
-        self.found: dict[object, T] = {}
 
-    def __call__(self, key: object) -> T:
-        value = self.found.get(key, self)
-        if value is self:
-            if len(self.found) >= CACHE_SIZE:
-                self.found.clear()
-            value = self.found[key] = self.make(key)
-        return value  # type: ignore[return-value]
+    def __missing__(self, key: object) -> T:
+        if len(self) >= CACHE_SIZE:
+            self.clear()
+        value = self[key] = self.make(key)
+        return value
 
 
 class Members:
@@ -142,11 +142,11 @@ class Members:
 
     def rows(self, key: str) -> np.ndarray:
         """The rows filed under ``key``, a mapped slice."""
-        return self._rows(key)
+        return self._rows[key]
 
     def holding(self, key: str, rows: np.ndarray) -> np.ndarray:
         """Whether each of ``rows`` is filed under ``key``."""
-        filed = self._rows(key)
+        filed = self._rows[key]
         if not len(filed):
             return np.zeros(len(rows), dtype=bool)
         position = np.minimum(np.searchsorted(filed, rows), len(filed) - 1)
@@ -174,17 +174,17 @@ class Rows:
         return rows
 
     def get(self, key: str, default: list[int] | None = None) -> list[int] | None:
-        found = self._rows(key)
+        found = self._rows[key]
         return default if found is None else found
 
     def __getitem__(self, key: str) -> list[int]:
-        found = self._rows(key)
+        found = self._rows[key]
         if found is None:
             raise KeyError(key)
         return found
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._rows(key) is not None
+        return isinstance(key, str) and self._rows[key] is not None
 
     def values(self) -> Iterator[list[int]]:
         """Every key's rows (reads the whole index: for tools, not for queries)."""
@@ -339,7 +339,7 @@ class Areas:
     def has_region(self, key: str) -> bool:
         """Whether a region is among the areas of that name (a country has many towns of
         one name: this is asked once per name)."""
-        return self._regions(key)
+        return self._regions[key]
 
     def rows_of(self, key: str) -> np.ndarray:
         """The rows of the areas of that name (a mapped slice; empty where there is none)."""
@@ -347,7 +347,7 @@ class Areas:
 
     def area(self, row: int) -> Area:
         """The area of one row (remembered)."""
-        return self._area(row)
+        return self._area[row]
 
     @cached_property
     def is_region(self) -> np.ndarray:
@@ -369,7 +369,7 @@ class Areas:
         )
 
     def get(self, key: str, default: tuple[Area, ...] | list[Area] = ()) -> list[Area]:
-        found = self._areas(key)
+        found = self._areas[key]
         return list(default) if found is None else found
 
     def __contains__(self, key: object) -> bool:
@@ -441,8 +441,8 @@ class Streets:
         return len(self.lon)
 
     def __getitem__(self, index: int) -> Street:
-        street = self._streets.found.get(index)  # most streets asked for were made before
-        return street if street is not None else self._streets(int(index))
+        street = self._streets.get(index)  # most streets asked for were made before
+        return street if street is not None else self._streets[int(index)]
 
     def __iter__(self) -> Iterator[Street]:
         for index in range(len(self)):
