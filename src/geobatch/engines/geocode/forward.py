@@ -88,7 +88,6 @@ NEAR_TOWN_KM = 30.0
 """A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
 PLACE_OUTSIDE = (COUNTRY,)
 """Kinds a locality reading never answers with (countries come from the country reading)."""
-_ALLOW_NAN = np.intc(shapely.creation.HandleNaN.allow)
 _UNSEEN = object()
 """What a memo holds for a key it has not seen (None is an answer)."""
 
@@ -737,13 +736,10 @@ def _interpolate(street: Street, value: int, local: LocalIndex) -> tuple[float, 
     lon, lat = a[0] + fraction * (b[0] - a[0]), a[1] + fraction * (b[1] - a[1])
     if street.line is not None:
         line = street.line
-        # shapely's ufuncs themselves: one point costs less than the checks of the public
-        # wrappers (positional-argument warnings, NaN handling, normalising)
-        point = shapely.lib.points(np.array((lon, lat)), _ALLOW_NAN)
-        snapped = shapely.lib.line_interpolate_point(
-            line, shapely.lib.line_locate_point(line, point)
+        snapped = shapely.line_interpolate_point(
+            line, shapely.line_locate_point(line, shapely.Point(lon, lat))
         )
-        x, y = float(shapely.lib.get_x(snapped)), float(shapely.lib.get_y(snapped))
+        x, y = float(shapely.get_x(snapped)), float(shapely.get_y(snapped))
         if distance_km(lon, lat, x, y) < 0.05:
             lon, lat = x, y
     return float(lon), float(lat)
