@@ -184,6 +184,12 @@ def _json_default(value: Any) -> Any:
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
 _encode_text: Final[Callable[[str], str]] = json.encoder.encode_basestring
 """How ``_JSON`` writes a text (it does not escape non-ASCII characters)."""
+_TEXT: Final = pa.large_string()
+"""What JSON and GeoJSON texts are built in: large, as a piece's features are joined into one."""
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, _TEXT)
 
 
 def _json_text(value: Any) -> str | None:
@@ -200,38 +206,30 @@ def _coordinate(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _float_texts(column: pa.Array) -> pa.Array:
-    """Each float's ``repr`` (a null's is that of NaN)."""
-    numbers = column.to_numpy(zero_copy_only=False).tolist()
-    return pa.array(list(map(float.__repr__, numbers)), pa.large_string())
-
-
 def _points(lat: pa.Array, lon: pa.Array) -> pa.Array:
     """GeoJSON points of float coordinates, as ``_coordinate`` and the f-string write them."""
     finite = pc.fill_null(pc.and_(pc.is_finite(lat), pc.is_finite(lon)), False)
-    text = pa.large_string()
     points = pc.binary_join_element_wise(
-        pa.scalar('{"type":"Point","coordinates":[', text),
-        _float_texts(lon),
-        pa.scalar(",", text),
-        _float_texts(lat),
-        pa.scalar("]}", text),
-        pa.scalar("", text),
+        _text('{"type":"Point","coordinates":['),
+        _json_floats(lon),
+        _text(","),
+        _json_floats(lat),
+        _text("]}"),
+        _text(""),
     )
-    return pc.if_else(finite, points, pa.scalar("null", text))
+    return pc.if_else(finite, points, _text("null"))
 
 
 def _geometries(table: pa.Table) -> tuple[pa.Array, pa.Table]:
     """Each row's GeoJSON geometry text, and the table of what is left as properties."""
     names = table.column_names
-    text = pa.large_string()
     geometry = table.schema.field("geometry").type if "geometry" in names else None
     if geometry is not None and (
         pa.types.is_binary(geometry) or pa.types.is_large_binary(geometry)
     ):
         values = table.column("geometry").to_numpy(zero_copy_only=False)
         texts = shapely.to_geojson(shapely.from_wkb(values, on_invalid="ignore"))
-        geojson = pc.fill_null(pa.array(texts, text), "null")
+        geojson = pc.fill_null(pa.array(texts, _TEXT), "null")
         return geojson, table.drop_columns(["geometry"])
     if "lat" in names and "lon" in names:
         lat, lon = table.column("lat"), table.column("lon")
@@ -245,8 +243,8 @@ def _geometries(table: pa.Table) -> tuple[pa.Array, pa.Table]:
                 if x is None or y is None
                 else f'{{"type":"Point","coordinates":[{x!r},{y!r}]}}'
             )
-        return pa.array(points, text), table
-    return pa.array(["null"] * table.num_rows, text), table
+        return pa.array(points, _TEXT), table
+    return pa.array(["null"] * table.num_rows, _TEXT), table
 
 
 def _without_nan(table: pa.Table) -> pa.Table:
@@ -259,13 +257,6 @@ def _without_nan(table: pa.Table) -> pa.Table:
                 cleaned = pc.if_else(bad, pa.scalar(None, field.type), column)
                 table = table.set_column(index, field.name, cleaned)
     return table
-
-
-_TEXT: Final = pa.large_string()
-
-
-def _text(value: str) -> pa.Scalar:
-    return pa.scalar(value, _TEXT)
 
 
 def _float_json(value: float) -> str:
@@ -353,17 +344,17 @@ def _properties(table: pa.Table) -> pa.Array:
     """Each row's properties object as JSON text, as ``_JSON.encode`` writes the row's dict."""
     names = table.column_names
     if len(set(names)) != len(names):  # a dict keeps the last of equal keys
-        return pa.array([_JSON.encode(row) for row in table.to_pylist()], pa.large_string())
+        return pa.array([_JSON.encode(row) for row in table.to_pylist()], _TEXT)
     if not names:
-        return pa.array(["{}"] * table.num_rows, pa.large_string())
+        return pa.array(["{}"] * table.num_rows, _TEXT)
     pieces: list[Any] = []
     for index, name in enumerate(names):
         key = ("{" if index == 0 else ",") + _encode_text(name) + ":"
         pieces += [
-            pa.scalar(key, pa.large_string()),
+            _text(key),
             _json_texts(table.column(index).combine_chunks()),
         ]
-    pieces += [pa.scalar("}", pa.large_string()), pa.scalar("", pa.large_string())]
+    pieces += [_text("}"), _text("")]
     return pc.binary_join_element_wise(*pieces)
 
 
@@ -375,15 +366,15 @@ def _geojson(openers: list[PartOpener], schema: pa.Schema | None) -> Iterator[by
             continue
         geometries, properties = _geometries(table)
         features = pc.binary_join_element_wise(
-            pa.scalar('{"type":"Feature","geometry":', pa.large_string()),
+            _text('{"type":"Feature","geometry":'),
             geometries,
-            pa.scalar(',"properties":', pa.large_string()),
+            _text(',"properties":'),
             _properties(_without_nan(properties)),
-            pa.scalar("}", pa.large_string()),
-            pa.scalar("", pa.large_string()),
+            _text("}"),
+            _text(""),
         )
         listed = pa.LargeListArray.from_arrays(pa.array([0, len(features)], pa.int64()), features)
-        joined = pc.binary_join(listed, pa.scalar(",\n", pa.large_string()))
+        joined = pc.binary_join(listed, _text(",\n"))
         yield separator.encode() + joined.cast(pa.large_binary())[0].as_py()
         separator = ",\n"
     yield b"\n]}\n"
