@@ -12,6 +12,7 @@ from geobatch.reference import Release
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
+_MISSING = object()
 _INDEXES: dict[tuple[str, str, str], object] = {}
 _LOCK = threading.RLock()
 
@@ -40,3 +41,10 @@ class Memo(dict[K, V]):
             self.clear()
         self[key] = value
         return value
+
+    def made(self, key: K, make: Callable[..., V], *args: object) -> V:
+        """The value under ``key``; where there is none yet, ``make(*args)``, remembered."""
+        found = self.get(key, _MISSING)
+        if found is _MISSING:
+            return self.keep(key, make(*args))
+        return found  # type: ignore[return-value]

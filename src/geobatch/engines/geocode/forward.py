@@ -88,8 +88,6 @@ NEAR_TOWN_KM = 30.0
 """A place named with a town after it ("Gràcia, Barcelona") lies this close to the town."""
 PLACE_OUTSIDE = (COUNTRY,)
 """Kinds a locality reading never answers with (countries come from the country reading)."""
-_UNSEEN = object()
-"""What a memo holds for a key it has not seen (None is an answer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -363,8 +361,7 @@ class ForwardGeocoder:
         remembered of the same streets found before (by another spelling or reading) is
         shared."""
         index, similarity = _joined(parts)
-        key = index.tobytes()
-        facts = self._facts_cache.get(key) or self._facts_cache.keep(key, StreetFacts())
+        facts = self._facts_cache.made(index.tobytes(), StreetFacts)
         return StreetSet(self.local.streets, index, similarity, facts)
 
     def _places(self, key: str, *, fuzzy: bool, needed: float = 0.0) -> list[tuple[int, float]]:
@@ -444,30 +441,23 @@ class ForwardGeocoder:
     def _interpolated(self, street: Street, value: int) -> tuple[float, float] | None:
         """``_interpolate``, remembered: the readings of one query ask for the same number on
         the same street again and again."""
-        key = (street.index, value)
-        found = self._interpolated_cache.get(key, _UNSEEN)
-        if found is _UNSEEN:
-            return self._interpolated_cache.keep(key, _interpolate(street, value, self.local))
-        return cast("tuple[float, float] | None", found)
+        return self._interpolated_cache.made(
+            (street.index, value), _interpolate, street, value, self.local
+        )
 
     def _street_level(self, street: Street, score: float) -> Candidate:
         """The street itself as the answer, remembered: many queries name a street with a
         number it lacks."""
-        key = (street.index, score)
-        found = self._street_level_cache.get(key)
-        if found is None:
-            candidate = self._street_candidate(street, score, None, None, "street")
-            found = self._street_level_cache.keep(key, candidate)
-        return found
+        return self._street_level_cache.made(
+            (street.index, score), self._street_candidate, street, score, None, None, "street"
+        )
 
     def _address(self, street: Street, row: int, score: float) -> Candidate:
         """The address point ``row`` on ``street`` as the answer, remembered: the variants of
         one address (with or without its town, in lower case, misspelled) find it again."""
-        key = (street.index, row, score)
-        found = self._address_cache.get(key)
-        if found is None:
-            found = self._address_cache.keep(key, self._address_candidate(street, row, score))
-        return found
+        return self._address_cache.made(
+            (street.index, row, score), self._address_candidate, street, row, score
+        )
 
     def _address_candidate(self, street: Street, row: int, score: float) -> Candidate:
         addresses = self.local.addresses
@@ -518,11 +508,7 @@ class ForwardGeocoder:
     def _place(self, row: int, score: float) -> Candidate:
         """The place or POI ``row`` as the answer, remembered: a town's name is read as a
         place by many readings of many queries."""
-        key = (row, score)
-        found = self._place_candidate_cache.get(key)
-        if found is None:
-            found = self._place_candidate_cache.keep(key, self._place_candidate(row, score))
-        return found
+        return self._place_candidate_cache.made((row, score), self._place_candidate, row, score)
 
     def _place_candidate(self, row: int, score: float) -> Candidate:
         places = self.local.places
