@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,6 +25,7 @@ from geobatch.errors import InvalidTransition
 from geobatch.jobs import events
 from geobatch.jobs.database import Database
 from geobatch.jobs.delivery import (
+    IDLE_SECONDS,
     MAX_RESPONSE_BYTES,
     Deliverer,
     SendResult,
@@ -278,6 +281,55 @@ def test_a_row_released_on_stop_goes_out_next_without_a_lost_attempt(
     assert again.message_id == claimed.message_id
     assert again.attempt == 1
     assert attempts_of(database, job_id) == []
+
+
+def test_the_loop_sleeps_until_the_next_retry_is_due(
+    store: JobStore, database: Database, tmp_path: Path
+) -> None:
+    deliverer = Deliverer(make_settings(tmp_path), database)
+    assert deliverer.seconds_to_next_due() == IDLE_SECONDS, "an empty outbox: the longest nap"
+    job_id = make_job(store, callback())
+    store.transition(job_id, S.RUNNING)
+    assert deliverer.seconds_to_next_due() == 0.0, "a row due now"
+    assert len(deliverer.claim(10)) == 1
+    assert deliverer.seconds_to_next_due() == IDLE_SECONDS, "its lease runs out much later"
+    with database.write_engine.begin() as connection:
+        connection.execute(
+            webhook_deliveries.update().values(
+                status="pending", next_attempt_at=utcnow() + timedelta(seconds=0.4)
+            )
+        )
+    assert 0.2 < deliverer.seconds_to_next_due() <= 0.4, "a retry due in 0.4 s"
+
+
+def test_an_idle_loop_does_not_poll_and_a_change_wakes_it(
+    store: JobStore, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliverer = Deliverer(make_settings(tmp_path), database)
+    looked: list[float] = []
+    claim = deliverer.claim
+
+    def counted(limit: int) -> list[Any]:
+        looked.append(time.monotonic())
+        return claim(limit)
+
+    monkeypatch.setattr(deliverer, "claim", counted)
+    deliverer.start()
+    try:
+        time.sleep(2.0)
+        assert len(looked) <= 4, f"an empty outbox was looked at {len(looked)} times in 2 s"
+        job_id = make_job(store, callback(url="http://127.0.0.1:9/hook"))
+        store.transition(job_id, S.RUNNING)
+        before = len(looked)
+        woken = time.monotonic()
+        threading.Thread(target=deliverer.wake).start()
+        deadline = time.monotonic() + IDLE_SECONDS / 2
+        while len(looked) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(looked) > before, "a change makes the loop look at once"
+        assert looked[before] - woken < IDLE_SECONDS / 2
+    finally:
+        deliverer.stop()
 
 
 def test_settled_deliveries_are_forgotten_after_the_retention(

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 64 * 1024
 """Of a receiver's answer, at most this much is read (and 500 characters kept)."""
 POLL_SECONDS = 0.1
+"""With a backlog and every sender busy, look again this often (a freed sender wakes sooner)."""
+IDLE_SECONDS = 1.0
+"""Without a backlog, look at most this long after the last look: job changes and retries
+this loop knows of wake it sooner; this bounds how late it sees rows of other processes."""
 SENDERS = 8
 LEASE_MARGIN_SECONDS = 30.0
 PURGE_EVERY_SECONDS = 3600.0
@@ -155,6 +159,7 @@ class Deliverer:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._freed = threading.Event()
+        self._due = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
@@ -174,6 +179,7 @@ class Deliverer:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._due.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._pool is not None:
@@ -181,24 +187,56 @@ class Deliverer:
         if self._http is not None:
             self._http.close()
 
+    def wake(self, _job_id: str = "") -> None:
+        """Look for due rows now: a job changed, so its events may have queued some."""
+        self._due.set()
+
     def _run(self) -> None:
         next_purge = 0.0
         while not self._stopping.is_set():
+            self._due.clear()
             try:
                 if time.monotonic() >= next_purge:
                     self.purge()
                     next_purge = time.monotonic() + PURGE_EVERY_SECONDS
-                busy = self.tick()
+                busy = self.tick() or self._senders_busy()
+                idle = 0.0 if busy else self.seconds_to_next_due()
             except Exception:
                 log.exception("webhook delivery round failed")
                 self._stopping.wait(1)
                 continue
-            # With a backlog, claim more as soon as a sender is free; otherwise poll.
+            # With a backlog, claim more as soon as a sender is free; otherwise sleep until
+            # the next row is due or a job changes, rather than polling the outbox.
             if busy:
                 self._freed.wait(POLL_SECONDS)
                 self._freed.clear()
             else:
-                self._stopping.wait(POLL_SECONDS)
+                self._due.wait(idle)
+
+    def _senders_busy(self) -> bool:
+        with self._lock:
+            return self._in_flight >= SENDERS
+
+    def seconds_to_next_due(self) -> float:
+        """How long until the first pending row's retry or a sending row's lease runs out,
+        at most :data:`IDLE_SECONDS`."""
+        d = webhook_deliveries
+        soonest = sa.select(
+            sa.func.min(
+                sa.case(
+                    (d.c.status == "pending", d.c.next_attempt_at),
+                    else_=d.c.lease_expires_at,
+                )
+            )
+        ).where(d.c.status.in_(["pending", "sending"]))
+        with self.db.read_engine.connect() as connection:
+            due: datetime | None = connection.execute(soonest).scalar()
+        if due is None:
+            return IDLE_SECONDS
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=UTC)
+        wait = (due - datetime.now(UTC)).total_seconds()
+        return min(max(wait, 0.0), IDLE_SECONDS)
 
     def tick(self) -> bool:
         """Claim what is due, as far as there are free senders, and hand it to them; True
@@ -233,6 +271,7 @@ class Deliverer:
                 with self._lock:
                     self._in_flight -= 1
                 self._freed.set()
+                self._due.set()
 
     def release(self, claimed: _Claimed) -> None:
         """Hand an unsent row back (the loop is stopping), to be sent without waiting for

@@ -73,6 +73,7 @@ def open_platform(settings: Settings, *, run_scheduler: bool = True) -> Platform
     )
     finish = None
     if scheduler is not None:
+        feed.subscribe(scheduler.deliverer.wake)
         finish = scheduler.on_finish = FinishRunner(service)
         scheduler.start()
     return Platform(

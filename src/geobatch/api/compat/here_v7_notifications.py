@@ -168,6 +168,7 @@ def notify(service: JobService, job: Job) -> None:
         enqueue(service.store.db, job.id, event, _callback(stored, url), "")
         stored["lastUsedTime"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         _save(service, job.tenant, stored)
+    service.feed.publish(job.id)  # wakes the delivery loop for the rows just queued
 
 
 on_finish(notify)
