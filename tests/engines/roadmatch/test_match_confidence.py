@@ -97,6 +97,22 @@ def test_a_road_missing_from_the_reference_is_unmatched_not_snapped_to_a_neighbo
     assert named.confidence < unnamed.confidence < PARAMS.confidence_threshold
 
 
+def test_a_new_road_touching_the_reference_only_where_it_starts_is_unmatched() -> None:
+    net = _main_street_in_two()
+    # Main Street extended eastwards past its end: only its first step runs along the street.
+    extension = line([(290, 3), (500, 3)])
+    branch = line([(290, 3), (300, 3), (330, 40), (330, 200)])  # leaves it at once
+    longer = line([(240, 3), (500, 3)])  # 60 m on the street: partly on the reference
+    roads = [extension, branch, longer]
+    names = ["Main Street"] * 3
+    found = match_lines(roads, names, net, PARAMS)
+    assert [m.status for m in found] == ["unmatched", "unmatched", "partial"]
+    assert (found[0].segments, found[0].matched_ratio) == ((), 0.0)
+    # Without the rule, the single step at the start is reported as a partial match.
+    loose = match_lines(roads, names, net, MatchParams(min_matched_steps=0.0))
+    assert loose[0].status == "partial"
+
+
 def test_confidence_threshold_drops_weak_stretches_and_the_status_follows() -> None:
     net = _main_street_in_two()
     # On Main Street for its first half, then drifting 16 m off it.

@@ -155,7 +155,13 @@ def score_roads(
     has_kept = np.bincount(pieces.line[kept], minlength=n_lines) > 0
     covered_input = np.where(has_kept, np.maximum(pieces.matched_m - lost, 0.0), 0.0)
     ratio = np.clip(covered_input / np.maximum(samples.lengths, 1e-9), 0.0, 1.0)
-    unmatched = ratio <= params.min_ratio
+    # One step along a reference road is what any road shows where it meets another (a new
+    # road continuing a street, a branch leaving it): a road long enough for several steps
+    # that matches no more than that lies on none.
+    stub = (covered_input <= params.min_matched_steps * params.spacing_m) & (
+        samples.lengths >= 3 * params.spacing_m
+    )
+    unmatched = (ratio <= params.min_ratio) | stub
     ratio = np.where(unmatched, 0.0, ratio)
 
     # An unmatched road reports no stretches, even those that passed on their own.

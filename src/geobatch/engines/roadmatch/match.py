@@ -87,6 +87,10 @@ class MatchParams:
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
     full_ratio: float = 0.9  # share of the input covered by matched stretches for "full"
     min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
+    # a road at least three sampling steps long whose kept stretches cover no more than this
+    # many steps is "unmatched": one step along a reference road is what any road shows where
+    # it meets another (its junctions), not evidence that it is on the reference
+    min_matched_steps: float = 1.5
     batch_size: int = 2000  # lines decoded together, at most
     batch_km: float = 400.0  # and about this much road length
     with_geometry: bool = False  # give each matched stretch its geometry (lon/lat)
