@@ -37,6 +37,7 @@ CACHE_SIZE = 50_000
 """Remembered answers per lookup table; beyond it the cache starts again (it is a speed-up)."""
 _ASCII_DIGIT = re.compile(r"[0-9]")
 _ZEROS = str.maketrans("123456789", "000000000")
+_ZERO_BYTES = bytes.maketrans(b"123456789", b"000000000")
 """Every digit written as "0": a query's shape for the names without digits (``FuzzyKeys``)."""
 
 T = TypeVar("T")
@@ -314,13 +315,12 @@ class FuzzyKeys:
         """What ``process.extract(query, keys, scorer=fuzz.ratio, limit=limit,
         score_cutoff=cutoff)`` finds, in its order (best first, then by position in ``keys``),
         as (name, score)."""
-        shape = query.translate(_ZEROS)
+        shape = _shape(query)
         found = self._shapes.made((shape, cutoff, limit), self.plain.extract, shape, cutoff, limit)
-        if self.numbered.lengths:
-            found = sorted(
-                found + self.numbered.extract(query, cutoff, limit), key=_best_then_first
-            )
-        return [(name, score) for name, score, _ in found[:limit]]
+        numbered = self.numbered.extract(query, cutoff, limit) if self.numbered.lengths else ()
+        if numbered:
+            found = sorted([*found, *numbered], key=_best_then_first)[:limit]
+        return [(name, score) for name, score, _ in found]
 
 
 class _ByLength:
@@ -353,6 +353,14 @@ class _ByLength:
 
 def _best_then_first(item: tuple[str, float, int]) -> tuple[float, int]:
     return -item[1], item[2]
+
+
+def _shape(query: str) -> str:
+    """``query`` with every digit written as "0" (through bytes where it is ASCII, which is
+    several times faster)."""
+    if query.isascii():
+        return query.encode("ascii").translate(_ZERO_BYTES).decode("ascii")
+    return query.translate(_ZEROS)
 
 
 def _distinct(folder: Path, name: str) -> list[str]:
