@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import LCSseq
 
 from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.engines.geocode.gazetteer import Area
@@ -293,7 +294,8 @@ class FuzzyKeys:
     subsequence, and no digit of a query is in a name without digits: against those names a
     query scores what it scores with each of its digits written as "0". Their matches are
     remembered per such shape, so that the many queries naming one street and town with
-    other house numbers share one search; the few names with digits are searched per query.
+    other house numbers share one search. Of the few names with digits, each shape also
+    remembers those that any query of it may match (``_Numbered``): mostly none.
     """
 
     REMEMBERED = 20_000
@@ -302,10 +304,8 @@ class FuzzyKeys:
     def __init__(self, keys: list[str]) -> None:
         numbered = [bool(_ASCII_DIGIT.search(key)) for key in keys]
         self.plain = _ByLength(keys, [i for i, has in enumerate(numbered) if not has])
-        self.numbered = _ByLength(keys, [i for i, has in enumerate(numbered) if has])
-        self._shapes: Memo[tuple[str, float, int], list[tuple[str, float, int]]] = Memo(
-            self.REMEMBERED
-        )
+        self.numbered = _Numbered(keys, [i for i, has in enumerate(numbered) if has])
+        self._shapes: Memo[tuple[str, float, int], _ShapeMatches] = Memo(self.REMEMBERED)
 
     def forget(self) -> None:
         """Drop the remembered matches (to measure queries as new)."""
@@ -316,11 +316,15 @@ class FuzzyKeys:
         score_cutoff=cutoff)`` finds, in its order (best first, then by position in ``keys``),
         as (name, score)."""
         shape = _shape(query)
-        found = self._shapes.made((shape, cutoff, limit), self.plain.extract, shape, cutoff, limit)
-        numbered = self.numbered.extract(query, cutoff, limit) if self.numbered.lengths else ()
-        if numbered:
-            found = sorted([*found, *numbered], key=_best_then_first)[:limit]
+        found, numbered = self._shapes.made(
+            (shape, cutoff, limit), self._shape_matches, shape, cutoff, limit
+        )
+        if numbered is not None and (more := numbered.extract(query, cutoff, limit)):
+            found = sorted([*found, *more], key=_best_then_first)[:limit]
         return [(name, score) for name, score, _ in found]
+
+    def _shape_matches(self, shape: str, cutoff: float, limit: int) -> _ShapeMatches:
+        return self.plain.extract(shape, cutoff, limit), self.numbered.may_match(shape, cutoff)
 
 
 class _ByLength:
@@ -349,6 +353,35 @@ class _ByLength:
         named = [(name, score, self.order[start + at]) for name, score, at in found]
         named.sort(key=_best_then_first)
         return named[:limit]
+
+
+class _Numbered(_ByLength):
+    """The names with digits. A query's common subsequence with one is at most that of the
+    two without their digits plus the fewer digits of the two, which the query's shape tells:
+    the names whose ratio that bound keeps below the cut-off are left out for the shape."""
+
+    def __init__(self, keys: list[str], chosen: list[int]) -> None:
+        super().__init__(keys, chosen)
+        self.names = keys
+        self.letters = [_ASCII_DIGIT.sub("", key) for key in self.keys]
+
+    def may_match(self, shape: str, cutoff: float) -> _ByLength | None:
+        """The names a query of ``shape`` may match at ``cutoff`` (None: none)."""
+        letters = shape.replace("0", "")
+        digits, size, least = len(shape) - len(letters), len(shape), cutoff - _SLACK
+        kept = [
+            position
+            for position, length, bare in zip(self.order, self.lengths, self.letters, strict=True)
+            if 200.0 * (LCSseq.similarity(letters, bare) + min(digits, length - len(bare)))
+            >= least * (size + length)
+        ]
+        return _ByLength(self.names, kept) if kept else None
+
+
+_ShapeMatches = tuple[list[tuple[str, float, int]], _ByLength | None]
+"""A shape's matches among the names without digits, and the names with digits it may match."""
+_SLACK = 1e-6
+"""Below the cut-off a bound may be and still keep its name: rapidfuzz rounds its own way."""
 
 
 def _best_then_first(item: tuple[str, float, int]) -> tuple[float, int]:
