@@ -337,14 +337,19 @@ class _ByLength:
         self.keys = [keys[i] for i in self.order]
         self.lengths = [len(key) for key in self.keys]
 
+    def window(self, size: int, cutoff: float) -> tuple[int, int]:
+        """The positions of the names whose lengths may reach ``cutoff`` with a query of
+        ``size`` characters."""
+        shortest = math.floor(cutoff * size / (200.0 - cutoff)) - 1  # a unit of slack
+        longest = math.ceil((200.0 - cutoff) * size / cutoff) + 1 if cutoff > 0 else math.inf
+        return bisect.bisect_left(self.lengths, shortest), bisect.bisect_right(
+            self.lengths, longest
+        )
+
     def extract(self, query: str, cutoff: float, limit: int) -> list[tuple[str, float, int]]:
         """The ``limit`` best names at least ``cutoff`` alike, as (name, score, position in
         all the names), best first, then by position."""
-        size = len(query)
-        shortest = math.floor(cutoff * size / (200.0 - cutoff)) - 1  # a unit of slack
-        longest = math.ceil((200.0 - cutoff) * size / cutoff) + 1 if cutoff > 0 else math.inf
-        start = bisect.bisect_left(self.lengths, shortest)
-        end = bisect.bisect_right(self.lengths, longest)
+        start, end = self.window(len(query), cutoff)
         if start >= end:
             return []
         found = process.extract(
@@ -368,14 +373,21 @@ class _Numbered(_ByLength):
     def may_match(self, shape: str, cutoff: float) -> _ByLength | None:
         """The names a query of ``shape`` may match at ``cutoff`` (None: none)."""
         letters = shape.replace("0", "")
-        digits, size, least = len(shape) - len(letters), len(shape), cutoff - _SLACK
+        digits, size = len(shape) - len(letters), len(shape)
+        start, end = self.window(size, cutoff)
         kept = [
-            position
-            for position, length, bare in zip(self.order, self.lengths, self.letters, strict=True)
-            if 200.0 * (LCSseq.similarity(letters, bare) + min(digits, length - len(bare)))
-            >= least * (size + length)
+            self.order[at]
+            for at in range(start, end)
+            if 200.0 * self._most(at, letters, digits)
+            >= (cutoff - _SLACK) * (size + self.lengths[at])
         ]
         return _ByLength(self.names, kept) if kept else None
+
+    def _most(self, at: int, letters: str, digits: int) -> int:
+        """The longest common subsequence a query of these letters and ``digits`` digits may
+        have with the name at ``at``."""
+        bare = self.letters[at]
+        return LCSseq.similarity(letters, bare) + min(digits, self.lengths[at] - len(bare))
 
 
 _ShapeMatches = tuple[list[tuple[str, float, int]], _ByLength | None]
