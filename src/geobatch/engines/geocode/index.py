@@ -342,9 +342,8 @@ class _ByLength:
         ``size`` characters."""
         shortest = math.floor(cutoff * size / (200.0 - cutoff)) - 1  # a unit of slack
         longest = math.ceil((200.0 - cutoff) * size / cutoff) + 1 if cutoff > 0 else math.inf
-        return bisect.bisect_left(self.lengths, shortest), bisect.bisect_right(
-            self.lengths, longest
-        )
+        start = bisect.bisect_left(self.lengths, shortest)
+        return start, bisect.bisect_right(self.lengths, longest)
 
     def extract(self, query: str, cutoff: float, limit: int) -> list[tuple[str, float, int]]:
         """The ``limit`` best names at least ``cutoff`` alike, as (name, score, position in
