@@ -202,8 +202,8 @@ class ForwardGeocoder:
         self._interpolated_cache: Memo[tuple[int, int], tuple[float, float] | None] = Memo()
 
     def clear_caches(self) -> None:
-        """Forget remembered street, place, locality, street-level, address, vocabulary and
-        reading answers (all bounded)."""
+        """Forget remembered street, place, locality, street-level, address, vocabulary,
+        reading and fuzzy-match answers (all bounded)."""
         self._street_cache.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
@@ -215,6 +215,7 @@ class ForwardGeocoder:
         self._interpolated_cache.clear()
         self.vocabulary.forget()
         self.templates.clear()
+        self.local.forget()
 
     # -- entry points --------------------------------------------------------------------
 

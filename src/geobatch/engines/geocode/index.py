@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import LCSseq
 
-from geobatch.engines.geocode.cache import cached
+from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.engines.geocode.gazetteer import Area
 from geobatch.reference import Release
 from geobatch.reference.indexes.files import open_array, open_table
@@ -34,6 +36,10 @@ from geobatch.reference.indexes.keys import KeyIndex, single_array
 
 CACHE_SIZE = 50_000
 """Remembered answers per lookup table; beyond it the cache starts again (it is a speed-up)."""
+_ASCII_DIGIT = re.compile(r"[0-9]")
+_ZEROS = str.maketrans("123456789", "000000000")
+_ZERO_BYTES = bytes.maketrans(b"123456789", b"000000000")
+"""Every digit written as "0": a query's shape for the names without digits (``FuzzyKeys``)."""
 
 T = TypeVar("T")
 
@@ -282,29 +288,123 @@ class Places:
 
 
 class FuzzyKeys:
-    """Distinct names for ``fuzz.ratio`` searches, by length: a name much shorter or longer
-    than the query cannot reach the cut-off (the ratio is at most twice the shorter length
-    over both lengths), so only the names of lengths that can are scored."""
+    """Distinct names for ``fuzz.ratio`` searches.
+
+    The ratio of two texts depends only on their lengths and their longest common
+    subsequence, and no digit of a query is in a name without digits: against those names a
+    query scores what it scores with each of its digits written as "0". Their matches are
+    remembered per such shape, so that the many queries naming one street and town with
+    other house numbers share one search. Of the few names with digits, each shape also
+    remembers those that any query of it may match (``_Numbered``): mostly none.
+    """
+
+    REMEMBERED = 20_000
+    """Shapes whose matches are remembered (then it starts again)."""
 
     def __init__(self, keys: list[str]) -> None:
-        self.order = sorted(range(len(keys)), key=lambda i: len(keys[i]))
-        self.keys = [keys[i] for i in self.order]
-        self.lengths = [len(key) for key in self.keys]
+        numbered = [bool(_ASCII_DIGIT.search(key)) for key in keys]
+        self.plain = _ByLength(keys, [i for i, has in enumerate(numbered) if not has])
+        self.numbered = _Numbered(keys, [i for i, has in enumerate(numbered) if has])
+        self._shapes: Memo[tuple[str, float, int], _ShapeMatches] = Memo(self.REMEMBERED)
+
+    def forget(self) -> None:
+        """Drop the remembered matches (to measure queries as new)."""
+        self._shapes.clear()
 
     def extract(self, query: str, cutoff: float, limit: int) -> list[tuple[str, float]]:
         """What ``process.extract(query, keys, scorer=fuzz.ratio, limit=limit,
         score_cutoff=cutoff)`` finds, in its order (best first, then by position in ``keys``),
         as (name, score)."""
-        size = len(query)
+        shape = _shape(query)
+        found, numbered = self._shapes.made(
+            (shape, cutoff, limit), self._shape_matches, shape, cutoff, limit
+        )
+        if numbered is not None and (more := numbered.extract(query, cutoff, limit)):
+            found = sorted([*found, *more], key=_best_then_first)[:limit]
+        return [(name, score) for name, score, _ in found]
+
+    def _shape_matches(self, shape: str, cutoff: float, limit: int) -> _ShapeMatches:
+        return self.plain.extract(shape, cutoff, limit), self.numbered.may_match(shape, cutoff)
+
+
+class _ByLength:
+    """Some of the names, by length: a name much shorter or longer than the query cannot
+    reach the cut-off (the ratio is at most twice the shorter length over both lengths), so
+    only the names of lengths that can are scored."""
+
+    def __init__(self, keys: list[str], chosen: list[int]) -> None:
+        self.order = sorted(chosen, key=lambda i: len(keys[i]))
+        self.keys = [keys[i] for i in self.order]
+        self.lengths = [len(key) for key in self.keys]
+
+    def window(self, size: int, cutoff: float) -> tuple[int, int]:
+        """The positions of the names whose lengths may reach ``cutoff`` with a query of
+        ``size`` characters."""
         shortest = math.floor(cutoff * size / (200.0 - cutoff)) - 1  # a unit of slack
         longest = math.ceil((200.0 - cutoff) * size / cutoff) + 1 if cutoff > 0 else math.inf
         start = bisect.bisect_left(self.lengths, shortest)
-        end = bisect.bisect_right(self.lengths, longest)
+        return start, bisect.bisect_right(self.lengths, longest)
+
+    def extract(self, query: str, cutoff: float, limit: int) -> list[tuple[str, float, int]]:
+        """The ``limit`` best names at least ``cutoff`` alike, as (name, score, position in
+        all the names), best first, then by position."""
+        start, end = self.window(len(query), cutoff)
+        if start >= end:
+            return []
         found = process.extract(
             query, self.keys[start:end], scorer=fuzz.ratio, limit=None, score_cutoff=cutoff
         )
-        found.sort(key=lambda item: (-item[1], self.order[start + item[2]]))
-        return [(name, score) for name, score, _ in found[:limit]]
+        named = [(name, score, self.order[start + at]) for name, score, at in found]
+        named.sort(key=_best_then_first)
+        return named[:limit]
+
+
+class _Numbered(_ByLength):
+    """The names with digits. A query's common subsequence with one is at most that of the
+    two without their digits plus the fewer digits of the two, which the query's shape tells:
+    the names whose ratio that bound keeps below the cut-off are left out for the shape."""
+
+    def __init__(self, keys: list[str], chosen: list[int]) -> None:
+        super().__init__(keys, chosen)
+        self.names = keys
+        self.letters = [_ASCII_DIGIT.sub("", key) for key in self.keys]
+
+    def may_match(self, shape: str, cutoff: float) -> _ByLength | None:
+        """The names a query of ``shape`` may match at ``cutoff`` (None: none)."""
+        letters = shape.replace("0", "")
+        digits, size = len(shape) - len(letters), len(shape)
+        start, end = self.window(size, cutoff)
+        kept = [
+            self.order[at]
+            for at in range(start, end)
+            if 200.0 * self._most(at, letters, digits)
+            >= (cutoff - _SLACK) * (size + self.lengths[at])
+        ]
+        return _ByLength(self.names, kept) if kept else None
+
+    def _most(self, at: int, letters: str, digits: int) -> int:
+        """The longest common subsequence a query of these letters and ``digits`` digits may
+        have with the name at ``at``."""
+        bare = self.letters[at]
+        return LCSseq.similarity(letters, bare) + min(digits, self.lengths[at] - len(bare))
+
+
+_ShapeMatches = tuple[list[tuple[str, float, int]], _ByLength | None]
+"""A shape's matches among the names without digits, and the names with digits it may match."""
+_SLACK = 1e-6
+"""Below the cut-off a bound may be and still keep its name: rapidfuzz rounds its own way."""
+
+
+def _best_then_first(item: tuple[str, float, int]) -> tuple[float, int]:
+    return -item[1], item[2]
+
+
+def _shape(query: str) -> str:
+    """``query`` with every digit written as "0" (through bytes where it is ASCII, which is
+    several times faster)."""
+    if query.isascii():
+        return query.encode("ascii").translate(_ZERO_BYTES).decode("ascii")
+    return query.translate(_ZEROS)
 
 
 def _distinct(folder: Path, name: str) -> list[str]:
@@ -511,6 +611,12 @@ class LocalIndex:
     def fuzzy_streets(self) -> FuzzyKeys:
         """``street_keys`` for fuzzy search."""
         return FuzzyKeys(self.street_keys)
+
+    def forget(self) -> None:
+        """Drop the remembered fuzzy matches of streets and places (to measure queries as
+        new)."""
+        self.fuzzy_streets.forget()
+        self.places.fuzzy.forget()
 
     def is_locality(self, key: str) -> bool:
         return key in self.localities
