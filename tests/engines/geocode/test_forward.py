@@ -39,6 +39,19 @@ def test_exact_address_and_its_variants(geocoder: ForwardGeocoder) -> None:
     assert exact.confidence > typo.confidence
 
 
+def test_street_misspelt_thrice_found_within_the_postcode_or_town(
+    geocoder: ForwardGeocoder,
+) -> None:
+    """Too unlike "Kaivokatu" for the whole release's names, alike enough among those of the
+    postcode or town the query names; without either, no street is guessed."""
+    assert not len(geocoder._misspelt("kaviokut"))
+    for text in ("Kaviokut 1, 00100 Helsinki", "Kaviokut 1, Helsinki"):
+        [best] = geocoder.geocode(text)
+        assert (best.ref_id, best.match_level) == (STATION, "houseNumber"), text
+        assert best.confidence < geocoder.geocode("Kaivoaktu 1, Helsinki")[0].confidence
+    assert all(c.match_level != "houseNumber" for c in geocoder.geocode("Kaviokut 1"))
+
+
 def test_structured_fields(geocoder: ForwardGeocoder) -> None:
     fields = {"street": "Kaivokatu", "house_number": "1", "city": "Helsinki"}
     [best] = geocoder.geocode(fields=fields)

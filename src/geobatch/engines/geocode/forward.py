@@ -51,8 +51,20 @@ from geobatch.engines.geocode.bounds import (
 from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
-from geobatch.engines.geocode.index import Countries, LocalIndex, Street, local_index
-from geobatch.engines.geocode.normalize import house_number_value, plain_umlauts, street_core
+from geobatch.engines.geocode.index import (
+    Countries,
+    FuzzyKeys,
+    LocalIndex,
+    Members,
+    Street,
+    local_index,
+)
+from geobatch.engines.geocode.normalize import (
+    house_number_value,
+    plain_umlauts,
+    street_core,
+    street_key,
+)
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
 from geobatch.engines.geocode.templates import ReadingTemplates
 from geobatch.reference import Release
@@ -62,6 +74,10 @@ NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", 
 """Countries whose addresses put the house number before the street."""
 
 FUZZY_CUTOFF = 75.0
+NEARBY_CUTOFF = 60.0
+"""The cut-off for a misspelt street sought among the streets of the query's postcode or
+town only (``_misspelt_nearby``): of those few names, one this alike (three slips in a
+ten-letter word) is still most likely the one meant."""
 PLACE_CUTOFF = 80.0
 PLACE_CEILING = 0.95
 """The best score a place or POI can earn (``_place``), what a reading of a name can reach."""
@@ -192,6 +208,8 @@ class ForwardGeocoder:
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
         self.templates = ReadingTemplates(self.vocabulary)
         self._street_cache: Memo[str, StreetSet] = Memo()
+        self._nearby_cache: Memo[tuple[str, str, str | None], StreetSet] = Memo()
+        self._area_names: Memo[tuple[str, str], FuzzyKeys] = Memo(FACTS_REMEMBERED)
         self._place_cache: Memo[str, list[tuple[int, float]]] = Memo()
         self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
         self._named_cache: Memo[str, _Named] = Memo()
@@ -205,6 +223,8 @@ class ForwardGeocoder:
         """Forget remembered street, place, locality, street-level, address, vocabulary and
         reading answers (all bounded)."""
         self._street_cache.clear()
+        self._nearby_cache.clear()
+        self._area_names.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
         self._named_cache.clear()
@@ -286,6 +306,8 @@ class ForwardGeocoder:
         offered = False  # whether any candidate was found, scored or left out
         if reading.street:
             streets = None if reading.name_only else self._streets(reading.street)
+            if streets is not None and not len(streets) and floor < NEARBY_CUTOFF / 100.0:
+                streets = self._misspelt_nearby(reading)
             if streets is not None:
                 offered = bool(len(streets))
                 out.extend(self._on_streets(streets, reading, judge, floor, limit))
@@ -350,6 +372,42 @@ class ForwardGeocoder:
         return self._found(
             *((local.street_by_key.array(choice), score / 100.0) for choice, score in alike)
         )
+
+    def _misspelt_nearby(self, reading: ParsedAddress) -> StreetSet:
+        """The streets of the postcode (else the town) the reading names whose names are most
+        like its street: a name too unlike for the whole release (``_misspelt``) may still
+        be the likeliest of the few there."""
+        for area in (("postcode", reading.postcode), ("town", reading.locality)):
+            if area[1] and reading.street:
+                found = self._nearby_cache.made(
+                    (reading.street, *area), self._nearby, reading.street, area
+                )
+                if len(found):
+                    return found
+        return self._no_streets
+
+    def _nearby(self, key: str, area: tuple[str, str]) -> StreetSet:
+        names = self._area_names.made(area, self._names_in, area)
+        alike = names.extract(key, NEARBY_CUTOFF, 3)
+        if not alike:
+            return self._no_streets
+        inside = self._members(area[0]).rows(area[1])
+        return self._found(
+            *(
+                (np.intersect1d(self.local.street_by_key.array(choice), inside), score / 100.0)
+                for choice, score in alike
+            )
+        )
+
+    def _members(self, kind: str) -> Members:
+        streets = self.local.streets
+        return streets.by_postcode if kind == "postcode" else streets.by_town
+
+    def _names_in(self, area: tuple[str, str]) -> FuzzyKeys:
+        """The distinct street keys of a postcode or town, for fuzzy search within it."""
+        streets = self.local.streets
+        rows = self._members(area[0]).rows(area[1]).tolist()
+        return FuzzyKeys(sorted({street_key(streets.names[row]) for row in rows}))
 
     @cached_property
     def _no_streets(self) -> StreetSet:
