@@ -240,7 +240,9 @@ def _parse(
     *,
     region_first: bool = False,
     tail_region: bool = True,
+    tail_country: bool = True,
 ) -> Iterator[ParsedAddress]:
+    given = segments
     segments = [list(segment) for segment in segments]
     country = region = postcode = None
     last = segments[-1]
@@ -270,6 +272,7 @@ def _parse(
     extra: list[str] = []
     if (
         country is None
+        and tail_country
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
         and not vocabulary.is_region(whole)  # nor is "Rhode Island" in Iceland ("Island")
         and (found := _take_tail(tokens, vocabulary.trailing_country))
@@ -277,7 +280,6 @@ def _parse(
         country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
-    named = tokens  # before a region is taken off: a street may end in "de" or "co"
     plain: list[ParsedAddress] = []
     if (
         region is None
@@ -340,9 +342,8 @@ def _parse(
     if len(tokens) <= MAX_NAME_TOKENS and number is None and vocabulary.is_locality(street or ""):
         yield base._replace(locality=street)
     yield base._replace(street=street, house_number=number)
-    if extra:
-        street, number = _street_and_number(named + extra)
-        yield base._replace(street=street, house_number=number, region=None, country=None)
+    if extra:  # the country's name may end the street: "Monaco, 54 Boulevard d'Italie"
+        yield from _parse(given, vocabulary, region_first=region_first, tail_country=False)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         yield base._replace(street=expand_text(" ".join(tokens)), name_only=True)
     yield from plain
