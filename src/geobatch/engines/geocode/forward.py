@@ -55,7 +55,6 @@ from geobatch.engines.geocode.index import (
     Countries,
     FuzzyKeys,
     LocalIndex,
-    Members,
     Street,
     local_index,
 )
@@ -208,8 +207,10 @@ class ForwardGeocoder:
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
         self.templates = ReadingTemplates(self.vocabulary)
         self._street_cache: Memo[str, StreetSet] = Memo()
-        self._nearby_cache: Memo[tuple[str, str, str | None], StreetSet] = Memo()
-        self._area_names: Memo[tuple[str, str], FuzzyKeys] = Memo(FACTS_REMEMBERED)
+        self._nearby_cache: Memo[tuple[str, str, str, str], StreetSet] = Memo()
+        self._area_names: Memo[tuple[str, str, str], tuple[np.ndarray, FuzzyKeys]] = Memo(
+            FACTS_REMEMBERED
+        )
         self._place_cache: Memo[str, list[tuple[int, float]]] = Memo()
         self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
         self._named_cache: Memo[str, _Named] = Memo()
@@ -374,11 +375,16 @@ class ForwardGeocoder:
         )
 
     def _misspelt_nearby(self, reading: ParsedAddress) -> StreetSet:
-        """The streets of the postcode (else the town) the reading names whose names are most
-        like its street: a name too unlike for the whole release (``_misspelt``) may still
-        be the likeliest of the few there."""
-        for area in (("postcode", reading.postcode), ("town", reading.locality)):
-            if area[1] and reading.street:
+        """The streets of the postcode (else the town) the reading names that have its house
+        number and whose names are most like its street: a name too unlike for the whole
+        release (``_misspelt``) may still be the likeliest of those few. Without a number
+        nothing is guessed: a street missing from the release would find a wrong one."""
+        number = reading.house_number
+        if not (number and reading.street):
+            return self._no_streets
+        for kind, name in (("postcode", reading.postcode), ("town", reading.locality)):
+            if name:
+                area = (kind, name, number)
                 found = self._nearby_cache.made(
                     (reading.street, *area), self._nearby, reading.street, area
                 )
@@ -386,28 +392,31 @@ class ForwardGeocoder:
                     return found
         return self._no_streets
 
-    def _nearby(self, key: str, area: tuple[str, str]) -> StreetSet:
-        names = self._area_names.made(area, self._names_in, area)
+    def _nearby(self, key: str, area: tuple[str, str, str]) -> StreetSet:
+        rows, names = self._area_names.made(area, self._names_in, area)
         alike = names.extract(key, NEARBY_CUTOFF, 3)
         if not alike:
             return self._no_streets
-        inside = self._members(area[0]).rows(area[1])
         return self._found(
             *(
-                (np.intersect1d(self.local.street_by_key.array(choice), inside), score / 100.0)
+                (np.intersect1d(self.local.street_by_key.array(choice), rows), score / 100.0)
                 for choice, score in alike
             )
         )
 
-    def _members(self, kind: str) -> Members:
+    def _names_in(self, area: tuple[str, str, str]) -> tuple[np.ndarray, FuzzyKeys]:
+        """The streets of a postcode or town with a house number (or its bare number), and
+        their distinct keys for fuzzy search among them."""
+        kind, name, number = area
         streets = self.local.streets
-        return streets.by_postcode if kind == "postcode" else streets.by_town
-
-    def _names_in(self, area: tuple[str, str]) -> FuzzyKeys:
-        """The distinct street keys of a postcode or town, for fuzzy search within it."""
-        streets = self.local.streets
-        rows = self._members(area[0]).rows(area[1]).tolist()
-        return FuzzyKeys(sorted({street_key(streets.names[row]) for row in rows}))
+        inside = (streets.by_postcode if kind == "postcode" else streets.by_town).rows(name)
+        value = house_number_value(number)
+        numbered = streets.by_number.rows(number)
+        if value is not None and str(value) != number:
+            numbered = np.union1d(numbered, streets.by_number.rows(str(value)))
+        rows = np.intersect1d(inside, numbered)
+        keys = {street_key(streets.names[row]) for row in rows.tolist()}
+        return rows, FuzzyKeys(sorted(keys))
 
     @cached_property
     def _no_streets(self) -> StreetSet:
