@@ -280,6 +280,7 @@ def _parse(
         country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
+    named = tokens  # before a region is taken off: a street may end in "de" or "co"
     plain: list[ParsedAddress] = []
     if (
         region is None
@@ -342,8 +343,12 @@ def _parse(
     if len(tokens) <= MAX_NAME_TOKENS and number is None and vocabulary.is_locality(street or ""):
         yield base._replace(locality=street)
     yield base._replace(street=street, house_number=number)
-    if extra:  # the country's name may end the street: "Monaco, 54 Boulevard d'Italie"
+    if extra and not vocabulary.is_locality(expand_text(" ".join(extra))):
+        # the country's name may end the street: "Monaco, 54 Boulevard d'Italie"
         yield from _parse(given, vocabulary, region_first=region_first, tail_country=False)
+    elif extra:  # a town's name too ("Monaco"): read as the town above
+        street, number = _street_and_number(named + extra)
+        yield base._replace(street=street, house_number=number, region=None, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         yield base._replace(street=expand_text(" ".join(tokens)), name_only=True)
     yield from plain
