@@ -1,7 +1,8 @@
 """Confidence means what it says: answers of confidence c are right about c % of the time.
 
 A small sample drawn with a fixed seed from the default release's own addresses, written
-exactly, without the town, and with one to three typing errors in the street, is geocoded;
+exactly, without the town, and with one to three typing errors in the street (with the town,
+and three without it), is geocoded;
 per confidence bucket the share of answers within 50 m of the address must lie near the
 bucket's mean confidence.
 """
@@ -55,6 +56,8 @@ def _sample(release: Release, rng: random.Random) -> list[tuple[str, float, floa
         for name in written:
             cases.append((f"{name} {number}, {city}", row["lon"], row["lat"]))
         cases.append((f"{street} {number}", row["lon"], row["lat"]))
+        # with no town to search within, a street misspelt thrice is often not found at all
+        cases.append((f"{written[-1]} {number}", row["lon"], row["lat"]))
     return cases
 
 

@@ -39,6 +39,22 @@ def test_exact_address_and_its_variants(geocoder: ForwardGeocoder) -> None:
     assert exact.confidence > typo.confidence
 
 
+def test_street_misspelt_thrice_found_within_the_postcode_or_town(
+    geocoder: ForwardGeocoder,
+) -> None:
+    """Too unlike "Kaivokatu" for the whole release's names, alike enough among those of the
+    postcode or town the query names that have its house number; without a town or a
+    number the street has, no street is guessed (one missing from the release would find
+    a wrong one)."""
+    assert not len(geocoder._misspelt("kaviokut"))
+    for text in ("Kaviokut 1, 00100 Helsinki", "Kaviokut 1, Helsinki"):
+        [best] = geocoder.geocode(text)
+        assert (best.ref_id, best.match_level) == (STATION, "houseNumber"), text
+        assert best.confidence < geocoder.geocode("Kaivoaktu 1, Helsinki")[0].confidence
+    for text in ("Kaviokut 1", "Kaviokut, 00100 Helsinki", "Kaviokut 999, 00100 Helsinki"):
+        assert all(c.street != "Kaivokatu" for c in geocoder.geocode(text, limit=3)), text
+
+
 def test_structured_fields(geocoder: ForwardGeocoder) -> None:
     fields = {"street": "Kaivokatu", "house_number": "1", "city": "Helsinki"}
     [best] = geocoder.geocode(fields=fields)

@@ -142,3 +142,10 @@ def test_a_two_letter_region_only_after_a_town_and_a_street_kept_whole(
 def test_a_name_ending_in_a_country_is_first_read_whole(vocabulary: Vocabulary) -> None:
     [first, *_] = parse("Port Hercule de Monaco", vocabulary)
     assert (first.street, first.name_only, first.country) == ("port hercule de monaco", True, None)
+
+
+def test_a_street_ending_in_a_country_keeps_the_town_before_it(vocabulary: Vocabulary) -> None:
+    """A street's name may end in a country's ("d'Italie"): the town written first stays."""
+    readings = parse("Helsinki, 54 Boulevard d'Italie", vocabulary)
+    wanted = ParsedAddress(house_number="54", street="boulevard d italie", locality="helsinki")
+    assert wanted in readings, readings

@@ -51,8 +51,19 @@ from geobatch.engines.geocode.bounds import (
 from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.engines.geocode.calibration import confidence
 from geobatch.engines.geocode.gazetteer import Area, GazetteerIndex, gazetteer_index
-from geobatch.engines.geocode.index import Countries, LocalIndex, Street, local_index
-from geobatch.engines.geocode.normalize import house_number_value, plain_umlauts, street_core
+from geobatch.engines.geocode.index import (
+    Countries,
+    FuzzyKeys,
+    LocalIndex,
+    Street,
+    local_index,
+)
+from geobatch.engines.geocode.normalize import (
+    house_number_value,
+    plain_umlauts,
+    street_core,
+    street_key,
+)
 from geobatch.engines.geocode.parse import ParsedAddress, Vocabulary, parse_fields
 from geobatch.engines.geocode.templates import ReadingTemplates
 from geobatch.reference import Release
@@ -62,6 +73,10 @@ NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", 
 """Countries whose addresses put the house number before the street."""
 
 FUZZY_CUTOFF = 75.0
+NEARBY_CUTOFF = 60.0
+"""The cut-off for a misspelt street sought among the streets of the query's postcode or
+town only (``_misspelt_nearby``): of those few names, one this alike (three slips in a
+ten-letter word) is still most likely the one meant."""
 PLACE_CUTOFF = 80.0
 PLACE_CEILING = 0.95
 """The best score a place or POI can earn (``_place``), what a reading of a name can reach."""
@@ -192,6 +207,10 @@ class ForwardGeocoder:
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
         self.templates = ReadingTemplates(self.vocabulary)
         self._street_cache: Memo[str, StreetSet] = Memo()
+        self._nearby_cache: Memo[tuple[str, str, str, str], StreetSet] = Memo()
+        self._area_names: Memo[tuple[str, str, str], tuple[np.ndarray, FuzzyKeys]] = Memo(
+            FACTS_REMEMBERED
+        )
         self._place_cache: Memo[str, list[tuple[int, float]]] = Memo()
         self._locality_cache: Memo[tuple[object, ...], _Pool] = Memo()
         self._named_cache: Memo[str, _Named] = Memo()
@@ -205,6 +224,8 @@ class ForwardGeocoder:
         """Forget remembered street, place, locality, street-level, address, vocabulary,
         reading and fuzzy-match answers (all bounded)."""
         self._street_cache.clear()
+        self._nearby_cache.clear()
+        self._area_names.clear()
         self._place_cache.clear()
         self._locality_cache.clear()
         self._named_cache.clear()
@@ -287,6 +308,8 @@ class ForwardGeocoder:
         offered = False  # whether any candidate was found, scored or left out
         if reading.street:
             streets = None if reading.name_only else self._streets(reading.street)
+            if streets is not None and not len(streets) and floor < NEARBY_CUTOFF / 100.0:
+                streets = self._misspelt_nearby(reading)
             if streets is not None:
                 offered = bool(len(streets))
                 out.extend(self._on_streets(streets, reading, judge, floor, limit))
@@ -351,6 +374,50 @@ class ForwardGeocoder:
         return self._found(
             *((local.street_by_key.array(choice), score / 100.0) for choice, score in alike)
         )
+
+    def _misspelt_nearby(self, reading: ParsedAddress) -> StreetSet:
+        """The streets of the postcode (else the town) the reading names that have its house
+        number and whose names are most like its street: a name too unlike for the whole
+        release (``_misspelt``) may still be the likeliest of those few. Without a number
+        nothing is guessed: a street missing from the release would find a wrong one."""
+        number = reading.house_number
+        if not (number and reading.street):
+            return self._no_streets
+        for kind, name in (("postcode", reading.postcode), ("town", reading.locality)):
+            if name:
+                area = (kind, name, number)
+                found = self._nearby_cache.made(
+                    (reading.street, *area), self._nearby, reading.street, area
+                )
+                if len(found):
+                    return found
+        return self._no_streets
+
+    def _nearby(self, key: str, area: tuple[str, str, str]) -> StreetSet:
+        rows, names = self._area_names.made(area, self._names_in, area)
+        alike = names.extract(key, NEARBY_CUTOFF, 3)
+        if not alike:
+            return self._no_streets
+        return self._found(
+            *(
+                (np.intersect1d(self.local.street_by_key.array(choice), rows), score / 100.0)
+                for choice, score in alike
+            )
+        )
+
+    def _names_in(self, area: tuple[str, str, str]) -> tuple[np.ndarray, FuzzyKeys]:
+        """The streets of a postcode or town with a house number (or its bare number), and
+        their distinct keys for fuzzy search among them."""
+        kind, name, number = area
+        streets = self.local.streets
+        inside = (streets.by_postcode if kind == "postcode" else streets.by_town).rows(name)
+        value = house_number_value(number)
+        numbered = streets.by_number.rows(number)
+        if value is not None and str(value) != number:
+            numbered = np.union1d(numbered, streets.by_number.rows(str(value)))
+        rows = np.intersect1d(inside, numbered)
+        keys = {street_key(streets.names[row]) for row in rows.tolist()}
+        return rows, FuzzyKeys(sorted(keys))
 
     @cached_property
     def _no_streets(self) -> StreetSet:

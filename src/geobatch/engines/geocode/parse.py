@@ -240,7 +240,9 @@ def _parse(
     *,
     region_first: bool = False,
     tail_region: bool = True,
+    tail_country: bool = True,
 ) -> Iterator[ParsedAddress]:
+    given = segments
     segments = [list(segment) for segment in segments]
     country = region = postcode = None
     last = segments[-1]
@@ -270,6 +272,7 @@ def _parse(
     extra: list[str] = []
     if (
         country is None
+        and tail_country
         and not vocabulary.is_locality(expand_text(whole))  # "Little Italy" is no country
         and not vocabulary.is_region(whole)  # nor is "Rhode Island" in Iceland ("Island")
         and (found := _take_tail(tokens, vocabulary.trailing_country))
@@ -340,7 +343,10 @@ def _parse(
     if len(tokens) <= MAX_NAME_TOKENS and number is None and vocabulary.is_locality(street or ""):
         yield base._replace(locality=street)
     yield base._replace(street=street, house_number=number)
-    if extra:
+    if extra and not vocabulary.is_locality(expand_text(" ".join(extra))):
+        # the country's name may end the street: "Monaco, 54 Boulevard d'Italie"
+        yield from _parse(given, vocabulary, region_first=region_first, tail_country=False)
+    elif extra:  # a town's name too ("Monaco"): read as the town above
         street, number = _street_and_number(named + extra)
         yield base._replace(street=street, house_number=number, region=None, country=None)
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
