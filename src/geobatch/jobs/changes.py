@@ -2,8 +2,8 @@
 as a job changes.
 
 The store publishes after every committed change; waiters in any event loop, and threads
-that subscribed, are woken within milliseconds. Changes made by other processes are caught by the waiters' own
-fallback poll interval.
+that subscribed, are woken within milliseconds. Changes made by other processes are caught by
+the waiters' own fallback poll interval.
 """
 
 from __future__ import annotations
