@@ -8,7 +8,7 @@ import shapely
 from toy_networks import line, network
 
 from geobatch.engines.roadmatch import MatchParams, match_lines
-from geobatch.engines.roadmatch.confidence import _frechet, combine
+from geobatch.engines.roadmatch.confidence import _frechet, _median, combine
 
 PARAMS = MatchParams()
 
@@ -161,3 +161,11 @@ def test_a_stretch_far_beyond_its_roads_own_offset_loses_confidence() -> None:
     assert [s.segment_id for s in default.segments] == ["main"]
     assert default.status == "partial"
     assert default.confidence == loose.confidence
+
+
+def test_median_per_line_and_nan_for_lines_without_values() -> None:
+    rng = np.random.default_rng(3)
+    line = np.sort(rng.integers(0, 40, 500))
+    values = rng.random(500) * 30.0
+    expected = [np.median(values[line == k]) if (line == k).any() else np.nan for k in range(42)]
+    np.testing.assert_allclose(_median(line, values, 42), expected)
