@@ -216,10 +216,12 @@ def _beside(distance_m: np.ndarray, typical_m: np.ndarray) -> np.ndarray:
 
 
 def _median(line: np.ndarray, values: np.ndarray, n_lines: int) -> np.ndarray:
-    """Per line, the median of its ``values``; nan where it has none."""
+    """Per line, the median of its non-negative ``values``; nan where it has none. One sort of
+    line plus scaled value (each line's values stay inside its own unit) is several times
+    faster than a two-key ``lexsort``."""
     if len(line) == 0:
         return np.full(n_lines, np.nan)
-    order = np.lexsort((values, line))
+    order = np.argsort(line * (float(values.max()) + 1.0) + values)
     start = np.searchsorted(line[order], np.arange(n_lines))
     count = np.bincount(line, minlength=n_lines)
     has = count > 0
