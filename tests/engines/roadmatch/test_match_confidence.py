@@ -8,7 +8,7 @@ import shapely
 from toy_networks import line, network
 
 from geobatch.engines.roadmatch import MatchParams, match_lines
-from geobatch.engines.roadmatch.confidence import _frechet, _median, combine
+from geobatch.engines.roadmatch.confidence import _frechet, combine
 
 PARAMS = MatchParams()
 
@@ -144,28 +144,3 @@ def test_frechet_of_samples_and_path_positions_is_that_of_geos() -> None:
     )
     assert np.array_equal(lines, np.arange(300))
     assert np.array_equal(found, expected)
-
-
-def test_a_stretch_far_beyond_its_roads_own_offset_loses_confidence() -> None:
-    # Main Street ends at x=200; Harbour Road runs beside it, 12 m further from the road.
-    net = network(
-        {"main": [(0, 0), (200, 0)], "side": [(100, 18), (320, 18)]},
-        names={"main": "Main Street", "side": "Harbour Road"},
-    )
-    road = line([(10, 3), (300, 3)])  # 3 m off Main Street all along
-    (loose,) = match_lines([road], ["Main Street"], net, MatchParams(confidence_threshold=40))
-    (default,) = match_lines([road], ["Main Street"], net, PARAMS)
-    assert [s.segment_id for s in loose.segments] == ["main", "side"]
-    assert loose.status == "full"
-    assert loose.segments[1].confidence < PARAMS.confidence_threshold
-    assert [s.segment_id for s in default.segments] == ["main"]
-    assert default.status == "partial"
-    assert default.confidence == loose.confidence
-
-
-def test_median_per_line_and_nan_for_lines_without_values() -> None:
-    rng = np.random.default_rng(3)
-    line = np.sort(rng.integers(0, 40, 500))
-    values = rng.random(500) * 30.0
-    expected = [np.median(values[line == k]) if (line == k).any() else np.nan for k in range(42)]
-    np.testing.assert_allclose(_median(line, values, 42), expected)

@@ -4,9 +4,7 @@ A weighted mean of four scores in 0..1, each a Gaussian of a deviation: mean dis
 samples to the path, shape (the larger of the discrete Frechet distance between the matched
 samples and their positions on the path, and the largest route detour between samples),
 mean heading difference, and, where both sides have names, name similarity. A road offset
-by a few metres keeps a high confidence; a parallel street a block away does not. A stretch's
-distance also counts how far it lies beyond its road's own median distance, so a stretch that
-leaves the road's street for one beside it scores lower than the rest of the road.
+by a few metres keeps a high confidence; a parallel street a block away does not.
 
 Stretches (and whole roads) below ``confidence_threshold`` are dropped, and a road's status
 follows the share of its length that the remaining stretches cover, so that a road the
@@ -115,13 +113,7 @@ def score_roads(
     p_level = np.full(len(pieces.line), np.nan)
     if levels is not None:
         p_level = levels.agreement(pieces.line, pieces.segment, network, params.layer_share)
-    p_conf = combine(
-        _beside(p_dist, _median(layer_line, dist, n_lines)[pieces.line]),
-        shape[pieces.line],
-        p_turn,
-        p_name,
-        p_level,
-    )
+    p_conf = combine(p_dist, shape[pieces.line], p_turn, p_name, p_level)
 
     covered = pieces.hi - pieces.lo
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -202,34 +194,6 @@ def score_roads(
         segment_confidence=np.round(p_conf[kept], 1),
         geometry=shapes,
     )
-
-
-def _beside(distance_m: np.ndarray, typical_m: np.ndarray) -> np.ndarray:
-    """The distance that scores a stretch: its own and how far it lies beyond its road's
-    typical (median) distance, combined as two independent deviations (so the distance score
-    is the product of their Gaussians).
-
-    A road digitised a few metres off its street lies that far off all along; a stretch much
-    further off than the rest of its road has more likely left the street for one beside it."""
-    beyond = np.maximum(distance_m - np.nan_to_num(typical_m, nan=np.inf), 0.0)
-    return np.hypot(distance_m, beyond)  # type: ignore[no-any-return]
-
-
-def _median(line: np.ndarray, values: np.ndarray, n_lines: int) -> np.ndarray:
-    """Per line, the median of its non-negative ``values``; nan where it has none. One sort of
-    line plus scaled value (each line's values stay inside its own unit) is several times
-    faster than a two-key ``lexsort``."""
-    if len(line) == 0:
-        return np.full(n_lines, np.nan)
-    order = np.argsort(line * (float(values.max()) + 1.0) + values)
-    start = np.searchsorted(line[order], np.arange(n_lines))
-    count = np.bincount(line, minlength=n_lines)
-    has = count > 0
-    lo = order[np.minimum(start + (count - 1) // 2, len(line) - 1)[has]]
-    hi = order[np.minimum(start + count // 2, len(line) - 1)[has]]
-    median = np.full(n_lines, np.nan)
-    median[has] = (values[lo] + values[hi]) / 2.0
-    return median
 
 
 def _mean(line: np.ndarray, values: np.ndarray, weights: np.ndarray, n_lines: int) -> np.ndarray:
