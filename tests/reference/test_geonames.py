@@ -82,6 +82,11 @@ def test_regions_of_every_country_with_their_names_in_other_languages() -> None:
     assert 10 < bavaria["lon"] < 13.5
     assert 47.5 < bavaria["lat"] < 50.5
     assert bavaria["population"] > 5_000_000  # its towns' inhabitants, added up
+    # ISO 3166-2 writes a second language's name in brackets: "Catalunya [Cataluña]"
+    catalonia = table.filter(pc.equal(table["id"], "geonames:admin1:ES.56")).to_pylist()[0]
+    assert catalonia["name"] == "Catalonia"
+    assert {"Catalunya", "Cataluña"} <= set(catalonia["alternate_names"])
+    assert not [n for n in catalonia["alternate_names"] if "[" in n]
     counties = table.filter(pc.equal(table["feature"], "admin2"))
     assert pc.all(pc.is_valid(counties["lon"])).as_py()
     assert "Cook County" in counties.filter(pc.equal(counties["admin1"], "IL"))["name"].to_pylist()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pycountry
 
 _BRACKETS = re.compile(r"\s*\([^)]*\)\s*")
+_OTHER_LANGUAGE = re.compile(r"\s*\[([^\]]*)\]\s*")
 _LANGUAGE_TAG = re.compile(r"\s*\([a-z]{2,3}\)\s*$")
 
 
@@ -32,7 +33,13 @@ def _translations(domain: str) -> list[gettext.NullTranslations]:
 
 def _variants(name: str) -> list[str]:
     """A name and, where it has a bracketed part ("Bolivia (Plurinational State of)"), the
-    name without it; "Korea, Republic of" also as "Republic of Korea"."""
+    name without it; "Korea, Republic of" also as "Republic of Korea". ISO 3166-2 gives a
+    second language's name in square brackets ("Catalunya [Cataluña]"): each is a name."""
+    others = _OTHER_LANGUAGE.findall(name)
+    if others:
+        base = _OTHER_LANGUAGE.sub(" ", name).strip()
+        found = [v for part in (base, *others) if part.strip() for v in _variants(part.strip())]
+        return list(dict.fromkeys(found))
     out = [name]
     bare = _BRACKETS.sub(" ", name).strip()
     if bare and bare != name:
@@ -108,7 +115,7 @@ def subdivisions() -> list[Subdivision]:
             Subdivision(
                 code=item.code,
                 country=item.country_code,
-                name=item.name,
+                name=names[0],
                 names=list(dict.fromkeys(n for n in names if n)),
                 lat=lat,
                 lon=lon,

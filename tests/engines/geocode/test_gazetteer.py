@@ -28,6 +28,7 @@ def geocoder(helsinki: Release) -> ForwardGeocoder:
     ("text", "level", "country"),
     [
         ("Baviera", "region", "DE"),  # a region in another language
+        ("Cataluña", "region", "ES"),  # ISO 3166-2's name in brackets: "Catalunya [Cataluña]"
         ("Tamil Nadu, India", "region", "IN"),  # a region and its country
         ("Provence-Alpes-Côte d'Azur", "region", "FR"),
         ("FRA", "country", "FR"),  # ISO alpha-3
@@ -46,10 +47,11 @@ def test_places_of_every_kind(
 
 
 def test_continents_in_other_languages(geocoder: ForwardGeocoder) -> None:
-    for text in ("Afrika", "Europa", "Amérique du Sud"):
+    for text in ("Afrika", "Europa", "Amérique du Sud", "Asia"):
         best = geocoder.geocode(text)[0]
         assert best.match_level == "region"
-        assert best.country is None
+        assert (best.country, best.state) == (None, None)  # no region joined to a continent
+        assert best.label == best.label.split(",")[0]
 
 
 def test_a_city_by_its_own_name_before_a_larger_city_by_an_alias(geocoder: ForwardGeocoder) -> None:

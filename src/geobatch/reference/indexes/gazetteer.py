@@ -138,11 +138,12 @@ def _fill_countries(rows: pa.Table, gazetteer: pa.Table) -> pa.Array:
 
 
 def _state_labels(rows: pa.Table, kind: np.ndarray) -> pa.Array:
-    """Each row's region name: the admin1 row of its country and admin1 code."""
+    """Each row's region name: the admin1 row of its country and admin1 code (none for a row
+    without either, such as a continent or a country)."""
     pair = pc.binary_join_element_wise(rows.column("country"), rows.column("admin1"), "|")
     regions = np.flatnonzero(kind == REGION)
     keys = pair.take(pa.array(regions))
-    found = pc.index_in(pair, value_set=keys.combine_chunks())
+    found = pc.index_in(pair, value_set=keys.combine_chunks(), skip_nulls=True)
     labels = rows.column("name").take(pa.array(regions)).combine_chunks()
     state = labels.take(found)
     own = pa.array(kind == REGION)
