@@ -36,6 +36,12 @@ def geocoder(helsinki: Release) -> ForwardGeocoder:
         ("Trinidad & Tobago", "country", "TT"),
         ("Cook County, Illinois", "region", "US"),  # a county
         ("Lima per", "locality", "PE"),  # a town with a country code after it
+        ("Reinosa esp", "locality", "ES"),  # a code that is also a street word ("esplanade")
+        ("Berlin de", "locality", "DE"),  # a code that is also a US state's...
+        ("Dover de", "locality", "US"),  # ...where the state has a town of that name
+        ("Madrid, Spain", "locality", "ES"),  # a city before its larger namesake region
+        ("Bern", "locality", "CH"),
+        ("Vestland", "region", "NO"),  # a region's own name before a town's other name
         ("Brooklyn", "locality", "US"),  # a borough
     ],
 )

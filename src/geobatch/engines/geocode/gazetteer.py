@@ -39,7 +39,7 @@ from geobatch.reference.indexes.sphere import sphere_xyz
 
 COUNTRY_AT_M = 55_000.0
 """``country_at`` answers the country of the nearest GeoNames city within this distance."""
-KIND_WEIGHT = np.array([0.5, 1.0, 0.2, 0.25, 1.0, 1.0])
+KIND_WEIGHT = np.array([0.5, 1.0, 0.1, 0.12, 1.0, 1.0])
 """Per kind (borough ... continent): how much a place of that kind counts against others of
 the same name, times its population. A city outranks the larger region it shares a name
 with ("New York", "Madrid"); a named borough ranks below a same-named town."""
@@ -210,7 +210,7 @@ class GazetteerIndex:
         population = self.population[rows].astype(np.float64) + 1.0
         kind = self.kind[rows]
         weight = population * KIND_WEIGHT[kind]
-        own = (how != ALIAS) & np.isin(kind, LOCALITY_KINDS)
+        own = how != ALIAS
         if own.any():  # an alias counts less only against a real place of that name
             weight[
                 (how == ALIAS) & (population.max(where=own, initial=0) >= 0.01 * population)
@@ -258,13 +258,15 @@ class GazetteerIndex:
 
     def _find_regions(self, key: str) -> tuple[tuple[Area, float], ...]:
         rows, how = self.matches(key)
-        keep = np.isin(self.kind[rows], REGION_KINDS) & np.isfinite(self.lon[rows])
+        keep = (self.kind[rows] != COUNTRY) & np.isfinite(self.lon[rows])
         rows, how = rows[keep], how[keep]
-        if not len(rows):
+        regional = np.isin(self.kind[rows], REGION_KINDS)
+        if not regional.any():
             return ()
-        weight = self.weights(rows, how)
-        share = weight / weight.sum()
-        order = np.argsort(-share, kind="stable")[:5]
+        # the share is of every place so named: "Madrid" the city outweighs its region
+        share = np.where(regional, self.weights(rows, how), 0.0)
+        share = share / self.weights(rows, how).sum()
+        order = np.argsort(-share, kind="stable")[: min(5, int(regional.sum()))]
         return tuple((self.area(int(rows[i])), float(share[i])) for i in order.tolist())
 
     def area(self, row: int) -> Area:

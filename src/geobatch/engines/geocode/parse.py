@@ -280,6 +280,8 @@ def _parse(
         country = found[0]
         extra = tokens[-found[1] :]
         tokens = tokens[: -found[1]]
+    elif country is None and tail_country and (coded := _coded_town(tokens, vocabulary)):
+        yield coded  # "Reinosa esp", "Berlin de": a country code that is also a street word
     named = tokens  # before a region is taken off: a street may end in "de" or "co"
     plain: list[ParsedAddress] = []
     if (
@@ -352,6 +354,18 @@ def _parse(
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         yield base._replace(street=expand_text(" ".join(tokens)), name_only=True)
     yield from plain
+
+
+def _coded_town(tokens: list[str], vocabulary: Vocabulary) -> ParsedAddress | None:
+    """A town followed by a country's code that ``trailing_country`` leaves to streets ("esp"
+    for esplanade, "de" for "of") or to US states ("Berlin de"), read as the country where
+    nothing in the text is a number; a town of that name in the state still competes."""
+    code = tokens[-1]
+    if len(tokens) < 2 or len(code) not in (2, 3) or any(c.isdigit() for t in tokens for c in t):
+        return None
+    country = vocabulary.country(code)
+    town = vocabulary.locality(expand_text(" ".join(tokens[:-1])))
+    return ParsedAddress(locality=town, country=country) if country and town else None
 
 
 def _ends_in_locality(tokens: list[str], vocabulary: Vocabulary) -> bool:
