@@ -255,8 +255,8 @@ def _parse(
     elif len(segments) > 1 and vocabulary.country(whole):
         country = vocabulary.country(whole)
         segments.pop()
-    elif len(segments) == 1 and len(last) <= MAX_NAME_TOKENS and vocabulary.country(whole):
-        yield ParsedAddress(country=vocabulary.country(whole))
+    elif len(segments) == 1 and (code := _country_named(last, vocabulary)):
+        yield ParsedAddress(country=code)
         return
     elif (
         len(segments) == 1
@@ -354,6 +354,16 @@ def _parse(
     elif number is not None:  # a name with a number in it: "Helsinki 1992"
         yield base._replace(street=expand_text(" ".join(tokens)), name_only=True)
     yield from plain
+
+
+def _country_named(tokens: list[str], vocabulary: Vocabulary) -> str | None:
+    """The country a whole line names. A name longer than any local place's may have "St."
+    for Saint ("St. Vincent and the Grenadines"); a short one ("St-Martin") may be a POI."""
+    whole = " ".join(tokens)
+    code = vocabulary.country(whole)
+    if code is None and len(tokens) > MAX_NAME_TOKENS:
+        code = vocabulary.country(expand_text(whole))
+    return code
 
 
 def _coded_town(tokens: list[str], vocabulary: Vocabulary) -> ParsedAddress | None:
