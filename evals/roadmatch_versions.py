@@ -33,6 +33,8 @@ of a truth range):
   ``unmatched``; and the same for those of them more than 10 m (median) from every reference
   road.
 
+A road the engine rejects (it goes to the error report) counts as answered ``unmatched``.
+
 The lost length is broken down by kind: matched metres on a right way but past the road's true
 extent on it (ranges overrunning the input's ends), inside that extent (a piece counted whole
 across a gap), on another way beside a present road, or on a road absent from the reference;
@@ -489,6 +491,22 @@ def _absent_far(
     return far, matched
 
 
+def _every_road(roads: list[Road], rows: list[int], answers: list[RoadAnswer]) -> list[RoadAnswer]:
+    """An answer per road: one the engine rejected (its error report row) matched nothing."""
+    by_row = dict(zip(rows, answers, strict=True))
+    return [
+        by_row.get(k)
+        or RoadAnswer(
+            status="unmatched",
+            confidence=0.0,
+            matched_ratio=0.0,
+            length_m=road.length_m,
+            segments=(),
+        )
+        for k, road in enumerate(roads)
+    ]
+
+
 def _breakdown(result: Score) -> Table:
     """Where precision and recall are lost, in metres and as a share of all matched metres."""
     table = Table(title="lost length by kind")
@@ -548,9 +566,9 @@ def main() -> None:
         started = time.perf_counter()
         batch = match_records(records, network, params_of(RoadMatchOptions()))
         seconds = time.perf_counter() - started
-        answered = [roads[row] for row in batch.rows.tolist()]
-        result = score(answered, batch.answers, new, network)
-        far, far_matched = _absent_far(answered, batch.answers, network, release)
+        answers = _every_road(roads, batch.rows.tolist(), batch.answers)
+        result = score(roads, answers, new, network)
+        far, far_matched = _absent_far(roads, answers, network, release)
     without = f", without {' and '.join(sorted(set(args.without)))}" if args.without else ""
     table = Table(title=f"{args.old.name} onto {release.manifest.id} (seed {args.seed}{without})")
     columns = ("roads", "km", "precision", "recall", "status agreement", "absent matched")

@@ -431,7 +431,7 @@ def test_geojson_geometries_for_road_match(shared_client: httpx.Client) -> None:
         (
             {"id": "c"},
             {"type": "LineString", "coordinates": [[0, 0], [1, 1], [1, 0], [0, 1]]},
-            "geometry crosses itself",
+            None,  # a road may cross itself
         ),
         (
             {"id": "d"},

@@ -144,10 +144,6 @@ def _check_geometry(records: pa.Table, schema: RecordSchema, reasons: _Reasons) 
             | (bounds[:, 3] > 90)
         )
     reasons.add(outside, "geometry coordinates are outside lon -180..180 / lat -90..90")
-    crossing = np.zeros(len(geoms), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        crossing[present] = ~shapely.is_simple(geoms[present])
-    reasons.add(crossing, "geometry crosses itself")
 
 
 def validate_records(records: pa.Table, schema: RecordSchema) -> EngineResult:

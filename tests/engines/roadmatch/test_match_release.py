@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from shapely.ops import substring
 
 from geobatch.engines.roadmatch import MatchParams, RoadNetwork, match_lines, network_for
 from geobatch.reference import Release
@@ -38,3 +39,29 @@ def test_reference_segments_match_themselves(helsinki: Release) -> None:
 
 def test_empty_input_gives_no_matches(helsinki: Release) -> None:
     assert match_lines([], None, RoadNetwork.from_release(helsinki), MatchParams()) == []
+
+
+def test_roads_that_double_back_on_themselves_match_like_the_others(helsinki: Release) -> None:
+    """Digitising jitter that doubles back a metre makes a line cross itself; it is matched."""
+    network = network_for(helsinki)
+    segments = helsinki.table("segments")
+    long_enough = np.flatnonzero(segments.column("length_m").to_numpy() > 80)
+    rows = np.random.default_rng(5).choice(long_enough, size=60, replace=False)
+    picked = segments.take(np.sort(rows))
+    lines = shapely.from_wkb(picked.column("geometry").to_numpy(zero_copy_only=False))
+    jittered = []
+    for line in lines:
+        # A hook: on from the middle to a bar across the road, back, and through the bar.
+        start, on, back = (line.interpolate(f, normalized=True) for f in (0.5, 0.54, 0.52))
+        along = np.subtract(on.coords[0], start.coords[0])
+        across = 0.1 * np.array([-along[1], along[0]])  # a bar of about a metre
+        head = substring(line, 0, 0.5, normalized=True)
+        tail = substring(line, 0.52, 1, normalized=True)
+        hook = [np.add(on.coords[0], across), np.subtract(on.coords[0], across), back.coords[0]]
+        jittered.append(shapely.LineString([*head.coords, *map(tuple, hook), *tail.coords]))
+    assert not shapely.is_simple(jittered).any()
+    matches = match_lines(jittered, picked.column("name").to_pylist(), network, MatchParams())
+    ids = picked.column("id").to_pylist()
+    own = sum(any(s.segment_id == i for s in m.segments) for m, i in zip(matches, ids, strict=True))
+    assert own >= 0.95 * len(ids)
+    assert sum(m.status == "full" for m in matches) >= 0.9 * len(ids)

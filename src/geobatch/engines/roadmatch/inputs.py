@@ -55,7 +55,6 @@ REASONS: Final = {
     "too_few_points": "a line needs at least two distinct points",
     "coordinates_out_of_range": "coordinates must be longitude -180..180, latitude -90..90",
     "wrong_crs": "coordinates must be WGS 84 longitude/latitude (EPSG:4326 / CRS84)",
-    "self_crossing": "the line crosses or overlaps itself",
 }
 """Reason codes of the error report, with the general message for each."""
 
@@ -308,8 +307,7 @@ def _error_rows(
 def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = True) -> RoadLines:
     """The chunk's lines to match, and an error row (``ERROR_COLUMNS``) for each unusable record.
 
-    ``traces`` also accepts MultiPoint geometries (GPS fixes in time order) as lines, and lets
-    a line cross itself.
+    ``traces`` also accepts MultiPoint geometries (GPS fixes in time order) as lines.
     """
     size = records.num_rows
     reasons = _Reasons(size)
@@ -365,11 +363,9 @@ def decode_roads(records: pa.Table, *, traces: bool = False, use_names: bool = T
     length = np.zeros(size)
     length[present] = shapely.length(geoms[present])
     reasons.add(present & (length == 0), "too_few_points", "the line's points all lie at one place")
+    # A line may cross itself: a loop, a ramp passing over itself, or digitising jitter that
+    # doubles back by a metre; each is matched like any other line.
     parts, owner = _split(geoms, np.flatnonzero(reasons.open()))
-    if not traces and len(parts):  # a trace may cross itself (loops, U-turns); a road may not
-        crossing = np.zeros(size, dtype=bool)
-        crossing[owner[~shapely.is_simple(parts)]] = True  # parts of a multi may cross
-        reasons.add(crossing, "self_crossing")
     keep = np.zeros(0, dtype=bool)
     if len(parts):
         keep = (shapely.length(parts) > 0) & reasons.open()[owner]
