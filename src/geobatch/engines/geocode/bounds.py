@@ -204,6 +204,7 @@ class StreetSet:
         self._facts = facts if facts is not None else StreetFacts()
         self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
         self._most_alike: float | None = None
+        self._pairs: list[tuple[int, float]] | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -219,6 +220,13 @@ class StreetSet:
                 memo.clear()
             found = memo[key] = make(self)
         return found
+
+    def pairs(self) -> list[tuple[int, float]]:
+        """Each street's index with its similarity, in order, read once: a set of few
+        streets is gone through whole by every reading that finds it."""
+        if self._pairs is None:
+            self._pairs = list(zip(self.index.tolist(), self.similarity.tolist(), strict=True))
+        return self._pairs
 
     def most_alike(self) -> float:
         """The highest similarity of the streets, read once."""

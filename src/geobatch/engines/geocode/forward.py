@@ -320,13 +320,14 @@ class ForwardGeocoder:
             # and only while no other reading found anything ("Fire Station 30")
             if _DIGIT.search(reading.street):
                 fuzzy = fuzzy and reading.name_only and floor == 0.0
-            # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
-            factor = _place_factor(reading) * (
-                0.9 if reading.street in self.local.localities else 1
-            )
-            needed = floor / (PLACE_CEILING * factor)
-            for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
-                out.append(self._place(row, similarity * factor))
+            if fuzzy or reading.street in self.local.places.by_key:  # else no place is found
+                # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
+                factor = _place_factor(reading) * (
+                    0.9 if reading.street in self.local.localities else 1
+                )
+                needed = floor / (PLACE_CEILING * factor)
+                for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
+                    out.append(self._place(row, similarity * factor))
         if reading.street and floor >= STREET_FALLBACK_CEILING:
             return out  # what the fallbacks below could find cannot beat the answer in hand
         best = max((c.score for c in out), default=0.0)
@@ -464,9 +465,7 @@ class ForwardGeocoder:
             # hand is not made (nor would it change which fallbacks run, see ``_candidates``)
             return [
                 self._on_street(streets[index], similarity, reading)
-                for index, similarity in zip(
-                    found.index.tolist(), found.similarity.tolist(), strict=True
-                )
+                for index, similarity in found.pairs()
                 if similarity > floor
             ]
 
@@ -508,7 +507,11 @@ class ForwardGeocoder:
 
     def _interpolated(self, street: Street, value: int) -> tuple[float, float] | None:
         """``_interpolate``, remembered: the readings of one query ask for the same number on
-        the same street again and again."""
+        the same street again and again. A number outside the street's known ones (most
+        asked for) has nothing to interpolate from, which needs no memo."""
+        numbers = street.number_list
+        if len(numbers) < 2 or value <= numbers[0] or value >= numbers[-1]:
+            return None
         return self._interpolated_cache.made(
             (street.index, value), _interpolate, street, value, self.local
         )
@@ -516,16 +519,22 @@ class ForwardGeocoder:
     def _street_level(self, street: Street, score: float) -> Candidate:
         """The street itself as the answer, remembered: many queries name a street with a
         number it lacks."""
-        return self._street_level_cache.made(
-            (street.index, score), self._street_candidate, street, score, None, None, "street"
-        )
+        key = (street.index, score)
+        found = self._street_level_cache.get(key)
+        if found is None:
+            found = self._street_level_cache.keep(
+                key, self._street_candidate(street, score, None, None, "street")
+            )
+        return found
 
     def _address(self, street: Street, row: int, score: float) -> Candidate:
         """The address point ``row`` on ``street`` as the answer, remembered: the variants of
         one address (with or without its town, in lower case, misspelled) find it again."""
-        return self._address_cache.made(
-            (street.index, row, score), self._address_candidate, street, row, score
-        )
+        key = (street.index, row, score)
+        found = self._address_cache.get(key)
+        if found is None:
+            found = self._address_cache.keep(key, self._address_candidate(street, row, score))
+        return found
 
     def _address_candidate(self, street: Street, row: int, score: float) -> Candidate:
         addresses = self.local.addresses
