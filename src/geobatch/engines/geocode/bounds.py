@@ -205,6 +205,7 @@ class StreetSet:
         self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
         self._most_alike: float | None = None
         self._pairs: list[tuple[int, float]] | None = None
+        self._first: float | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -220,6 +221,12 @@ class StreetSet:
                 memo.clear()
             found = memo[key] = make(self)
         return found
+
+    def first_similarity(self) -> float:
+        """The first street's similarity (0 where there is none), read once."""
+        if self._first is None:
+            self._first = float(self.similarity[0]) if len(self.similarity) else 0.0
+        return self._first
 
     def pairs(self) -> list[tuple[int, float]]:
         """Each street's index with its similarity, in order, read once: a set of few

@@ -274,11 +274,16 @@ class ForwardGeocoder:
         found: dict[Key, Candidate] = {}
         best = 0.0  # for one answer, what a later reading must beat to matter
         seen: set[ParsedAddress] = set()
+        judges: dict[tuple[str | None, str | None], Judge] = {}
         for reading in readings:
             if reading in seen or (limit == 1 and _bound(reading) <= best):
                 continue
             seen.add(reading)
-            judge = Judge(self.gazetteer, reading, country, at)
+            # a judge reads only the reading's country and region: readings alike in those share one
+            judge = judges.get((reading.country, reading.region))
+            if judge is None:
+                judge = Judge(self.gazetteer, reading, country, at)
+                judges[reading.country, reading.region] = judge
             for candidate in self._candidates(reading, judge, best if limit == 1 else 0.0, limit):
                 score = judge.score(candidate)
                 if score is None or (limit == 1 and score <= best):
@@ -315,11 +320,11 @@ class ForwardGeocoder:
                 out.extend(self._on_streets(streets, reading, judge, floor, limit))
             # a close street match makes a fuzzy POI search pointless (only exact names count)
             close = 0.85 if reading.house_number else 0.99
-            fuzzy = not streets or streets.similarity[0] < close
+            fuzzy = streets is None or streets.first_similarity() < close
             # text with a number inside is an address; only a name-only reading may be a POI's,
             # and only while no other reading found anything ("Fire Station 30")
-            if _DIGIT.search(reading.street):
-                fuzzy = fuzzy and reading.name_only and floor == 0.0
+            if fuzzy and _DIGIT.search(reading.street):
+                fuzzy = reading.name_only and floor == 0.0
             if fuzzy or reading.street in self.local.places.by_key:  # else no place is found
                 # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
                 factor = _place_factor(reading) * (
@@ -330,7 +335,7 @@ class ForwardGeocoder:
                     out.append(self._place(row, similarity * factor))
         if reading.street and floor >= STREET_FALLBACK_CEILING:
             return out  # what the fallbacks below could find cannot beat the answer in hand
-        best = max((c.score for c in out), default=0.0)
+        best = max([c.score for c in out]) if out else 0.0
         fallback = 1.0 if not reading.street else STREET_FALLBACK
         if best < 0.75 and reading.locality:
             pool = self._localities(reading, judge.at, fallback)
