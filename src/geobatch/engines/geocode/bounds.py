@@ -407,13 +407,18 @@ class NumberRanges:
     def of(cls, found: StreetSet) -> NumberRanges:
         streets, index = found.streets, found.index
         start, stop = streets.sorted_starts[index], streets.sorted_starts[index + 1]
-        values = np.r_[streets.sorted_values, 0]
         valued = stop > start
         numbers = streets.number_starts
         numbered = numbers[index + 1] > numbers[index]
+        # the values of the streets that have any (the others' positions are clipped, not
+        # read: a copy of all the release's values would cost more than the streets)
+        values = streets.sorted_values if len(streets.sorted_values) else np.zeros(1, np.int64)
+        last = len(values) - 1
+        low = values[np.minimum(start, last)]
+        high = values[np.minimum(np.maximum(stop - 1, 0), last)]
         # a range holding no value: (1, 0) for numbers without values, (2, 0) for none
-        lowest = np.where(valued, values[np.minimum(start, len(values) - 1)], 2 - numbered)
-        return cls.of_streets(lowest, np.where(valued, values[stop - 1], 0))
+        lowest = np.where(valued, low, 2 - numbered)
+        return cls.of_streets(lowest, np.where(valued, high, 0))
 
     @classmethod
     def of_streets(cls, lowest: np.ndarray, highest: np.ndarray) -> NumberRanges:

@@ -57,6 +57,7 @@ from geobatch.engines.geocode.index import (
     LocalIndex,
     Street,
     local_index,
+    number_shape,
 )
 from geobatch.engines.geocode.normalize import (
     house_number_value,
@@ -73,6 +74,8 @@ NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", 
 """Countries whose addresses put the house number before the street."""
 
 FUZZY_CUTOFF = 75.0
+FUZZY_LIMIT = 3
+"""Names most like a misspelt street's that are looked at."""
 NEARBY_CUTOFF = 60.0
 """The cut-off for a misspelt street sought among the streets of the query's postcode or
 town only (``_misspelt_nearby``): of those few names, one this alike (three slips in a
@@ -207,6 +210,7 @@ class ForwardGeocoder:
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
         self.templates = ReadingTemplates(self.vocabulary)
         self._street_cache: Memo[str, StreetSet] = Memo()
+        self._shape_cache: Memo[str, StreetSet | None] = Memo()
         self._nearby_cache: Memo[tuple[str, str, str, str], StreetSet] = Memo()
         self._area_names: Memo[tuple[str, str, str], tuple[np.ndarray, FuzzyKeys]] = Memo(
             FACTS_REMEMBERED
@@ -224,6 +228,7 @@ class ForwardGeocoder:
         """Forget remembered street, place, locality, street-level, address, vocabulary,
         reading and fuzzy-match answers (all bounded)."""
         self._street_cache.clear()
+        self._shape_cache.clear()
         self._nearby_cache.clear()
         self._area_names.clear()
         self._place_cache.clear()
@@ -357,6 +362,26 @@ class ForwardGeocoder:
         cached = self._street_cache.get(key)
         if cached is not None:
             return cached
+        shape = number_shape(key)
+        if shape is None:
+            return self._street_cache.keep(key, self._looked_up(key))
+        # a key with a number in it (mostly a reading's street running on into the house
+        # number and town) finds what every key of its shape finds, where no street name with
+        # digits may be found by it: then the streets are remembered per shape
+        if shape in self._shape_cache:
+            shared = self._shape_cache[shape]
+            if shared is not None:
+                return shared
+            return self._street_cache.keep(key, self._looked_up(key))
+        found = self._looked_up(key)
+        same = self.local.names_no_street(shape) and (
+            self.local.fuzzy_streets.same_for_shape(shape, FUZZY_CUTOFF, FUZZY_LIMIT)
+        )
+        self._shape_cache.keep(shape, found if same else None)
+        return self._street_cache.keep(key, found)
+
+    def _looked_up(self, key: str) -> StreetSet:
+        """The streets of ``key``: exact, its umlauts spelled out, its core, else misspelt."""
         local = self.local
         exact = local.street_by_key.array(key)
         spelled = local.street_by_plain.array(plain_umlauts(key))  # the exact ones among them
@@ -368,13 +393,13 @@ class ForwardGeocoder:
             found = self._found((core, 0.92))
         else:
             found = self._misspelt(key)
-        return self._street_cache.keep(key, found)
+        return found
 
     def _misspelt(self, key: str) -> StreetSet:
         """The streets of the names most like ``key`` (mostly none: a reading's street is
         often the whole text, house number and town included)."""
         local = self.local
-        alike = local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
+        alike = local.fuzzy_streets.extract(key, FUZZY_CUTOFF, FUZZY_LIMIT)
         if not alike:
             return self._no_streets
         return self._found(
