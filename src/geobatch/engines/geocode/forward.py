@@ -330,7 +330,7 @@ class ForwardGeocoder:
             # and only while no other reading found anything ("Fire Station 30")
             if fuzzy and _DIGIT.search(reading.street):
                 fuzzy = reading.name_only and floor == 0.0
-            if fuzzy or reading.street in self.local.places.by_key:  # else no place is found
+            if fuzzy or self.local.names_place(reading.street):  # else no place is found
                 # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
                 factor = _place_factor(reading) * (
                     0.9 if reading.street in self.local.localities else 1

@@ -637,6 +637,19 @@ class LocalIndex:
             shapes.update(_shape(key) for key in numbered)
         return frozenset(shapes)
 
+    @cached_property
+    def _numbered_places(self) -> frozenset[str]:
+        """The place and POI names with a digit in them ("Fire Station 30"): few."""
+        keys = self.places.by_key.index.keys
+        return frozenset(keys.filter(pc.match_substring_regex(keys, "[0-9]")).to_pylist())
+
+    def names_place(self, key: str) -> bool:
+        """Whether a place or POI is named ``key``; one with a digit (a reading's street
+        running on into its house number, mostly) is looked for among the few such names."""
+        if _ASCII_DIGIT.search(key) is not None:
+            return key in self._numbered_places
+        return key in self.places.by_key
+
     def names_no_street(self, shape: str) -> bool:
         """Whether no key of ``shape`` (``number_shape``) is a street key, nor its plain
         spelling one of the plain spellings (``plain_umlauts``) nor its core one of the cores
