@@ -877,7 +877,8 @@ class _Winners:
             key = _key(candidate)  # one answer may come twice, as in ``search``
             self.kept[key] = min(self.kept.get(key, (-score, position)), (-score, position))
             if len(self.kept) >= self.limit:
-                self.last = sorted(self.kept.values())[self.limit - 1]
+                kept = self.kept.values()
+                self.last = min(kept) if self.limit == 1 else sorted(kept)[self.limit - 1]
 
     def found(self) -> list[Candidate]:
         """The candidates made, in position order, so that of equal answers the first wins."""
