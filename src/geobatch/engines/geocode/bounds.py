@@ -99,6 +99,8 @@ class Judge:
             country or reading.country or (reading.region and gazetteer is not None)
         )
         """Whether a candidate's country can matter at all."""
+        self.plain = not self.by_country and at is None
+        """Whether every candidate keeps its score (``score`` changes none)."""
         self._within: frozenset[str] | None = None  # countries of the region named, read once
 
     def country_factor(self, country: str | None) -> float | None:

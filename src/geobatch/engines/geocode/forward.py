@@ -256,7 +256,11 @@ class ForwardGeocoder:
     ) -> list[Candidate]:
         """Best candidates first, at most ``limit``; free text and fields may be combined."""
         found: Iterable[ParsedAddress] = ()
-        given = {key: value for key, value in (fields or {}).items() if value and value.strip()}
+        given = (
+            {key: value for key, value in fields.items() if value and value.strip()}
+            if fields
+            else None
+        )
         if given:
             structured = parse_fields(self.vocabulary, **given)
             if text and text.strip():
@@ -289,8 +293,9 @@ class ForwardGeocoder:
             if judge is None:
                 judge = Judge(self.gazetteer, reading, country, at)
                 judges[reading.country, reading.region] = judge
+            plain = judge.plain
             for candidate in self._candidates(reading, judge, best if limit == 1 else 0.0, limit):
-                score = judge.score(candidate)
+                score = candidate.score if plain else judge.score(candidate)
                 if score is None or (limit == 1 and score <= best):
                     continue  # one answer: a later candidate must beat the best to matter
                 if score != candidate.score:
