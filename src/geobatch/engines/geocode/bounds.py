@@ -206,7 +206,7 @@ class StreetSet:
         self._facts = facts if facts is not None else StreetFacts()
         self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
         self._most_alike: float | None = None
-        self._pairs: list[tuple[int, float]] | None = None
+        self._pairs: list[tuple[Street, float]] | None = None
         self._first: float | None = None
 
     def __len__(self) -> int:
@@ -230,11 +230,17 @@ class StreetSet:
             self._first = float(self.similarity[0]) if len(self.similarity) else 0.0
         return self._first
 
-    def pairs(self) -> list[tuple[int, float]]:
-        """Each street's index with its similarity, in order, read once: a set of few
-        streets is gone through whole by every reading that finds it."""
+    def pairs(self) -> list[tuple[Street, float]]:
+        """Each street with its similarity, in order, read once: a set of few streets is
+        gone through whole by every reading that finds it."""
         if self._pairs is None:
-            self._pairs = list(zip(self.index.tolist(), self.similarity.tolist(), strict=True))
+            streets = self.streets
+            self._pairs = [
+                (streets[index], similarity)
+                for index, similarity in zip(
+                    self.index.tolist(), self.similarity.tolist(), strict=True
+                )
+            ]
         return self._pairs
 
     def most_alike(self) -> float:

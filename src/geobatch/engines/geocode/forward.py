@@ -499,8 +499,8 @@ class ForwardGeocoder:
             # a candidate scores at most its similarity: one no better than the answer in
             # hand is not made (nor would it change which fallbacks run, see ``_candidates``)
             return [
-                self._on_street(streets[index], similarity, reading)
-                for index, similarity in found.pairs()
+                self._on_street(street, similarity, reading)
+                for street, similarity in found.pairs()
                 if similarity > floor
             ]
 
