@@ -246,3 +246,27 @@ def test_andorra_streets_of_the_same_name_in_two_parishes(andorra: Release) -> N
             assert shapely.distance(street.line, shapely.Point(best.lon, best.lat)) < 0.002
         checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize(
+    "words", ["pohjoisesplanadi {}", "pohjoisesplanadi {} helsinki", "mannerheimintie {} helsinki"]
+)
+def test_keys_with_a_number_find_the_streets_of_their_own_digits(
+    geocoder: ForwardGeocoder, words: str
+) -> None:
+    """Streets remembered per shape of a key with digits are those a lookup of the key itself
+    finds, also where a street's name has digits of its own ("Pohjoisesplanadi 33")."""
+    geocoder.clear_caches()
+    for number in ("19", "33", "21", "7", "5", "1"):
+        key = words.format(number)
+        found, looked_up = geocoder._streets(key), geocoder._looked_up(key)
+        assert found.index.tolist() == looked_up.index.tolist(), key
+        assert found.similarity.tolist() == looked_up.similarity.tolist(), key
+    assert geocoder._looked_up("pohjoisesplanadi 33").similarity.tolist() == [1.0]
+
+
+def test_place_names_with_digits_are_found_among_the_few(geocoder: ForwardGeocoder) -> None:
+    places = geocoder.local.places.by_key
+    for key in ("aleksi 13", "aleksi 14", "8 bit taproom", "9 bit taproom", "kaivokatu 1"):
+        assert geocoder.local.names_place(key) == (key in places), key
+    assert geocoder.local.names_place("aleksi 13")

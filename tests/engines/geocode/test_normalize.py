@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geobatch.engines.geocode.normalize import (
+    _COMBINING,
     _NUMBER_RANGE,
     _NUMBER_SUFFIX,
     fold,
@@ -115,3 +118,10 @@ def test_the_arrow_fold_agrees_with_the_python_one(texts: list[str]) -> None:
 def test_written_out_umlauts_compare_equal_both_ways(written: str, dotted: str) -> None:
     assert plain_umlauts(street_key(written)) == plain_umlauts(street_key(dotted))
     assert plain_umlauts(street_key(dotted)) == street_key(dotted)
+
+
+@given(st.text(max_size=30))
+def test_the_marks_table_drops_combining_marks_and_keeps_the_rest(text: str) -> None:
+    text = unicodedata.normalize("NFKD", text)
+    kept = "".join(char for char in text if not unicodedata.combining(char))
+    assert text.translate(_COMBINING) == kept

@@ -77,6 +77,7 @@ def geocode_records(
     answers: list[list[Candidate]] = []
     failed: list[tuple[int, str, str]] = []
     memo: dict[tuple[object, ...], list[Candidate]] = {}
+    limits = filters.limit.tolist()  # read as Python integers once, not one by one
     for position, text in enumerate(texts):
         fields = {argument: _text(values[position]) for argument, values in given}
         problem = filters.error[position]
@@ -86,7 +87,7 @@ def geocode_records(
         if text is None and not any(fields.values()):
             failed.append((position, *_EMPTY))
             continue
-        limit = int(filters.limit[position]) or truncate_at
+        limit = limits[position] or truncate_at
         area = filters.area[position]
         key = (text, *fields.values(), limit, area)
         found = memo.get(key)

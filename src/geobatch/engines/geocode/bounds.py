@@ -99,6 +99,8 @@ class Judge:
             country or reading.country or (reading.region and gazetteer is not None)
         )
         """Whether a candidate's country can matter at all."""
+        self.plain = not self.by_country and at is None
+        """Whether every candidate keeps its score (``score`` changes none)."""
         self._within: frozenset[str] | None = None  # countries of the region named, read once
 
     def country_factor(self, country: str | None) -> float | None:
@@ -204,6 +206,8 @@ class StreetSet:
         self._facts = facts if facts is not None else StreetFacts()
         self._ordered: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
         self._most_alike: float | None = None
+        self._pairs: list[tuple[Street, float]] | None = None
+        self._first: float | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -219,6 +223,25 @@ class StreetSet:
                 memo.clear()
             found = memo[key] = make(self)
         return found
+
+    def first_similarity(self) -> float:
+        """The first street's similarity (0 where there is none), read once."""
+        if self._first is None:
+            self._first = float(self.similarity[0]) if len(self.similarity) else 0.0
+        return self._first
+
+    def pairs(self) -> list[tuple[Street, float]]:
+        """Each street with its similarity, in order, read once: a set of few streets is
+        gone through whole by every reading that finds it."""
+        if self._pairs is None:
+            streets = self.streets
+            self._pairs = [
+                (streets[index], similarity)
+                for index, similarity in zip(
+                    self.index.tolist(), self.similarity.tolist(), strict=True
+                )
+            ]
+        return self._pairs
 
     def most_alike(self) -> float:
         """The highest similarity of the streets, read once."""
@@ -392,13 +415,18 @@ class NumberRanges:
     def of(cls, found: StreetSet) -> NumberRanges:
         streets, index = found.streets, found.index
         start, stop = streets.sorted_starts[index], streets.sorted_starts[index + 1]
-        values = np.r_[streets.sorted_values, 0]
         valued = stop > start
         numbers = streets.number_starts
         numbered = numbers[index + 1] > numbers[index]
+        # the values of the streets that have any (the others' positions are clipped, not
+        # read: a copy of all the release's values would cost more than the streets)
+        values = streets.sorted_values if len(streets.sorted_values) else np.zeros(1, np.int64)
+        last = len(values) - 1
+        low = values[np.minimum(start, last)]
+        high = values[np.minimum(np.maximum(stop - 1, 0), last)]
         # a range holding no value: (1, 0) for numbers without values, (2, 0) for none
-        lowest = np.where(valued, values[np.minimum(start, len(values) - 1)], 2 - numbered)
-        return cls.of_streets(lowest, np.where(valued, values[stop - 1], 0))
+        lowest = np.where(valued, low, 2 - numbered)
+        return cls.of_streets(lowest, np.where(valued, high, 0))
 
     @classmethod
     def of_streets(cls, lowest: np.ndarray, highest: np.ndarray) -> NumberRanges:

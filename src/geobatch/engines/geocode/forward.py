@@ -57,6 +57,7 @@ from geobatch.engines.geocode.index import (
     LocalIndex,
     Street,
     local_index,
+    number_shape,
 )
 from geobatch.engines.geocode.normalize import (
     house_number_value,
@@ -73,6 +74,8 @@ NUMBER_FIRST = frozenset({"US", "GB", "CA", "AU", "NZ", "IE", "FR", "MC", "LU", 
 """Countries whose addresses put the house number before the street."""
 
 FUZZY_CUTOFF = 75.0
+FUZZY_LIMIT = 3
+"""Names most like a misspelt street's that are looked at."""
 NEARBY_CUTOFF = 60.0
 """The cut-off for a misspelt street sought among the streets of the query's postcode or
 town only (``_misspelt_nearby``): of those few names, one this alike (three slips in a
@@ -207,6 +210,7 @@ class ForwardGeocoder:
         self.vocabulary = Vocabulary(self.local, self.gazetteer)
         self.templates = ReadingTemplates(self.vocabulary)
         self._street_cache: Memo[str, StreetSet] = Memo()
+        self._shape_cache: Memo[str, StreetSet | None] = Memo()
         self._nearby_cache: Memo[tuple[str, str, str, str], StreetSet] = Memo()
         self._area_names: Memo[tuple[str, str, str], tuple[np.ndarray, FuzzyKeys]] = Memo(
             FACTS_REMEMBERED
@@ -224,6 +228,7 @@ class ForwardGeocoder:
         """Forget remembered street, place, locality, street-level, address, vocabulary,
         reading and fuzzy-match answers (all bounded)."""
         self._street_cache.clear()
+        self._shape_cache.clear()
         self._nearby_cache.clear()
         self._area_names.clear()
         self._place_cache.clear()
@@ -251,7 +256,11 @@ class ForwardGeocoder:
     ) -> list[Candidate]:
         """Best candidates first, at most ``limit``; free text and fields may be combined."""
         found: Iterable[ParsedAddress] = ()
-        given = {key: value for key, value in (fields or {}).items() if value and value.strip()}
+        given = (
+            {key: value for key, value in fields.items() if value and value.strip()}
+            if fields
+            else None
+        )
         if given:
             structured = parse_fields(self.vocabulary, **given)
             if text and text.strip():
@@ -274,13 +283,19 @@ class ForwardGeocoder:
         found: dict[Key, Candidate] = {}
         best = 0.0  # for one answer, what a later reading must beat to matter
         seen: set[ParsedAddress] = set()
+        judges: dict[tuple[str | None, str | None], Judge] = {}
         for reading in readings:
             if reading in seen or (limit == 1 and _bound(reading) <= best):
                 continue
             seen.add(reading)
-            judge = Judge(self.gazetteer, reading, country, at)
+            # a judge reads only the reading's country and region: readings alike in those share one
+            judge = judges.get((reading.country, reading.region))
+            if judge is None:
+                judge = Judge(self.gazetteer, reading, country, at)
+                judges[reading.country, reading.region] = judge
+            plain = judge.plain
             for candidate in self._candidates(reading, judge, best if limit == 1 else 0.0, limit):
-                score = judge.score(candidate)
+                score = candidate.score if plain else judge.score(candidate)
                 if score is None or (limit == 1 and score <= best):
                     continue  # one answer: a later candidate must beat the best to matter
                 if score != candidate.score:
@@ -315,21 +330,22 @@ class ForwardGeocoder:
                 out.extend(self._on_streets(streets, reading, judge, floor, limit))
             # a close street match makes a fuzzy POI search pointless (only exact names count)
             close = 0.85 if reading.house_number else 0.99
-            fuzzy = not streets or streets.similarity[0] < close
+            fuzzy = streets is None or streets.first_similarity() < close
             # text with a number inside is an address; only a name-only reading may be a POI's,
             # and only while no other reading found anything ("Fire Station 30")
-            if _DIGIT.search(reading.street):
-                fuzzy = fuzzy and reading.name_only and floor == 0.0
-            # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
-            factor = _place_factor(reading) * (
-                0.9 if reading.street in self.local.localities else 1
-            )
-            needed = floor / (PLACE_CEILING * factor)
-            for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
-                out.append(self._place(row, similarity * factor))
+            if fuzzy and _DIGIT.search(reading.street):
+                fuzzy = reading.name_only and floor == 0.0
+            if fuzzy or self.local.names_place(reading.street):  # else no place is found
+                # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
+                factor = _place_factor(reading) * (
+                    0.9 if reading.street in self.local.localities else 1
+                )
+                needed = floor / (PLACE_CEILING * factor)
+                for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
+                    out.append(self._place(row, similarity * factor))
         if reading.street and floor >= STREET_FALLBACK_CEILING:
             return out  # what the fallbacks below could find cannot beat the answer in hand
-        best = max((c.score for c in out), default=0.0)
+        best = max([c.score for c in out]) if out else 0.0
         fallback = 1.0 if not reading.street else STREET_FALLBACK
         if best < 0.75 and reading.locality:
             pool = self._localities(reading, judge.at, fallback)
@@ -351,6 +367,26 @@ class ForwardGeocoder:
         cached = self._street_cache.get(key)
         if cached is not None:
             return cached
+        shape = number_shape(key)
+        if shape is None:
+            return self._street_cache.keep(key, self._looked_up(key))
+        # a key with a number in it (mostly a reading's street running on into the house
+        # number and town) finds what every key of its shape finds, where no street name with
+        # digits may be found by it: then the streets are remembered per shape
+        if shape in self._shape_cache:
+            shared = self._shape_cache[shape]
+            if shared is not None:
+                return shared
+            return self._street_cache.keep(key, self._looked_up(key))
+        found = self._looked_up(key)
+        same = self.local.names_no_street(shape) and (
+            self.local.fuzzy_streets.same_for_shape(shape, FUZZY_CUTOFF, FUZZY_LIMIT)
+        )
+        self._shape_cache.keep(shape, found if same else None)
+        return self._street_cache.keep(key, found)
+
+    def _looked_up(self, key: str) -> StreetSet:
+        """The streets of ``key``: exact, its umlauts spelled out, its core, else misspelt."""
         local = self.local
         exact = local.street_by_key.array(key)
         spelled = local.street_by_plain.array(plain_umlauts(key))  # the exact ones among them
@@ -362,13 +398,13 @@ class ForwardGeocoder:
             found = self._found((core, 0.92))
         else:
             found = self._misspelt(key)
-        return self._street_cache.keep(key, found)
+        return found
 
     def _misspelt(self, key: str) -> StreetSet:
         """The streets of the names most like ``key`` (mostly none: a reading's street is
         often the whole text, house number and town included)."""
         local = self.local
-        alike = local.fuzzy_streets.extract(key, FUZZY_CUTOFF, 3)
+        alike = local.fuzzy_streets.extract(key, FUZZY_CUTOFF, FUZZY_LIMIT)
         if not alike:
             return self._no_streets
         return self._found(
@@ -463,10 +499,8 @@ class ForwardGeocoder:
             # a candidate scores at most its similarity: one no better than the answer in
             # hand is not made (nor would it change which fallbacks run, see ``_candidates``)
             return [
-                self._on_street(streets[index], similarity, reading)
-                for index, similarity in zip(
-                    found.index.tolist(), found.similarity.tolist(), strict=True
-                )
+                self._on_street(street, similarity, reading)
+                for street, similarity in found.pairs()
                 if similarity > floor
             ]
 
@@ -508,7 +542,11 @@ class ForwardGeocoder:
 
     def _interpolated(self, street: Street, value: int) -> tuple[float, float] | None:
         """``_interpolate``, remembered: the readings of one query ask for the same number on
-        the same street again and again."""
+        the same street again and again. A number outside the street's known ones (most
+        asked for) has nothing to interpolate from, which needs no memo."""
+        numbers = street.number_list
+        if len(numbers) < 2 or value <= numbers[0] or value >= numbers[-1]:
+            return None
         return self._interpolated_cache.made(
             (street.index, value), _interpolate, street, value, self.local
         )
@@ -516,16 +554,22 @@ class ForwardGeocoder:
     def _street_level(self, street: Street, score: float) -> Candidate:
         """The street itself as the answer, remembered: many queries name a street with a
         number it lacks."""
-        return self._street_level_cache.made(
-            (street.index, score), self._street_candidate, street, score, None, None, "street"
-        )
+        key = (street.index, score)
+        found = self._street_level_cache.get(key)
+        if found is None:
+            found = self._street_level_cache.keep(
+                key, self._street_candidate(street, score, None, None, "street")
+            )
+        return found
 
     def _address(self, street: Street, row: int, score: float) -> Candidate:
         """The address point ``row`` on ``street`` as the answer, remembered: the variants of
         one address (with or without its town, in lower case, misspelled) find it again."""
-        return self._address_cache.made(
-            (street.index, row, score), self._address_candidate, street, row, score
-        )
+        key = (street.index, row, score)
+        found = self._address_cache.get(key)
+        if found is None:
+            found = self._address_cache.keep(key, self._address_candidate(street, row, score))
+        return found
 
     def _address_candidate(self, street: Street, row: int, score: float) -> Candidate:
         addresses = self.local.addresses
@@ -838,7 +882,8 @@ class _Winners:
             key = _key(candidate)  # one answer may come twice, as in ``search``
             self.kept[key] = min(self.kept.get(key, (-score, position)), (-score, position))
             if len(self.kept) >= self.limit:
-                self.last = sorted(self.kept.values())[self.limit - 1]
+                kept = self.kept.values()
+                self.last = min(kept) if self.limit == 1 else sorted(kept)[self.limit - 1]
 
     def found(self) -> list[Candidate]:
         """The candidates made, in position order, so that of equal answers the first wins."""

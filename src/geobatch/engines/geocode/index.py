@@ -29,6 +29,7 @@ from rapidfuzz.distance import LCSseq
 
 from geobatch.engines.geocode.cache import Memo, cached
 from geobatch.engines.geocode.gazetteer import Area
+from geobatch.engines.geocode.normalize import plain_umlauts, street_core
 from geobatch.reference import Release
 from geobatch.reference.indexes.files import open_array, open_table
 from geobatch.reference.indexes.geocode import PREFIX
@@ -323,6 +324,14 @@ class FuzzyKeys:
             found = sorted([*found, *more], key=_best_then_first)[:limit]
         return [(name, score) for name, score, _ in found]
 
+    def same_for_shape(self, shape: str, cutoff: float, limit: int) -> bool:
+        """Whether ``extract`` finds the same for every query of ``shape`` (``number_shape``):
+        no name with digits may match them."""
+        _, numbered = self._shapes.made(
+            (shape, cutoff, limit), self._shape_matches, shape, cutoff, limit
+        )
+        return numbered is None
+
     def _shape_matches(self, shape: str, cutoff: float, limit: int) -> _ShapeMatches:
         return self.plain.extract(shape, cutoff, limit), self.numbered.may_match(shape, cutoff)
 
@@ -405,6 +414,11 @@ def _shape(query: str) -> str:
     if query.isascii():
         return query.encode("ascii").translate(_ZERO_BYTES).decode("ascii")
     return query.translate(_ZEROS)
+
+
+def number_shape(key: str) -> str | None:
+    """``key`` with each digit written as "0" (``_shape``), None where it has no digit."""
+    return None if _ASCII_DIGIT.search(key) is None else _shape(key)
 
 
 def _distinct(folder: Path, name: str) -> list[str]:
@@ -611,6 +625,40 @@ class LocalIndex:
     def fuzzy_streets(self) -> FuzzyKeys:
         """``street_keys`` for fuzzy search."""
         return FuzzyKeys(self.street_keys)
+
+    @cached_property
+    def _numbered_street_shapes(self) -> frozenset[str]:
+        """The shapes (``number_shape``) of the street keys, cores and plain spellings with a
+        digit in them: few ("Route 40"), read on first use."""
+        shapes: set[str] = set()
+        for rows in (self.street_by_key, self.street_by_core, self.street_by_plain):
+            keys = rows.index.keys
+            numbered = keys.filter(pc.match_substring_regex(keys, "[0-9]")).to_pylist()
+            shapes.update(_shape(key) for key in numbered)
+        return frozenset(shapes)
+
+    @cached_property
+    def _numbered_places(self) -> frozenset[str]:
+        """The place and POI names with a digit in them ("Fire Station 30"): few."""
+        keys = self.places.by_key.index.keys
+        return frozenset(keys.filter(pc.match_substring_regex(keys, "[0-9]")).to_pylist())
+
+    def names_place(self, key: str) -> bool:
+        """Whether a place or POI is named ``key``; one with a digit (a reading's street
+        running on into its house number, mostly) is looked for among the few such names."""
+        if _ASCII_DIGIT.search(key) is not None:
+            return key in self._numbered_places
+        return key in self.places.by_key
+
+    def names_no_street(self, shape: str) -> bool:
+        """Whether no key of ``shape`` (``number_shape``) is a street key, nor its plain
+        spelling one of the plain spellings (``plain_umlauts``) nor its core one of the cores
+        (``street_core``), whatever its digits: writing digits as "0" commutes with both (no
+        street type has a digit), and a key found has the shape of a key with a digit."""
+        numbered = self._numbered_street_shapes
+        return not (
+            shape in numbered or plain_umlauts(shape) in numbered or street_core(shape) in numbered
+        )
 
     def forget(self) -> None:
         """Drop the remembered fuzzy matches of streets and places (to measure queries as

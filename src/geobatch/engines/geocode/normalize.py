@@ -34,6 +34,20 @@ _PUNCTUATION = re.compile(r"[^\w\s,/-]|_")
 _LOOSE_HYPHEN = re.compile(r"(?<!\d)[-/]|[-/](?!\d)")
 _LEADING_DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
+
+
+class _Marks(dict[int, int | None]):
+    """A ``str.translate`` table that drops combining marks and keeps every other character,
+    filled as characters are met: after the first of each, a text is translated in C."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.combining(chr(code)) else code
+        if len(self) < 8_192:  # bounded: a text of every script leaves the rest uncached
+            self[code] = kept
+        return kept
+
+
+_COMBINING = _Marks()
 _NUMBER_SUFFIX = re.compile(r"\b(\d+) (bis|ter|quater|[a-z])\b(?! \d)")
 _NUMBER_RANGE = re.compile(r"\b(\d+) ?([-/]) ?(\d+)\b")
 _NUMBER_PART = re.compile(r"\d(?: ?[-/] ?\d| (?:bis|ter|quater|[a-z])\b)")
@@ -112,7 +126,7 @@ def fold(text: str) -> str:
     else:
         text = unicodedata.normalize("NFKC", text).lower().translate(_LETTERS)
         text = unicodedata.normalize("NFKD", text)
-        text = "".join(char for char in text if not unicodedata.combining(char))
+        text = text.translate(_COMBINING)  # without the combining marks
     text = _POSSESSIVE.sub("s", text)
     text = _APOSTROPHES.sub(" ", text)
     text = _PUNCTUATION.sub(" ", text)

@@ -79,8 +79,10 @@ class ReadingTemplates:
             return segment_readings(segments, self.vocabulary)
         hole = _HOLE * len(number)
         key = ",".join(
-            " ".join(hole if token == number else token for token in segment)
-            for segment in segments
+            [
+                " ".join([hole if token == number else token for token in segment])
+                for segment in segments
+            ]
         )
         if key in self._templates:
             template = self._templates[key]
@@ -188,4 +190,4 @@ def _filled(template: _Template, number: str) -> Iterator[ParsedAddress]:
         values: list[object] = list(reading)
         for position in holders:
             values[position] = str(values[position]).replace(placeholder, number)
-        yield ParsedAddress._make(values)
+        yield tuple.__new__(ParsedAddress, values)  # ``_make`` without its call
