@@ -65,13 +65,20 @@ def trace_paths(
     gap = chain[later] - chain[later - 1]
     excess = np.abs(route - gap)
     # A step is on the path when the route roughly keeps pace with the input: not far longer
-    # (a roundabout passed straight through is still allowed), nor standing still.
+    # (a roundabout passed straight through is still allowed), nor standing still. Standing
+    # still is judged by how far the input gets (its chord): a jittery input that doubles
+    # back runs more metres than it advances, and is still on the road.
+    point = layers.point
+    chord = np.hypot(
+        samples.x[point[later]] - samples.x[point[later - 1]],
+        samples.y[point[later]] - samples.y[point[later - 1]],
+    )
     ok = (
         good[later - 1]
         & good[later]
         & np.isfinite(route)
         & (route - gap <= params.max_detour_m + gap)
-        & (gap - route <= 0.5 * gap)
+        & (chord - route <= 0.5 * chord)
         & (gap <= 2 * params.spacing_m + 1e-6)
     )
     later, a, b, route, gap, excess = (v[ok] for v in (later, a, b, route, gap, excess))
