@@ -37,9 +37,8 @@ def _variants(name: str) -> list[str]:
     second language's name in square brackets ("Catalunya [Cataluña]"): each is a name."""
     others = _OTHER_LANGUAGE.findall(name)
     if others:
-        base = _OTHER_LANGUAGE.sub(" ", name).strip()
-        found = [v for part in (base, *others) if part.strip() for v in _variants(part.strip())]
-        return list(dict.fromkeys(found))
+        parts = [p.strip() for p in (_OTHER_LANGUAGE.sub(" ", name), *others)]
+        return list(dict.fromkeys(v for part in parts if part for v in _variants(part)))
     out = [name]
     bare = _BRACKETS.sub(" ", name).strip()
     if bare and bare != name:

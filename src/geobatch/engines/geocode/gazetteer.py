@@ -264,8 +264,8 @@ class GazetteerIndex:
         if not regional.any():
             return ()
         # the share is of every place so named: "Madrid" the city outweighs its region
-        share = np.where(regional, self.weights(rows, how), 0.0)
-        share = share / self.weights(rows, how).sum()
+        weight = self.weights(rows, how)
+        share = np.where(regional, weight, 0.0) / weight.sum()
         order = np.argsort(-share, kind="stable")[: min(5, int(regional.sum()))]
         return tuple((self.area(int(rows[i])), float(share[i])) for i in order.tolist())
 
