@@ -74,6 +74,28 @@ def test_countries_and_us_states() -> None:
     assert "CA" in california["alternate_names"]  # type: ignore[operator]
 
 
+def test_territories_without_towns_are_placed_where_they_lie() -> None:
+    """Every present-day country can be answered: the few without a town of 500 lie at their
+    subdivisions or their own centre, not nowhere."""
+    table = gazetteer_table()
+    countries = table.filter(pc.equal(table["feature"], "country"))
+    placed = {r["country"]: (r["lon"], r["lat"]) for r in countries.to_pylist()}
+    gone = {"CS", "AN"}  # Serbia and Montenegro, Netherlands Antilles: dissolved, no place
+    assert {code for code, (lon, _) in placed.items() if lon is None} == gone
+    lon, lat = placed["BV"]  # Bouvet Island, in the South Atlantic
+    assert 0 < lon < 6
+    assert -56 < lat < -53
+    lon, lat = placed["HM"]  # Heard Island and McDonald Islands, in the southern Indian Ocean
+    assert 72 < lon < 75
+    assert -54 < lat < -52
+    assert placed["AQ"][1] < -60  # Antarctica
+    # The US Minor Outlying Islands lie at one of their islands (all of them in the Pacific
+    # but Navassa), not at the average of longitudes on both sides of the antimeridian.
+    lon, lat = placed["UM"]
+    assert lon < -155 or lon > 160
+    assert -1 < lat < 30
+
+
 def test_regions_of_every_country_with_their_names_in_other_languages() -> None:
     table = gazetteer_table()
     bavaria = table.filter(pc.equal(table["id"], "geonames:admin1:DE.02")).to_pylist()[0]

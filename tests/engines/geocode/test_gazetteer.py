@@ -34,6 +34,8 @@ def geocoder(helsinki: Release) -> ForwardGeocoder:
         ("FRA", "country", "FR"),  # ISO alpha-3
         ("Niemcy", "country", "DE"),  # a country in Polish
         ("Trinidad & Tobago", "country", "TT"),
+        ("Isla Bouvet", "country", "BV"),  # a territory without towns, in Spanish
+        ("HMD", "country", "HM"),
         ("St. Vincent and the Grenadines", "country", "VC"),  # five words, "St." for Saint
         ("Cook County, Illinois", "region", "US"),  # a county
         ("Lima per", "locality", "PE"),  # a town with a country code after it
