@@ -74,6 +74,17 @@ def test_countries_and_us_states() -> None:
     assert "CA" in california["alternate_names"]  # type: ignore[operator]
 
 
+def test_no_place_is_named_by_a_number() -> None:
+    """GeoNames lists Helsinki's districts under their numbers too ("13" for Etu-Töölö): as a
+    name, a number would read the house number of any address as that district."""
+    table = gazetteer_table()
+    names = pc.list_flatten(table["alternate_names"])
+    assert not pc.any(pc.match_substring_regex(names, r"^[^\pL]*$")).as_py()
+    etu_toolo = _row(660083)
+    assert "Främre Tölö" in etu_toolo["alternate_names"]  # type: ignore[operator]
+    assert "13" not in etu_toolo["alternate_names"]  # type: ignore[operator]
+
+
 def test_territories_without_towns_are_placed_where_they_lie() -> None:
     """Every present-day country can be answered: the few without a town of 500 lie at their
     subdivisions or their own centre, not nowhere."""

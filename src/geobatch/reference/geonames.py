@@ -79,7 +79,15 @@ def _row(
     lon: Any = None,
     lat: Any = None,
 ) -> dict[str, Any]:
-    others = list(dict.fromkeys(alt for alt in alternates or () if alt and alt != name))
+    # GeoNames files a district's number among its names ("13" for Etu-Töölö): no one calls a
+    # place by a name without a letter, and a house number would find it
+    others = list(
+        dict.fromkeys(
+            alt
+            for alt in alternates or ()
+            if alt and alt != name and any(ch.isalpha() for ch in alt)
+        )
+    )
     finite = lon is not None and lat is not None and np.isfinite(float(lon) + float(lat))
     return {
         "id": row_id,

@@ -46,6 +46,7 @@ def geocoder(helsinki: Release) -> ForwardGeocoder:
         ("Bern", "locality", "CH"),
         ("Vestland", "region", "NO"),  # a region's own name before a town's other name
         ("Brooklyn", "locality", "US"),  # a borough
+        ("Memphis, Florida", "locality", "US"),  # not Helsinki's Memphis (a POI) in "Florida"
     ],
 )
 def test_places_of_every_kind(

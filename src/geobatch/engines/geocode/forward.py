@@ -336,10 +336,14 @@ class ForwardGeocoder:
             if fuzzy and _DIGIT.search(reading.street):
                 fuzzy = reading.name_only and floor == 0.0
             if fuzzy or self.local.names_place(reading.street):  # else no place is found
-                # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself
+                # a POI named like a locality ("Kluuvi" the mall) ranks below the locality itself,
+                # and one read with a town that is none of the release's ("Memphis, Florida")
+                # below a place of that town
                 factor = _place_factor(reading) * (
                     0.9 if reading.street in self.local.localities else 1
                 )
+                if reading.locality and not self.local.is_locality(reading.locality):
+                    factor *= 0.8
                 needed = floor / (PLACE_CEILING * factor)
                 for row, similarity in self._places(reading.street, fuzzy=fuzzy, needed=needed):
                     out.append(self._place(row, similarity * factor))
