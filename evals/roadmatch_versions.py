@@ -5,7 +5,10 @@ Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --ne
 
 The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
 as ``road_match`` records (the job's default options) onto a release built from
-``osm/monaco.osm.pbf`` (2016). The truth comes from persistent OSM ids first, then geometry:
+``osm/monaco.osm.pbf`` (2016). Given the other way round (``--old`` the 2016 extract, ``--new``
+the 2012 one), the roads built since, and those of the 2016 extract's wider area, are absent
+from the reference: a test of roads that must come back ``unmatched``. The truth comes from
+persistent OSM ids first, then geometry:
 
 - an old edge (two consecutive nodes of an old way) whose two nodes are still consecutive on a
   new way lies on that way, between those nodes; nodes added to the way since (a new crossing)
@@ -67,7 +70,7 @@ from geobatch.reference import Release
 from geobatch.reference.osm_tags import is_bridge, is_tunnel, layer, oneway, road_class
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from roadmatch_data import SHARED_DATA, data_or_exit, temporary_release
+from roadmatch_data import SHARED_DATA, temporary_release
 from roadmatch_synthetic import Way, ways_of
 
 REDRAWN_M = 10.0
@@ -539,7 +542,10 @@ def main() -> None:
         help="leave a column out of the records, as a customer without it would",
     )
     args = parser.parse_args()
-    data_or_exit(str(args.old.relative_to(SHARED_DATA)), str(args.new.relative_to(SHARED_DATA)))
+    for given in (args.old, args.new):
+        if not given.is_file():
+            print(f"skipped: {given} is absent (shared test data not installed)")
+            sys.exit(0)
     console = Console()
     old = read_ways(args.old)
     new_osm = read_ways(args.new)
