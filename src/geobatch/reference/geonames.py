@@ -192,7 +192,10 @@ def _centres(
 
 
 def _regions(
-    cache: Any, cities: list[dict[str, Any]], towns: dict[Any, tuple[str | None, str | None]]
+    cache: Any,
+    cities: list[dict[str, Any]],
+    towns: dict[Any, tuple[str | None, str | None]],
+    isos: list[Subdivision],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Admin1 and admin2 rows, their names taken from the towns they hold."""
     admin1_names: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
@@ -226,7 +229,6 @@ def _regions(
             "lat": lat,
             "population": people,
         }
-    isos = subdivisions()
     pairs = _match_subdivisions(regions, isos)
     rows = []
     for key in sorted(regions):
@@ -309,7 +311,8 @@ def gazetteer_table() -> pa.Table:
         for c in cache.get_continents().values()
     ]
     aliases = country_aliases()
-    places = _country_places(cache, cities)
+    isos = subdivisions()  # read once: the countries and the regions both use them
+    places = _country_places(cache, cities, isos)
     for c in cache.get_countries().values():
         lon, lat = places.get(c["iso"], (None, None))
         rows.append(
@@ -324,7 +327,7 @@ def gazetteer_table() -> pa.Table:
                 lat=lat,
             )
         )
-    regions, counties = _regions(cache, cities, _towns())
+    regions, counties = _regions(cache, cities, _towns(), isos)
     rows += regions + counties
     rows += [
         _row(
@@ -343,7 +346,9 @@ def gazetteer_table() -> pa.Table:
     return pa.Table.from_pylist(rows, schema=GAZETTEER)
 
 
-def _country_places(cache: Any, cities: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+def _country_places(
+    cache: Any, cities: list[dict[str, Any]], isos: list[Subdivision]
+) -> dict[str, tuple[float, float]]:
     """(lon, lat) of each country: its cities' population centre, else the middle one of its
     ISO 3166-2 subdivisions (the US Minor Outlying Islands), else its continent's (Antarctica)
     or ``UNPEOPLED``'s."""
@@ -354,7 +359,7 @@ def _country_places(cache: Any, cities: list[dict[str, Any]]) -> dict[str, tuple
         ).items()
     }
     spots: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for iso in subdivisions():
+    for iso in isos:
         if iso.lon is not None and iso.lat is not None:
             spots[iso.country].append((iso.lon, iso.lat))
     antarctica = cache.get_continents()["AN"]
