@@ -12,7 +12,8 @@ persistent OSM ids first, then geometry:
 
 - an old edge (two consecutive nodes of an old way) whose two nodes are still consecutive on a
   new way lies on that way, between those nodes; nodes added to the way since (a new crossing)
-  do not break the run, since they were not there to be consecutive with;
+  do not break the run, since they were not there to be consecutive with, unless they take
+  the way more than 10 m off the edge (the way was redrawn there);
 - any other old edge is judged by geometry, every 2 m along it: a point lies on the new way
   within 10 m of it that runs the same way (within 30 degrees), its own way first where that
   kept its id but was redrawn, else the nearest. A way deleted and drawn again in place under a
@@ -191,7 +192,7 @@ def truth_of_edges(old: OsmWay, new: NewWays, network: RoadNetwork) -> list[OldE
     for i in range(len(old.refs) - 1):
         length = float(np.hypot(*(xy[i + 1] - xy[i])))
         hits = new.edges.get((old.refs[i], old.refs[i + 1]), [])
-        if hits:
+        if hits and not _rerouted(xy[i : i + 2], hits[0], new):
             way_id, p, q = hits[0]
             at = new.node_at[way_id]
             forward = new.refs[way_id][p] == old.refs[i]
@@ -200,6 +201,17 @@ def truth_of_edges(old: OsmWay, new: NewWays, network: RoadNetwork) -> list[OldE
             continue
         out.append(OldEdge(length, _redrawn(old.id, xy[i : i + 2], length, new)))
     return out
+
+
+def _rerouted(ends: np.ndarray, hit: tuple[int, int, int], new: NewWays) -> bool:
+    """Whether nodes added between an old edge's two nodes take the new way more than 10 m
+    off the edge: the two are then no longer consecutive, and the edge counts as redrawn."""
+    way_id, p, q = hit
+    if q - p <= 1:
+        return False
+    between = shapely.get_coordinates(new.ways[way_id].metric)[p + 1 : q]
+    edge = shapely.LineString(ends)
+    return bool(shapely.distance(edge, shapely.points(between)).max() > REDRAWN_M)
 
 
 def _redrawn(

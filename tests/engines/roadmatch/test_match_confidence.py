@@ -144,3 +144,18 @@ def test_frechet_of_samples_and_path_positions_is_that_of_geos() -> None:
     )
     assert np.array_equal(lines, np.arange(300))
     assert np.array_equal(found, expected)
+
+
+def test_the_street_a_road_ends_at_is_not_reported_as_part_of_it() -> None:
+    net = network(
+        {"a": [(0, 0), (200, 0)], "b": [(200, 0), (300, 0)]},
+        names={"a": "Main Street", "b": "Harbour Road"},
+    )
+    ends_there = line([(20, 2), (210, 2)])
+    runs_on = line([(20, 2), (250, 2)])
+    short, long = match_lines([ends_there, runs_on], ["Main Street"] * 2, net, PARAMS)
+    assert [s.segment_id for s in short.segments] == ["a"]
+    assert short.status == "full"  # the road does reach the junction
+    assert [s.segment_id for s in long.segments] == ["a", "b"]
+    kept = match_lines([ends_there], ["Main Street"], net, MatchParams(end_name_m=0))[0]
+    assert [s.segment_id for s in kept.segments] == ["a", "b"]

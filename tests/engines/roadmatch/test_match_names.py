@@ -71,3 +71,16 @@ def test_segments_of_one_street_share_a_name_group_and_score_alike() -> None:
     assert got[0] == got[1] == 100.0
     assert got[2] == similarity("Side Rd", ["Main Street"])
     assert got[3] == 100.0
+
+
+def test_shared_street_type_words_do_not_make_names_alike() -> None:
+    unrelated = similarity("Avenue de la Porte Neuve", ["Avenue des Pins"])
+    assert unrelated is not None
+    assert unrelated < 50
+    related = similarity("Rue Bosio", ["Rond-Point Bosio"])
+    assert related is not None
+    assert related >= 80
+    # Differing street types still count against a pair.
+    other_type = similarity("Main Street", ["Main Avenue"])
+    assert other_type is not None
+    assert other_type < 80

@@ -131,8 +131,11 @@ def score_roads(
     # A stretch below the threshold is not a match: it is dropped, and the status comes from
     # the share of the input that the remaining stretches cover. A short weak stretch between
     # two strong ones of the same road (a roundabout passed through) is part of the path.
-    weak = (p_conf < params.confidence_threshold) | (
-        road_conf[pieces.line] < params.confidence_threshold
+    foreign_end = _foreign_ends(pieces, p_name, n_lines, params)
+    weak = (
+        (p_conf < params.confidence_threshold)
+        | (road_conf[pieces.line] < params.confidence_threshold)
+        | foreign_end
     )
     strong = ~weak
     first_strong = np.full(n_lines, np.inf)
@@ -149,8 +152,10 @@ def score_roads(
     )
     # The input on the matched path, less what only dropped stretches covered. (Slivers left
     # out of the ranges, a few metres past a junction at a road's end, still count as on it.)
+    # A street met at the road's end is not reported, but the road does reach it.
+    reach = np.union1d(kept, np.flatnonzero(foreign_end))
     lost = _covered(pieces.line, pieces.input_lo, pieces.input_hi, n_lines) - _covered(
-        pieces.line[kept], pieces.input_lo[kept], pieces.input_hi[kept], n_lines
+        pieces.line[reach], pieces.input_lo[reach], pieces.input_hi[reach], n_lines
     )
     has_kept = np.bincount(pieces.line[kept], minlength=n_lines) > 0
     covered_input = np.where(has_kept, np.maximum(pieces.matched_m - lost, 0.0), 0.0)
@@ -194,6 +199,33 @@ def score_roads(
         segment_confidence=np.round(p_conf[kept], 1),
         geometry=shapes,
     )
+
+
+def _foreign_ends(
+    pieces: PathPieces, p_name: np.ndarray, n_lines: int, params: MatchParams
+) -> np.ndarray:
+    """Per piece, whether it lies within ``end_name_m`` of a road's first or last matched
+    metre, with only such pieces between it and that end, on segments named unlike the road,
+    while the road's own name is found along the rest of it: the street or roundabout it
+    meets at its end, not a stretch of it."""
+    n = len(pieces.line)
+    if n == 0 or params.end_name_m <= 0:
+        return np.zeros(n, dtype=bool)
+    own = p_name >= params.end_name_same
+    foreign = p_name < params.end_name_other  # False where either side has no name
+    head = np.flatnonzero(np.r_[True, pieces.line[1:] != pieces.line[:-1]])
+    size = np.diff(np.r_[head, n])
+    start = np.repeat(pieces.input_lo[head], size)
+    stop = np.repeat(np.maximum.reduceat(pieces.input_hi, head), size)
+    # Pieces of the line up to and including this one (from its start, then from its end)
+    # that are not foreign.
+    other = (~foreign).astype(np.int64)
+    before = np.cumsum(other) - np.repeat(np.cumsum(other)[head] - other[head], size)
+    after = np.repeat(np.add.reduceat(other, head), size) - before + other
+    at_start = (before == 0) & (pieces.input_hi - start <= params.end_name_m)
+    at_end = (after == 0) & (stop - pieces.input_lo <= params.end_name_m)
+    has_own = np.bincount(pieces.line, weights=own, minlength=n_lines) > 0
+    return foreign & (at_start | at_end) & has_own[pieces.line]  # type: ignore[no-any-return]
 
 
 def _mean(line: np.ndarray, values: np.ndarray, weights: np.ndarray, n_lines: int) -> np.ndarray:

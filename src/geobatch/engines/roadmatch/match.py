@@ -84,6 +84,12 @@ class MatchParams:
     # onto that segment, is on the road it ends at (a ring, a crossing street): not claimed
     end_turn_deg: float = 12.0
     end_corner_deg: float = 45.0
+    # pieces within this many metres of a road's end, on segments named unlike it (name
+    # similarity below ``end_name_other``) where the rest of it matched its own name (at least
+    # ``end_name_same``), are the street or roundabout it ends at: not reported
+    end_name_m: float = 15.0
+    end_name_same: float = 80.0
+    end_name_other: float = 50.0
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
     full_ratio: float = 0.9  # share of the input covered by matched stretches for "full"
     min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"

@@ -45,6 +45,15 @@ _ABBREVIATIONS = {
     "bvd": "boulevard",
 }
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_GENERIC_WORDS = """
+road street avenue boulevard lane drive way place square route highway the of
+rue chemin allee allée quai impasse passage rond point esplanade de la le les des du d l
+carrer avinguda carretera cami camí plaça placa del dels els calle via camino paseo lo los las el
+strasse straße weg platz gasse
+"""
+_GENERIC = frozenset([*_ABBREVIATIONS.values(), *_GENERIC_WORDS.split()])
+"""Words that say what kind of street it is, not which: "Avenue de la Porte Neuve" and
+"Avenue des Pins" share only these."""
 
 
 @lru_cache(maxsize=65536)
@@ -66,13 +75,23 @@ def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
     if not left:
         return None
     best: float | None = None
+    left_core = _core(left)
     for other in candidates:
         right = normalise(other)
         if not right:
             continue
         score = float(fuzz.WRatio(left, right))
+        right_core = _core(right)
+        if left_core and right_core:
+            # Shared generic words do not make two names alike; differing ones still count.
+            score = min(score, float(fuzz.WRatio(left_core, right_core)))
         best = score if best is None else max(best, score)
     return best
+
+
+def _core(name: str) -> str:
+    """A normalised name without its generic words; empty when it has only those."""
+    return " ".join(word for word in name.split() if word not in _GENERIC)
 
 
 class NameScores:
