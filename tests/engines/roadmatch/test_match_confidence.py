@@ -65,7 +65,7 @@ def test_status_full_partial_and_unmatched() -> None:
 
 def test_below_the_confidence_threshold_a_road_is_unmatched() -> None:
     net = _straight()
-    road = line([(20, 12), (280, 12)])
+    road = line([(20, 10), (280, 10)])
     (loose,) = match_lines([road], None, net, MatchParams(confidence_threshold=10))
     (strict,) = match_lines([road], None, net, MatchParams(confidence_threshold=95))
     assert loose.status == "full"
@@ -94,7 +94,11 @@ def test_a_road_missing_from_the_reference_is_unmatched_not_snapped_to_a_neighbo
     named, unnamed = match_lines([road, road], ["Harbour Road", None], net, PARAMS)
     assert (named.status, named.segments, named.matched_ratio) == ("unmatched", (), 0.0)
     assert unnamed.status == "unmatched"
-    assert named.confidence < unnamed.confidence < PARAMS.confidence_threshold
+    assert unnamed.confidence < PARAMS.confidence_threshold
+    # Nearer, a name of its own still counts against it.
+    closer = line([(20, 9), (280, 9)])
+    named, unnamed = match_lines([closer] * 2, ["Harbour Road", None], net, PARAMS)
+    assert named.confidence < unnamed.confidence
 
 
 def test_a_new_road_touching_the_reference_only_where_it_starts_is_unmatched() -> None:
@@ -120,7 +124,7 @@ def test_confidence_threshold_drops_weak_stretches_and_the_status_follows() -> N
     (loose,) = match_lines([road], ["Main Street"], net, MatchParams(confidence_threshold=50))
     (strict,) = match_lines([road], ["Main Street"], net, MatchParams(confidence_threshold=84))
     assert [s.segment_id for s in loose.segments] == ["a", "b"]
-    assert loose.status == "full"
+    assert loose.matched_ratio > 0.85
     weak = loose.segments[1].confidence
     assert loose.segments[0].confidence > 84 > weak
     assert [s.segment_id for s in strict.segments] == ["a"]
@@ -159,3 +163,16 @@ def test_the_street_a_road_ends_at_is_not_reported_as_part_of_it() -> None:
     assert [s.segment_id for s in long.segments] == ["a", "b"]
     kept = match_lines([ends_there], ["Main Street"], net, MatchParams(end_name_m=0))[0]
     assert [s.segment_id for s in kept.segments] == ["a", "b"]
+
+
+def test_a_stretch_running_well_away_from_the_reference_is_not_covered() -> None:
+    net = network({"a": [(0, 0), (400, 0)]}, names={"a": "Main Street"})
+    # Along the street for 150 m, then 20 m beside it: a new road built alongside.
+    leaves = line([(0, 2), (150, 2), (165, 20), (350, 20)])
+    (match,) = match_lines([leaves], ["Main Street"], net, PARAMS)
+    assert match.status == "partial"
+    assert 0.35 < match.matched_ratio < 0.6
+    assert max(s.input_to_m for s in match.segments) < 175
+    assert max(s.to_fraction for s in match.segments) < 175 / 400
+    (loose,) = match_lines([leaves], ["Main Street"], net, MatchParams(off_reference_share=1.0))
+    assert loose.status == "full"

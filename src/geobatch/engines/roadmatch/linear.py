@@ -87,6 +87,20 @@ def trace_paths(
     layer_ok = np.zeros(n_layers, dtype=bool)
     layer_ok[later] = True
     layer_ok[later - 1] = True
+    # A step both of whose samples lie far from their positions on the path keeps the path
+    # together and counts in the confidence, but that stretch of the input is not on the
+    # reference (a road redrawn or built beside it): it is neither covered nor reported.
+    # A short such stretch between two near ones (a roundabout passed straight through) is
+    # part of the road.
+    off = params.off_reference_share * params.search_radius_m
+    near = _near_or_between(
+        (c.distance[a] <= off) | (c.distance[b] <= off),
+        line[later],
+        chain[later] - gap,
+        chain[later],
+        3 * params.spacing_m,
+    )
+    later, a, b, route, gap = (v[near] for v in (later, a, b, route, gap))
     matched_m = np.bincount(line[later], weights=gap, minlength=n_lines)
 
     c_a, c_b = chain[later - 1], chain[later]
@@ -162,6 +176,34 @@ def trace_paths(
         network,
         params,
     )
+
+
+def _near_or_between(
+    near: np.ndarray, line: np.ndarray, start: np.ndarray, stop: np.ndarray, longest: float
+) -> np.ndarray:
+    """``near``, and also True on runs of far steps no longer than ``longest`` metres of the
+    input with a near step of the same line on either side."""
+    out = near.copy()
+    far = np.flatnonzero(~near)
+    if len(far) == 0:
+        return out
+    head = np.r_[True, (np.diff(far) != 1) | (line[far[1:]] != line[far[:-1]])]
+    first, last = far[head], far[np.r_[head[1:], True]]
+    before, after = first - 1, last + 1
+    inside = (before >= 0) & (after < len(near))
+    before, after = np.clip(before, 0, len(near) - 1), np.clip(after, 0, len(near) - 1)
+    short = (
+        inside
+        & near[before]
+        & near[after]
+        & (line[before] == line[first])
+        & (line[after] == line[first])
+        & (stop[last] - start[first] <= longest)
+    )
+    mark = np.zeros(len(near) + 1, dtype=np.int64)
+    np.add.at(mark, first[short], 1)
+    np.add.at(mark, last[short] + 1, -1)
+    return out | (np.cumsum(mark)[:-1] > 0)
 
 
 def _between(

@@ -91,6 +91,9 @@ class MatchParams:
     end_name_same: float = 80.0
     end_name_other: float = 50.0
     min_piece_m: float = 5.0  # shorter partial covers (a quarter of a short road) are dropped
+    # a stretch whose samples lie further than this share of ``search_radius_m`` (12 m of the
+    # default 30) from the path is not on the reference: neither covered nor reported
+    off_reference_share: float = 0.4
     full_ratio: float = 0.9  # share of the input covered by matched stretches for "full"
     min_ratio: float = 0.0  # at or below this matched share a road is "unmatched"
     # a road at least three sampling steps long whose kept stretches cover no more than this
@@ -119,6 +122,7 @@ class MatchParams:
             "either_direction": False,
             "oneway_penalty": 8.0,
             "use_names": False,
+            "off_reference_share": 1.0,  # fixes scatter around the road, they do not leave it
         }
         return cls(**(base | changes))
 
