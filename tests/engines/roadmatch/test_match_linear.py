@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from toy_networks import line, network
 
 from geobatch.engines.roadmatch import MatchParams, match_lines
+from geobatch.engines.roadmatch.linear import _near_or_between
 
 PARAMS = MatchParams()
 
@@ -75,3 +79,23 @@ def test_one_piece_of_a_long_way_is_covered_only_where_the_road_runs() -> None:
     assert seg.length_m == pytest.approx(137.0, abs=1.5)
     assert seg.input_to_m - seg.input_from_m == pytest.approx(137.0, abs=1.5)
     assert match.matched_ratio == pytest.approx(1.0, abs=0.02)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans()), max_size=30))
+def test_far_steps_count_only_when_short_and_between_near_ones(
+    steps: list[tuple[int, bool]],
+) -> None:
+    steps.sort(key=lambda s: s[0])  # steps come line after line
+    line_of = np.asarray([s[0] for s in steps], dtype=np.int64)
+    near = np.asarray([s[1] for s in steps], dtype=bool)
+    start = np.arange(len(steps)) * 15.0
+    kept = _near_or_between(near, line_of, start, start + 15.0, 30.0)
+    assert (kept | ~near).all()  # every near step is kept
+    for k in np.flatnonzero(kept & ~near):
+        before = [j for j in range(k) if line_of[j] == line_of[k]]
+        after = [j for j in range(k + 1, len(steps)) if line_of[j] == line_of[k]]
+        # A kept far step lies in a run of at most two far steps with near ones around it.
+        assert any(near[j] for j in before[-2:])
+        assert any(near[j] for j in after[:2])
+    if not near.any():
+        assert not kept.any()
