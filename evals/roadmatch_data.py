@@ -29,11 +29,13 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EARTH_M_PER_DEG = 111_320.0
 
 
-def data_or_exit(*relative: str) -> Path:
-    """The shared data folder, or exit 0 with a note when a needed file is missing."""
-    for name in relative:
-        if not (SHARED_DATA / name).is_file():
-            print(f"skipped: {SHARED_DATA / name} is absent (shared test data not installed)")
+def data_or_exit(*needed: str | Path) -> Path:
+    """The shared data folder, or exit 0 with a note when a needed file is missing: a name
+    (``str``) is inside the shared data folder, a ``Path`` is taken as given."""
+    for name in needed:
+        path = name if isinstance(name, Path) else SHARED_DATA / name
+        if not path.is_file():
+            print(f"skipped: {path} is absent (shared test data not installed)")
             sys.exit(0)
     return SHARED_DATA
 

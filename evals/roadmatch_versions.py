@@ -71,7 +71,7 @@ from geobatch.reference import Release
 from geobatch.reference.osm_tags import is_bridge, is_tunnel, layer, oneway, road_class
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from roadmatch_data import SHARED_DATA, temporary_release
+from roadmatch_data import SHARED_DATA, data_or_exit, temporary_release
 from roadmatch_synthetic import Way, ways_of
 
 REDRAWN_M = 10.0
@@ -554,10 +554,7 @@ def main() -> None:
         help="leave a column out of the records, as a customer without it would",
     )
     args = parser.parse_args()
-    for given in (args.old, args.new):
-        if not given.is_file():
-            print(f"skipped: {given} is absent (shared test data not installed)")
-            sys.exit(0)
+    data_or_exit(args.old, args.new)
     console = Console()
     old = read_ways(args.old)
     new_osm = read_ways(args.new)

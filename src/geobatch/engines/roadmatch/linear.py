@@ -96,7 +96,7 @@ def trace_paths(
     near = _near_or_between(
         (c.distance[a] <= off) | (c.distance[b] <= off),
         line[later],
-        chain[later] - gap,
+        chain[later - 1],
         chain[later],
         3 * params.spacing_m,
     )
