@@ -84,3 +84,23 @@ def test_shared_street_type_words_do_not_make_names_alike() -> None:
     other_type = similarity("Main Street", ["Main Avenue"])
     assert other_type is not None
     assert other_type < 80
+
+
+def test_a_name_of_street_type_words_only_weighs_as_no_name() -> None:
+    # "Bretelle" (a slip road) says what kind of road it is, not which one.
+    net = network(
+        {
+            "boulevard": [(0, 0), (100, 0)],
+            "slip": [(0, 8), (100, 8)],
+            "bare": [(0, 16), (100, 16)],
+        },
+        names={"boulevard": "Boulevard du Larvotto", "slip": "Bretelle de Monaco"},
+    )
+    line = np.zeros(3, dtype=np.int64)
+    costs = mismatch(["Bretelle"], line, np.array([0, 1, 2]), net)
+    assert costs.tolist() == [0.5, 0.5, 0.5]
+    assert similarity("Bretelle", ["Bretelle"]) == 100.0
+    assert similarity("Bretelle de Monaco", ["Bretelle de Monaco"]) == 100.0
+    unrelated = similarity("Bretelle de Monaco", ["Boulevard du Larvotto"])
+    assert unrelated is not None
+    assert unrelated < 50

@@ -50,6 +50,8 @@ road street avenue boulevard lane drive way place square route highway the of
 rue chemin allee allée quai impasse passage rond point esplanade de la le les des du d l
 carrer avinguda carretera cami camí plaça placa del dels els calle via camino paseo lo los las el
 strasse straße weg platz gasse
+bretelle sortie entree entrée sortida salida acceso acces enllac enlace ramp rampe exit slip
+auffahrt abfahrt ausfahrt zufahrt
 """
 _GENERIC = frozenset([*_ABBREVIATIONS.values(), *_GENERIC_WORDS.split()])
 """Words that say what kind of street it is, not which: "Avenue de la Porte Neuve" and
@@ -85,6 +87,10 @@ def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
         if left_core and right_core:
             # Shared generic words do not make two names alike; differing ones still count.
             score = min(score, float(fuzz.WRatio(left_core, right_core)))
+        elif left_core or right_core:
+            # A name of generic words only ("Bretelle", "Exit") says what kind of road it is,
+            # not which: against a named street it weighs no more than having no name.
+            score = 50.0
         best = score if best is None else max(best, score)
     return best
 
