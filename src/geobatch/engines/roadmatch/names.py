@@ -89,7 +89,7 @@ def _similarity(name: str, candidates: tuple[str, ...]) -> float | None:
             score = min(score, float(fuzz.WRatio(left_core, right_core)))
         elif left_core or right_core:
             # A name of generic words only ("Bretelle", "Exit") says what kind of road it is,
-            # not which: against a named street it weighs no more than having no name.
+            # not which: against a named street it weighs as much as having no name.
             score = 50.0
         best = score if best is None else max(best, score)
     return best
