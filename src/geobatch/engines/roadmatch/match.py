@@ -74,7 +74,10 @@ class MatchParams:
     level_penalty: float = 0.5
     layer_share: float = 0.5
     either_direction: bool = True  # input digitisation direction says nothing about traffic
-    break_cost: float = 25.0  # cost of restarting the path (gap, off-network stretch)
+    # cost of restarting the path (gap, off-network stretch): that of a route 40 m longer than
+    # the input, so a stretch the road cannot follow along the network is a restart, not a
+    # detour through a wrong street whose weak pieces pull the whole road's confidence down
+    break_cost: float = 10.0
     max_heading_deg: float = 60.0  # a sample further off the segment's heading is unmatched
     max_state_turn_deg: float = 100.0  # states heading further off the road are not considered
     max_detour_m: float = 15.0  # a step whose route exceeds twice its length by more is unmatched
