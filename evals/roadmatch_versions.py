@@ -1,7 +1,9 @@
 """Cross-version evaluation of road matching: an old OSM snapshot's roads onto a newer release.
 
-Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N] [--old F --new F]
-[--without oneway] [--without name] [--without layer]``.
+Run with ``.venv/bin/python evals/roadmatch_versions.py [--seed N ...] [--old F --new F]
+[--without oneway] [--without name] [--without layer]``. Several seeds give a row each and one
+of them pooled (the perturbations move a few roads onto their neighbour or off it, so one
+seed's figures vary by about ±0.005).
 
 The roads of ``osm/monaco-2012.osm.gz`` are perturbed as a customer digitises them and matched
 as ``road_match`` records (the job's default options) onto a release built from
@@ -408,7 +410,16 @@ class Score:
     # Lost recall by kind, metres: roads answered unmatched, and gaps in matched roads.
     missed_unmatched_m: float = 0.0
     missed_gaps_m: float = 0.0
-    worst: list[tuple[float, int, str, str]] = field(default_factory=list)
+    worst: list[tuple[float, int, int, str, str]] = field(default_factory=list)  # seed, road
+
+    def add(self, other: Score) -> None:
+        """Pool another run's sums into this one (several seeds)."""
+        for name, value in vars(other).items():
+            if isinstance(value, (int, float)):
+                setattr(self, name, getattr(self, name) + value)
+        for key, count in other.confusion.items():
+            self.confusion[key] += count
+        self.worst.extend(other.worst)
 
 
 def _overlap(lo: float, hi: float, ranges: list[tuple[float, float]]) -> float:
@@ -432,7 +443,7 @@ def _overlap(lo: float, hi: float, ranges: list[tuple[float, float]]) -> float:
 
 
 def score(
-    roads: list[Road], answers: list[RoadAnswer], new: NewWays, network: RoadNetwork
+    roads: list[Road], answers: list[RoadAnswer], new: NewWays, network: RoadNetwork, seed: int = 0
 ) -> Score:
     out = Score()
     index = {str(network.segment_ids[k]): k for k in range(len(network))}
@@ -475,7 +486,7 @@ def score(
                     out.missed_unmatched_m += hi - lo - recalled
                 else:
                     out.missed_gaps_m += hi - lo - recalled
-        out.worst.append((lost, number, road.status, answer.status))
+        out.worst.append((lost, seed, number, road.status, answer.status))
         out.roads += 1
         out.status_same += road.status == answer.status
         out.confusion[(road.status, answer.status)] += 1
@@ -540,11 +551,43 @@ def _breakdown(result: Score) -> Table:
     return table
 
 
+def _records(roads: list[Road], left_out: set[str]) -> pa.Table:
+    """The test roads as ``road_match`` records, less the columns a customer would lack."""
+    records = pa.table(
+        {
+            "_ordinal": pa.array(np.arange(1, len(roads) + 1), pa.int64()),
+            "recId": pa.array([str(i) for i in range(len(roads))], pa.string()),
+            "name": pa.array([r.name for r in roads], pa.string()),
+            "oneway": pa.array([r.oneway for r in roads], pa.int8()),
+            "layer": pa.array([r.layer for r in roads], pa.int8()),
+            "tunnel": pa.array([r.tunnel for r in roads], pa.bool_()),
+            "bridge": pa.array([r.bridge for r in roads], pa.bool_()),
+            "geometry": pa.array(shapely.to_wkb(np.asarray([r.line for r in roads]))),
+        }
+    )
+    return records.drop_columns(sorted(left_out))
+
+
+def _row(label: str, result: Score, km: float, far: int, far_matched: int) -> list[str]:
+    return [
+        label,
+        str(result.roads),
+        f"{km:.1f}",
+        f"{result.correct_m / max(result.matched_m, 1e-9):.3f}",
+        f"{result.recalled_m / max(result.truth_m, 1e-9):.3f}",
+        f"{result.status_same / max(result.roads, 1):.3f}",
+        f"{result.absent_matched}/{result.absent}",
+        f"{far_matched}/{far}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, default=SHARED_DATA / "osm" / "monaco-2012.osm.gz")
     parser.add_argument("--new", type=Path, default=SHARED_DATA / "osm" / "monaco.osm.pbf")
-    parser.add_argument("--seed", type=int, default=2012)
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=[2012], help="one or more; several are pooled"
+    )
     parser.add_argument("--worst", type=int, default=0, help="list the N roads losing most")
     parser.add_argument(
         "--without",
@@ -558,46 +601,38 @@ def main() -> None:
     console = Console()
     old = read_ways(args.old)
     new_osm = read_ways(args.new)
+    left_out = {column for name in args.without for column in WITHOUT[name]}
+    rows: list[list[str]] = []
+    pooled, km, far, far_matched, seconds = Score(), 0.0, 0, 0, 0.0
+    rejected, codes = 0, set()
     with temporary_release(args.new) as release:
         network = network_for(release)
         old_nodes = {ref for way in old.values() for ref in way.refs}
         new = index_new(new_osm, old_nodes, network, release.table("segments"))
         truth = {way_id: truth_of_edges(way, new, network) for way_id, way in old.items()}
-        roads = perturbed_roads(old, truth, network, args.seed)
-        records = pa.table(
-            {
-                "_ordinal": pa.array(np.arange(1, len(roads) + 1), pa.int64()),
-                "recId": pa.array([str(i) for i in range(len(roads))], pa.string()),
-                "name": pa.array([r.name for r in roads], pa.string()),
-                "oneway": pa.array([r.oneway for r in roads], pa.int8()),
-                "layer": pa.array([r.layer for r in roads], pa.int8()),
-                "tunnel": pa.array([r.tunnel for r in roads], pa.bool_()),
-                "bridge": pa.array([r.bridge for r in roads], pa.bool_()),
-                "geometry": pa.array(shapely.to_wkb(np.asarray([r.line for r in roads]))),
-            }
-        )
-        left_out = {column for name in args.without for column in WITHOUT[name]}
-        records = records.drop_columns(sorted(left_out))
-        started = time.perf_counter()
-        batch = match_records(records, network, params_of(RoadMatchOptions()))
-        seconds = time.perf_counter() - started
-        answers = _every_road(roads, batch.rows.tolist(), batch.answers)
-        result = score(roads, answers, new, network)
-        far, far_matched = _absent_far(roads, answers, network, release)
+        for seed in args.seed:
+            roads = perturbed_roads(old, truth, network, seed)
+            started = time.perf_counter()
+            batch = match_records(_records(roads, left_out), network, params_of(RoadMatchOptions()))
+            seconds += time.perf_counter() - started
+            rejected += batch.errors.num_rows
+            codes |= set(batch.errors.column("code").to_pylist())
+            answers = _every_road(roads, batch.rows.tolist(), batch.answers)
+            result = score(roads, answers, new, network, seed)
+            seed_far, seed_far_matched = _absent_far(roads, answers, network, release)
+            seed_km = sum(r.length_m for r in roads) / 1000
+            rows.append(_row(str(seed), result, seed_km, seed_far, seed_far_matched))
+            pooled.add(result)
+            km, far, far_matched = km + seed_km, far + seed_far, far_matched + seed_far_matched
+    if len(args.seed) > 1:
+        rows.append(_row("all", pooled, km, far, far_matched))
     without = f", without {' and '.join(sorted(set(args.without)))}" if args.without else ""
-    table = Table(title=f"{args.old.name} onto {release.manifest.id} (seed {args.seed}{without})")
-    columns = ("roads", "km", "precision", "recall", "status agreement", "absent matched")
+    table = Table(title=f"{args.old.name} onto {release.manifest.id}{without}")
+    columns = ("seed", "roads", "km", "precision", "recall", "status agreement", "absent matched")
     for column in (*columns, "of them > 10 m away"):
         table.add_column(column, justify="right")
-    table.add_row(
-        str(result.roads),
-        f"{sum(r.length_m for r in roads) / 1000:.1f}",
-        f"{result.correct_m / max(result.matched_m, 1e-9):.3f}",
-        f"{result.recalled_m / max(result.truth_m, 1e-9):.3f}",
-        f"{result.status_same / max(result.roads, 1):.3f}",
-        f"{result.absent_matched}/{result.absent}",
-        f"{far_matched}/{far}",
-    )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     confusion = Table(title="status: truth (rows) against answer (columns)")
     confusion.add_column("truth")
@@ -605,14 +640,15 @@ def main() -> None:
     for name in names:
         confusion.add_column(name, justify="right")
     for truth_status in names:
-        confusion.add_row(truth_status, *(str(result.confusion[(truth_status, a)]) for a in names))
+        confusion.add_row(truth_status, *(str(pooled.confusion[(truth_status, a)]) for a in names))
     console.print(confusion)
-    console.print(_breakdown(result))
-    for lost, number, truth_status, answer_status in sorted(result.worst)[::-1][: args.worst]:
-        console.print(f"road {number}: {lost:.0f} m lost, truth {truth_status}, {answer_status}")
+    console.print(_breakdown(pooled))
+    for lost, seed, number, truth_status, answer_status in sorted(pooled.worst)[::-1][: args.worst]:
+        console.print(
+            f"seed {seed}, road {number}: {lost:.0f} m lost, truth {truth_status}, {answer_status}"
+        )
     console.print(
-        f"matched in {seconds:.2f} s; {batch.errors.num_rows} roads rejected "
-        f"({', '.join(sorted(set(batch.errors.column('code').to_pylist())))})"
+        f"matched in {seconds:.2f} s; {rejected} roads rejected ({', '.join(sorted(codes))})"
     )
 
 
