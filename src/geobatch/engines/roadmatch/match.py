@@ -63,7 +63,7 @@ class MatchParams:
     oneway_penalty: float = 2.0  # emission cost of travelling against a oneway segment
     # emission cost of a oneway road on a two-way segment or a two-way road on a oneway one,
     # where the input says which it is (a slip road or a carriageway beside a two-way street)
-    oneway_kind_penalty: float = 0.5
+    oneway_kind_penalty: float = 1.0
     # emission cost, on oneway segments, of assuming a road not said to be oneway or two-way
     # runs against its digitisation
     reversed_penalty: float = 0.1
