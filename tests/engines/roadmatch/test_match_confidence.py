@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import shapely
 from toy_networks import line, network
 
 from geobatch.engines.roadmatch import MatchParams, match_lines
-from geobatch.engines.roadmatch.confidence import _frechet, combine
+from geobatch.engines.roadmatch.confidence import _frechet, combine, road_threshold
 
 PARAMS = MatchParams()
 
@@ -176,3 +178,24 @@ def test_a_stretch_running_well_away_from_the_reference_is_not_covered() -> None
     assert max(s.to_fraction for s in match.segments) < 175 / 400
     (loose,) = match_lines([leaves], ["Main Street"], net, MatchParams(off_reference_share=1.0))
     assert loose.status == "full"
+
+
+def test_a_road_of_few_samples_needs_more_confidence() -> None:
+    # A fragment fits whatever street it lies near: at one sampling step it must clear the
+    # threshold plus a quarter of the way to 100; a road four steps long a sixteenth.
+    net = _straight()
+
+    def bent(length: float, offset: float) -> shapely.LineString:
+        rise = math.tan(math.radians(20)) * length / 2
+        return line([(100, offset), (100 + length / 2, offset + rise), (100 + length, offset)])
+
+    fragment, road = bent(12, 10), bent(60, 6)
+    names = ["Harbour Road"] * 2
+    loose = match_lines([fragment, road], names, net, MatchParams(confidence_threshold=0))
+    assert road_threshold(np.array([12.0, 60.0]), PARAMS).tolist() == [70.0, 62.5]
+    assert loose[1].confidence < loose[0].confidence < 70.0
+    default = match_lines([fragment, road], names, net, PARAMS)
+    assert [m.status for m in default] == ["unmatched", "full"]
+    without = match_lines([fragment, road], names, net, MatchParams(short_road_margin=0))
+    assert [m.status for m in without] == ["full", "full"]
+    assert [m.status for m in loose] == ["full", "full"]

@@ -6,9 +6,10 @@ samples and their positions on the path, and the largest route detour between sa
 mean heading difference, and, where both sides have names, name similarity. A road offset
 by a few metres keeps a high confidence; a parallel street a block away does not.
 
-Stretches (and whole roads) below ``confidence_threshold`` are dropped, and a road's status
-follows the share of its length that the remaining stretches cover, so that a road the
-reference lacks is reported unmatched rather than as its nearest neighbour.
+Stretches (and whole roads) below ``confidence_threshold`` are dropped (a road only a few
+sampling steps long needs a little more), and a road's status follows the share of its length
+that the remaining stretches cover, so that a road the reference lacks is reported unmatched
+rather than as its nearest neighbour.
 """
 
 from __future__ import annotations
@@ -132,11 +133,8 @@ def score_roads(
     # the share of the input that the remaining stretches cover. A short weak stretch between
     # two strong ones of the same road (a roundabout passed through) is part of the path.
     foreign_end = _foreign_ends(pieces, p_name, n_lines, params)
-    weak = (
-        (p_conf < params.confidence_threshold)
-        | (road_conf[pieces.line] < params.confidence_threshold)
-        | foreign_end
-    )
+    road_weak = road_conf < road_threshold(samples.lengths, params)
+    weak = (p_conf < params.confidence_threshold) | road_weak[pieces.line] | foreign_end
     strong = ~weak
     first_strong = np.full(n_lines, np.inf)
     last_strong = np.full(n_lines, -np.inf)
@@ -147,9 +145,7 @@ def score_roads(
         & (pieces.input_hi <= last_strong[pieces.line])
         & (pieces.input_hi - pieces.input_lo <= 3 * params.spacing_m)
     )
-    kept = np.flatnonzero(
-        strong | (inside & (road_conf[pieces.line] >= params.confidence_threshold))
-    )
+    kept = np.flatnonzero(strong | (inside & ~road_weak[pieces.line]))
     # The input on the matched path, less what only dropped stretches covered. (Slivers left
     # out of the ranges, a few metres past a junction at a road's end, still count as on it.)
     # A street met at the road's end is not reported, but the road does reach it.
@@ -199,6 +195,20 @@ def score_roads(
         segment_confidence=np.round(p_conf[kept], 1),
         geometry=shapes,
     )
+
+
+def road_threshold(lengths: np.ndarray, params: MatchParams) -> np.ndarray:
+    """The confidence each road must reach: the threshold, raised for a road only a few
+    sampling steps long by ``short_road_margin`` of the way to 100 at one step, less in
+    proportion as the road is longer. Its few samples fit any street they lie near (a
+    fragment left beside the road it once belonged to), so its confidence says less; a
+    threshold of 0 still keeps everything."""
+    threshold = params.confidence_threshold
+    if threshold <= 0:
+        return np.zeros(len(lengths))
+    steps = np.maximum(lengths, params.spacing_m) / params.spacing_m
+    out: np.ndarray = threshold + (100.0 - threshold) * params.short_road_margin / steps
+    return out
 
 
 def _foreign_ends(

@@ -54,6 +54,9 @@ class MatchParams:
 
     search_radius_m: float = 30.0
     confidence_threshold: float = 60.0  # 0-100; weaker stretches (or roads) are not matches
+    # a road one sampling step long must also clear this share of the way from the threshold
+    # to 100 (a road of n steps, 1/n of it): a few samples fit any street they lie near
+    short_road_margin: float = 0.25
     use_names: bool = True
     spacing_m: float = 15.0  # resampling step along the input
     max_candidates: int = 6  # nearest segments kept per sample
